@@ -1,0 +1,120 @@
+"""Prometheus exposition: a custom collector that reads the latest snapshot at scrape time.
+
+Naming follows Prometheus conventions: one `streamhealth_` prefix, base units at the end (bytes,
+seconds), `_total` for counters, `_ratio` for 0..1; labels are low-cardinality and never carry a key or
+a URL. A scrape never triggers a measurement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from agent.models import HealthSnapshot
+
+_STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def _gauge(name: str, documentation: str, value: float | None, unit: str = "") -> Iterator[Metric]:
+    if value is not None:
+        yield GaugeMetricFamily(name, documentation, value=value, unit=unit)
+
+
+def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "streamhealth_health_state",
+        "Overall health: 0 ok, 1 warning, 2 critical.",
+        value=_STATE_VALUE[snapshot.overall],
+    )
+    yield GaugeMetricFamily(
+        "streamhealth_agent_start_time_seconds",
+        "When the agent started (Unix time).",
+        value=snapshot.agent.started_at.timestamp(),
+    )
+    alerts = GaugeMetricFamily("streamhealth_alerts_active", "Active alerts by severity.", labels=["severity"])
+    for severity in ("warning", "critical"):
+        alerts.add_metric([severity], sum(1 for alert in snapshot.alerts if alert.severity == severity))
+    yield alerts
+    up = GaugeMetricFamily("streamhealth_source_up", "1 when the source's last sample is fresh.", labels=["source"])
+    age = GaugeMetricFamily(
+        "streamhealth_source_sample_age_seconds", "Seconds since the source's last sample.", labels=["source"]
+    )
+    for name, status in sorted(snapshot.sources.items()):
+        up.add_metric([name], 1.0 if status.state == "ok" else 0.0)
+        if status.age_s is not None:
+            age.add_metric([name], status.age_s)
+    yield up
+    yield age
+
+
+def system_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    system = snapshot.system
+    if system is None:
+        return
+    yield GaugeMetricFamily(
+        "streamhealth_cpu_usage_ratio", "Whole-machine CPU use, 0..1.", value=system.cpu_usage_ratio
+    )
+    cores = GaugeMetricFamily("streamhealth_cpu_core_usage_ratio", "CPU use per logical core.", labels=["core"])
+    for index, value in enumerate(system.cpu_per_core_ratio):
+        cores.add_metric([str(index)], value)
+    yield cores
+    yield from _gauge("streamhealth_load_average_1m", "1-minute load average.", system.load_average_1m)
+    yield GaugeMetricFamily("streamhealth_memory_used_ratio", "Memory in use, 0..1.", value=system.memory_used_ratio)
+    yield GaugeMetricFamily(
+        "streamhealth_memory_available_bytes", "Memory available.", value=system.memory_available_bytes
+    )
+    yield GaugeMetricFamily("streamhealth_swap_used_ratio", "Swap in use, 0..1.", value=system.swap_used_ratio)
+    sent = CounterMetricFamily("streamhealth_network_sent_bytes", "Bytes sent per interface.", labels=["interface"])
+    received = CounterMetricFamily(
+        "streamhealth_network_received_bytes", "Bytes received per interface.", labels=["interface"]
+    )
+    for interface in system.interfaces:
+        sent.add_metric([interface.name], interface.sent_bytes_total)
+        received.add_metric([interface.name], interface.received_bytes_total)
+    yield sent
+    yield received
+    yield GaugeMetricFamily(
+        "streamhealth_on_battery", "1 when running on battery.", value=1.0 if system.on_battery else 0.0
+    )
+    if system.battery is not None:
+        yield GaugeMetricFamily(
+            "streamhealth_battery_charge_ratio", "Battery charge, 0..1.", value=system.battery.charge_ratio
+        )
+    if system.disk is not None:
+        yield GaugeMetricFamily(
+            "streamhealth_recordings_disk_free_bytes",
+            "Free space where recordings go.",
+            value=system.disk.free_bytes,
+        )
+    yield from _gauge(
+        "streamhealth_encoder_cpu_usage_cores",
+        "Encoder process CPU use in cores (1.0 = one core).",
+        system.encoder_cpu_core_ratio,
+    )
+    yield from _gauge(
+        "streamhealth_encoder_resident_memory_bytes",
+        "Encoder process resident memory.",
+        system.encoder_memory_rss_bytes,
+    )
+
+
+# Each entry turns one part of the snapshot into metric families; sources add theirs here.
+METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [agent_metrics, system_metrics]
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snapshot: Callable[[], HealthSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot()
+        for build in METRIC_BUILDERS:
+            yield from build(snapshot)
+
+
+def build_registry(snapshot: Callable[[], HealthSnapshot]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return registry

@@ -1,0 +1,50 @@
+"""Shared base of the data contract: immutable models, a schema version, and metric flattening.
+
+Logs outlive code, so every top-level record carries `schema_version`; readers ignore fields they
+do not know (a newer agent's log still reads), and writers never reuse a field name for a new meaning.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every model that crosses a boundary (source -> runtime -> API / log / TUI)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Sample(Contract):
+    """One reading of one source. Sources publish immutable samples; nobody mutates them later.
+
+    `metrics()` flattens the numeric fields that are worth keeping as history (a time series per
+    field, named `<source>.<field>`); nested lists such as per-core CPU stay in the sample only.
+    """
+
+    SOURCE: ClassVar[str] = ""
+    # Numeric fields that are facts, not time series (sizes, counts of cores): left out of history.
+    NOT_HISTORY: ClassVar[frozenset[str]] = frozenset()
+
+    taken_at: datetime = Field(default_factory=utc_now, description="When the source took this reading (UTC).")
+
+    def metrics(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for name in type(self).model_fields:
+            if name in self.NOT_HISTORY:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                values[f"{self.SOURCE}.{name}"] = 1.0 if value else 0.0
+            elif isinstance(value, int | float):
+                values[f"{self.SOURCE}.{name}"] = float(value)
+        return values

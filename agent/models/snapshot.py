@@ -1,0 +1,46 @@
+"""The health snapshot: the latest sample of every source, their states, and the active alerts.
+
+One field per source, named like the source, so the runtime fills it without knowing the sources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from agent.models.alerts import Alert, OverallState
+from agent.models.base import SCHEMA_VERSION, Contract
+from agent.models.system import SystemSample
+
+SourceStateName = Literal["starting", "ok", "stale", "error", "disabled"]
+
+
+class SourceStatus(Contract):
+    name: str
+    state: SourceStateName
+    last_sample_at: datetime | None = None
+    age_s: float | None = Field(None, description="Seconds since the last good sample.")
+    error: str | None = Field(None, description="Why the last attempt failed, and what to do (redacted).")
+    consecutive_failures: int = 0
+
+
+class AgentInfo(Contract):
+    version: str
+    pid: int
+    started_at: datetime
+    uptime_s: float
+    platform: str
+    ingest_primary: str | None = Field(None, description="The primary ingest URL with its key redacted.")
+    ingest_backups: list[str] = Field(default_factory=list, description="Backup ingest URLs, keys redacted.")
+
+
+class HealthSnapshot(Contract):
+    schema_version: int = SCHEMA_VERSION
+    taken_at: datetime
+    agent: AgentInfo
+    overall: OverallState
+    sources: dict[str, SourceStatus]
+    system: SystemSample | None = None
+    alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")

@@ -1,0 +1,285 @@
+"""The agent: owns the sources, the history, the rules and the sinks, and ticks once per interval.
+
+Sources publish samples whenever they have them; the tick (default 1 Hz) turns the latest samples
+into a `HealthSnapshot`, marks stale sources, runs the rules, and emits records to the sinks
+(event stream, health log, and later shippers). No API request ever triggers a measurement:
+requests read what the last tick produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from agent import __version__
+from agent.api.events import EventBus
+from agent.history import History
+from agent.jobs import Jobs
+from agent.logs.writer import HealthLogWriter
+from agent.models import (
+    AgentInfo,
+    Alert,
+    AlertRecord,
+    HealthSnapshot,
+    RunStarted,
+    RunStopped,
+    Sample,
+    SourceStateName,
+    SourceStateRecord,
+    SourceStatus,
+    TickRecord,
+    overall_state,
+    utc_now,
+)
+from agent.redact import redact, redact_url
+from agent.rules import RuleEvaluator
+from agent.settings import Settings
+from agent.sources import Source, build_sources
+
+log = logging.getLogger(__name__)
+
+RECENTLY_CLEARED_KEPT = 100
+_SEVERITY_ORDER = {"critical": 0, "warning": 1}
+
+
+class RecordSink(Protocol):
+    """Anything that takes the agent's records as redacted JSON lines (log writer, shipper, ...)."""
+
+    def write_line(self, line_json: str) -> None: ...
+
+
+@dataclass
+class _SourceHealth:
+    name: str
+    stale_after_s: float
+    state: SourceStateName = "starting"
+    last_sample_at: datetime | None = None
+    last_sample_monotonic: float | None = None
+    error: str | None = None
+    consecutive_failures: int = 0
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: list[Source] | None = None,
+        *,
+        rules: RuleEvaluator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.sources = build_sources(settings) if sources is None else sources
+        self.rules = rules
+        self.clock = clock
+        self.bus = EventBus()
+        self.jobs = Jobs(self)
+        self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
+        self.started_at = utc_now()
+        self.pid = os.getpid()
+        self.sinks: list[RecordSink] = []
+        self.log_writer: HealthLogWriter | None = None
+        self._latest: dict[str, Sample] = {}
+        self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
+        self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._snapshot = self._build_snapshot()
+        self.ticks = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.logs.enabled:
+            self.log_writer = HealthLogWriter(
+                self.settings.logs.dir,
+                started_at=self.started_at,
+                pid=self.pid,
+                max_bytes=self.settings.logs.max_bytes,
+                keep_bytes=self.settings.logs.keep_bytes,
+            )
+            try:
+                self.log_writer.open()
+                self.sinks.append(self.log_writer)
+            except OSError as exc:
+                log.error(
+                    "cannot open the health log in %s: %s; set logs.dir to a writable folder",
+                    self.settings.logs.dir,
+                    exc.strerror,
+                )
+                self.log_writer = None
+        self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
+        for source in self.sources:
+            self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
+        self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
+
+    async def stop(self, reason: str = "stopped") -> None:
+        for task in self._tasks:
+            task.cancel()
+        for job in ("bandwidth", "preflight"):
+            await self.jobs.cancel(job)
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for source in self.sources:
+            try:
+                await asyncio.wait_for(source.close(), timeout=5)
+            except Exception:
+                log.exception("source %s did not close cleanly", source.name)
+        self.emit(RunStopped(at=utc_now(), reason=reason))
+        if self.log_writer is not None:
+            self.log_writer.close()
+
+    async def _supervise(self, source: Source) -> None:
+        """Run a source; if it ever returns or crashes, say so and restart it with a capped backoff."""
+        restarts = 0
+        while True:
+            try:
+                await source.run(self)
+                message = "stopped unexpectedly"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("source %s crashed", source.name)
+                message = f"crashed: {type(exc).__name__}: {exc}"
+            restarts += 1
+            self.report_failure(source.name, f"{message}; restarting")
+            await asyncio.sleep(min(2.0**restarts, 30.0))
+
+    async def _tick_forever(self) -> None:
+        interval_s = self.settings.sampling.interval_s
+        next_at = self.clock()
+        while True:
+            next_at += interval_s
+            await asyncio.sleep(max(0.0, next_at - self.clock()))
+            try:
+                self.tick()
+            except Exception:  # a bug in a rule must not stop the agent; it is logged with its traceback
+                log.exception("tick failed")
+            if self.clock() - next_at > interval_s:
+                next_at = self.clock()  # we fell behind (suspend, overload): do not burst to catch up
+
+    # --- SampleSink ------------------------------------------------------------------------------
+
+    def publish(self, source: str, sample: Sample) -> None:
+        self._latest[source] = sample
+        health = self._health.setdefault(source, _SourceHealth(source, 3 * self.settings.sampling.interval_s))
+        health.last_sample_at = sample.taken_at
+        health.last_sample_monotonic = self.clock()
+        health.error = None
+        health.consecutive_failures = 0
+        self._set_state(health, "ok")
+        self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        if self.bus.subscriber_count:
+            payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
+            self.bus.publish("sample", redact(payload))
+
+    def report_failure(self, source: str, message: str) -> None:
+        health = self._health.setdefault(source, _SourceHealth(source, 3 * self.settings.sampling.interval_s))
+        health.error = redact(message)
+        health.consecutive_failures += 1
+        if health.last_sample_monotonic is None:
+            self._set_state(health, "error")
+        elif self.clock() - health.last_sample_monotonic > health.stale_after_s:
+            self._set_state(health, "stale")
+
+    def _set_state(self, health: _SourceHealth, state: SourceStateName) -> None:
+        if health.state == state:
+            return
+        health.state = state
+        if state in ("error", "stale"):
+            log.warning("source %s is %s: %s", health.name, state, health.error or "no recent sample")
+        elif state == "ok":
+            log.info("source %s is ok", health.name)
+        self.emit(SourceStateRecord(at=utc_now(), status=self._status_of(health)))
+
+    # --- tick ------------------------------------------------------------------------------------
+
+    def tick(self) -> HealthSnapshot:
+        now = self.clock()
+        for health in self._health.values():
+            last = health.last_sample_monotonic
+            if last is not None and now - last > health.stale_after_s and health.state == "ok":
+                self._set_state(health, "stale")
+        snapshot = self._build_snapshot()
+        if self.rules is not None:
+            changes = self.rules.evaluate(snapshot, self.history)
+            for change in changes:
+                if change.change == "cleared":
+                    self._recently_cleared.appendleft(change.alert)
+                self.emit(AlertRecord(at=utc_now(), change=change))
+            if changes:
+                snapshot = self._build_snapshot()
+        self._snapshot = snapshot
+        self.ticks += 1
+        self.emit(TickRecord(snapshot=snapshot))
+        return snapshot
+
+    def _status_of(self, health: _SourceHealth) -> SourceStatus:
+        age = None if health.last_sample_monotonic is None else round(self.clock() - health.last_sample_monotonic, 3)
+        return SourceStatus(
+            name=health.name,
+            state=health.state,
+            last_sample_at=health.last_sample_at,
+            age_s=age,
+            error=health.error,
+            consecutive_failures=health.consecutive_failures,
+        )
+
+    def _agent_info(self) -> AgentInfo:
+        ingest = self.settings.ingest
+        return AgentInfo(
+            version=__version__,
+            pid=self.pid,
+            started_at=self.started_at,
+            uptime_s=round((utc_now() - self.started_at).total_seconds(), 3),
+            platform=self.settings.platform,
+            ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
+            ingest_backups=[redact_url(url) for url in ingest.backups],
+        )
+
+    def _build_snapshot(self) -> HealthSnapshot:
+        alerts = self.active_alerts()
+        samples = {name: sample for name, sample in self._latest.items() if name in HealthSnapshot.model_fields}
+        return HealthSnapshot(
+            taken_at=utc_now(),
+            agent=self._agent_info(),
+            overall=overall_state(alerts),
+            sources={name: self._status_of(health) for name, health in self._health.items()},
+            alerts=alerts,
+            **samples,
+        )
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> HealthSnapshot:
+        return self._snapshot
+
+    def active_alerts(self) -> list[Alert]:
+        if self.rules is None:
+            return []
+        return sorted(self.rules.active_alerts(), key=lambda alert: (_SEVERITY_ORDER[alert.severity], alert.since))
+
+    def recently_cleared_alerts(self) -> list[Alert]:
+        return list(self._recently_cleared)
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def emit(self, record: BaseModel, event_type: str | None = None) -> None:
+        """Serialise a record once, redact it, and hand it to the event stream and every sink."""
+        line = redact(record.model_dump_json())
+        kind = event_type or str(getattr(record, "type", type(record).__name__))
+        self.bus.publish(kind, line)
+        for sink in self.sinks:
+            sink.write_line(line)

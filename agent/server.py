@@ -1,0 +1,90 @@
+"""Runs an agent and its HTTP API on one asyncio loop: in the foreground (`streamhealth agent`) or
+embedded in another program (the TUI). Refuses to expose the API beyond loopback without a token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+
+from agent.api.app import create_app
+from agent.errors import BindRefused
+from agent.runtime import Agent
+from agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def check_bind(settings: Settings) -> None:
+    if not settings.api.is_loopback and settings.api.token is None:
+        raise BindRefused(
+            f"refusing to serve the API on {settings.api.host}: that address is reachable from other machines "
+            "and api.token is not set. Set api.token (or STREAMHEALTH_API__TOKEN) to a long random string, "
+            "or keep api.host = 127.0.0.1."
+        )
+
+
+class AgentServer:
+    """An `Agent` plus a uvicorn server for its API; `start()` returns once the port is listening."""
+
+    def __init__(self, settings: Settings, agent: Agent | None = None) -> None:
+        check_bind(settings)
+        self.settings = settings
+        self.agent = agent or Agent(settings)
+        config = uvicorn.Config(
+            create_app(self.agent),
+            host=settings.api.host,
+            port=settings.api.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws="none",
+        )
+        self._server = _EmbeddedUvicorn(config)
+        self._serve_task: asyncio.Task[None] | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.settings.api.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.agent.start()
+        self._serve_task = asyncio.create_task(self._serve(), name="api")
+        while not self._server.started:
+            if self._serve_task.done():
+                await self.agent.stop("the API could not start")
+                raise OSError(
+                    f"cannot listen on {self.settings.api.host}:{self.settings.api.port} "
+                    "(is another agent running? set api.port to a free port)"
+                )
+            await asyncio.sleep(0.02)
+        sockets = [sock for server in self._server.servers for sock in server.sockets]
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.api.port
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        except SystemExit:  # uvicorn exits the process when it cannot bind; we report it instead
+            log.debug("uvicorn gave up starting")
+
+    async def stop(self, reason: str = "stopped") -> None:
+        self._server.should_exit = True
+        if self._serve_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serve_task
+        await self.agent.stop(reason)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: whoever runs the agent owns SIGINT / SIGTERM, so a
+    signal stops the agent cleanly (last log line written) instead of being re-raised at the process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -1,0 +1,273 @@
+"""The settings tree (pydantic-settings): the only place that reads configuration files and env vars.
+
+Layers, lowest first: model defaults < `configs/default.toml` shipped with the package < the user's
+file (`--config`, `STREAMHEALTH_CONFIG`, or the platform config folder) < `STREAMHEALTH_*` environment
+variables (`__` between levels: `STREAMHEALTH_API__PORT=9000`). A bad value anywhere becomes one
+`ConfigError` naming where it came from (file or variable), the field path and the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from agent import paths
+from agent.errors import ConfigError
+from agent.redact import redact, register_secret
+
+ENV_PREFIX = "STREAMHEALTH_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_PATH_ENV = "STREAMHEALTH_CONFIG"
+
+PlatformName = Literal["tiktok", "twitch", "youtube", "custom"]
+
+
+def _check_ingest_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("rtmp", "rtmps"):
+        raise ValueError("must be an rtmp:// or rtmps:// URL (the server and key your platform gives you)")
+    if not parts.hostname:
+        raise ValueError("has no host name")
+    if not parts.path.strip("/"):
+        raise ValueError("has no application path (e.g. rtmp://live.twitch.tv/app/<key>)")
+    return url
+
+
+IngestUrl = Annotated[str, AfterValidator(_check_ingest_url)]
+ExpandedPath = Annotated[Path, AfterValidator(lambda path: path.expanduser())]
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    token: SecretStr | None = None
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class SamplingSettings(Section):
+    interval_s: float = Field(1.0, gt=0, le=60)
+    history_s: float = Field(6 * 3600, gt=0, le=7 * 24 * 3600)
+    source_timeout_s: float = Field(5.0, gt=0, le=120)
+
+
+class LogsSettings(Section):
+    dir: ExpandedPath = Field(default_factory=paths.default_logs_dir)
+    max_bytes: int = Field(50 * 1024 * 1024, ge=64 * 1024)
+    keep_bytes: int = Field(1024 * 1024 * 1024, ge=0)
+    enabled: bool = True
+
+
+class SystemSourceSettings(Section):
+    enabled: bool = True
+    interval_s: float | None = Field(None, gt=0, le=60)
+    recordings_dir: ExpandedPath = Field(default_factory=Path.home)
+    top_processes_count: int = Field(5, ge=0, le=50)
+    process_scan_interval_s: float = Field(5.0, gt=0, le=300)
+
+
+class SourcesSettings(Section):
+    system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
+
+
+class IngestSettings(Section):
+    primary: IngestUrl | None = None
+    backups: list[IngestUrl] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    platform: PlatformName = "custom"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _environ_override.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
+        return (init_settings, env_settings, _LayeredTomlSource(settings_cls))
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+_toml_layers: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("_toml_layers", default=())
+_environ_override: ContextVar[Mapping[str, str] | None] = ContextVar("_environ_override", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """Environment variables from a given mapping instead of `os.environ` (tests, embedded agents)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._given_environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._given_environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class _LayeredTomlSource(PydanticBaseSettingsSource):
+    """The TOML files, already read and deep-merged by `load_settings` (lowest layer first)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        raise NotImplementedError  # __call__ below returns the whole mapping at once
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for layer in _toml_layers.get():
+            _deep_merge(merged, layer)
+        return merged
+
+
+def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found", file=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", file=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", file=str(path)) from exc
+
+
+def user_config_path(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The user's config file: `--config`, else `STREAMHEALTH_CONFIG`, else the platform one if it exists."""
+    environ = os.environ if environ is None else environ
+    if explicit is not None:
+        return explicit
+    from_env = environ.get(CONFIG_PATH_ENV)
+    if from_env:
+        return Path(from_env).expanduser()
+    default = paths.user_config_file()
+    return default if default.is_file() else None
+
+
+def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from every layer, or raise one `ConfigError` that says what to fix."""
+    default_file = paths.shipped_configs_dir() / "default.toml"
+    user_file = user_config_path(config_path, environ)
+    layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
+    if user_file is not None:
+        layers.append((str(user_file), read_toml(user_file)))
+
+    layers_token = _toml_layers.set(tuple(layer for _, layer in layers))
+    environ_token = _environ_override.set(environ)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, layers, environ)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"environment: {redact(str(exc))}") from None
+    finally:
+        _toml_layers.reset(layers_token)
+        _environ_override.reset(environ_token)
+    _register_settings_secrets(settings)
+    return settings
+
+
+def _register_settings_secrets(settings: Settings) -> None:
+    if settings.api.token is not None:
+        register_secret(settings.api.token.get_secret_value())
+    for url in [settings.ingest.primary, *settings.ingest.backups]:
+        if url:
+            path = urlsplit(url).path.strip("/").split("/", 1)
+            if len(path) == 2:
+                register_secret(path[1])
+
+
+def _describe_validation_error(
+    exc: ValidationError, layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str] | None
+) -> str:
+    environ = os.environ if environ is None else environ
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+        field = ".".join(loc) or "(top level)"
+        origin = _origin_of(loc, layers, environ)
+        reason = error["msg"]
+        if error["type"] == "extra_forbidden":
+            reason = "unknown setting (check the spelling; configs/default.toml lists every setting)"
+        elif "input" in error and error["type"] != "missing" and not _is_secret_field(loc):
+            shown = redact(repr(error["input"]))
+            reason = f"{reason} (got {shown[:80]})"
+        lines.append(f"  {origin}: {field}: {redact(reason)}")
+    return "\n".join(lines)
+
+
+def _is_secret_field(loc: list[str]) -> bool:
+    # Ingest URLs carry the stream key, possibly in a form `redact` cannot recognise (a mistyped scheme).
+    return bool(set(loc) & {"token", "password", "key", "stream_key", "primary", "backups"})
+
+
+def _origin_of(loc: list[str], layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> str:
+    env_names = {name.upper(): name for name in environ}
+    for depth in range(len(loc), 0, -1):
+        candidate = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
+        if candidate in env_names:
+            return f"environment variable {env_names[candidate]}"
+    for file_name, layer in reversed(layers):
+        node: Any = layer
+        for part in loc:
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return str(file_name)
+    return "settings"

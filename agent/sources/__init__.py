@@ -1,0 +1,20 @@
+"""The sources: one module per thing we measure. `build_sources` is the one place that lists them."""
+
+from __future__ import annotations
+
+from agent.settings import Settings
+from agent.sources.base import PollingSource, SampleSink, Source
+
+
+def build_sources(settings: Settings) -> list[Source]:
+    """The sources enabled in `settings`, ready to run. Imports are local so a disabled source costs nothing."""
+    interval_s, timeout_s = settings.sampling.interval_s, settings.sampling.source_timeout_s
+    sources: list[Source] = []
+    if settings.sources.system.enabled:
+        from agent.sources.system import SystemSource
+
+        sources.append(SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s))
+    return sources
+
+
+__all__ = ["PollingSource", "SampleSink", "Source", "build_sources"]

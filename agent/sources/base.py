@@ -1,0 +1,82 @@
+"""What a source is: a small class with an async `run()` that publishes samples to a sink.
+
+Pull sources (CPU, TCP probes) subclass `PollingSource` and implement `sample()`; push sources
+(OBS events, ffmpeg progress, the relay) subclass `Source` and publish when data arrives.
+A source never raises out of `run()` for a measurement failure: it reports it, backs off, and goes on,
+so one slow or failing source never blocks or kills the others.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from typing import ClassVar, Protocol
+
+from agent.errors import StreamHealthError
+from agent.models import Sample
+from agent.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+class SampleSink(Protocol):
+    """Where sources deliver: the runtime. Both calls are synchronous and never block."""
+
+    def publish(self, source: str, sample: Sample) -> None: ...
+
+    def report_failure(self, source: str, message: str) -> None: ...
+
+
+class Source(abc.ABC):
+    name: ClassVar[str]
+
+    def __init__(self, *, interval_s: float, timeout_s: float) -> None:
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+
+    @property
+    def stale_after_s(self) -> float:
+        """A sample older than this is stale: a few missed intervals, or a timed-out attempt."""
+        return max(3 * self.interval_s, self.interval_s + self.timeout_s)
+
+    @abc.abstractmethod
+    async def run(self, sink: SampleSink) -> None:
+        """Measure until cancelled."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the source holds (connections, subprocesses). Called once at shutdown."""
+
+
+class PollingSource(Source):
+    """A source that takes one reading per interval, each within a timeout, backing off on failure."""
+
+    max_backoff_s: float = 30.0
+
+    @abc.abstractmethod
+    async def sample(self) -> Sample:
+        """Take one reading. Raise `StreamHealthError` with a user-facing reason when it cannot."""
+
+    async def run(self, sink: SampleSink) -> None:
+        failures = 0
+        next_at = time.monotonic()
+        while True:
+            try:
+                reading = await asyncio.wait_for(self.sample(), self.timeout_s)
+            except TimeoutError:
+                failures += 1
+                sink.report_failure(self.name, f"no reading within {self.timeout_s:g} s")
+            except StreamHealthError as exc:
+                failures += 1
+                sink.report_failure(self.name, redact(str(exc)))
+            except Exception as exc:  # a bug or an unexpected OS error: report it, keep measuring
+                failures += 1
+                log.exception("source %s failed unexpectedly", self.name)
+                sink.report_failure(self.name, redact(f"unexpected error: {type(exc).__name__}: {exc}"))
+            else:
+                failures = 0
+                sink.publish(self.name, reading)
+            delay = self.interval_s if failures == 0 else min(self.interval_s * 2 ** (failures - 1), self.max_backoff_s)
+            next_at = max(next_at + delay, time.monotonic()) if failures == 0 else time.monotonic() + delay
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))

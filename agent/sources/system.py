@@ -1,0 +1,240 @@
+"""The system source: CPU, memory, uplink traffic, power, disk, busiest processes and the encoder.
+
+Kept cheap because it runs beside an encoder that needs the CPU: the per-second reading touches only
+aggregate counters and the one encoder process; walking every process (to rank the busiest and to
+find the encoder) happens on a slower scan interval, in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from agent.models import (
+    BatteryState,
+    DiskSpace,
+    EncoderProcess,
+    InterfaceRates,
+    ProcessUsage,
+    SystemSample,
+)
+from agent.models.system import EncoderKind
+from agent.settings import SystemSourceSettings
+from agent.sources.base import PollingSource
+
+# Encoders in order of preference when several run at once: the streaming app beats a stray ffmpeg.
+_ENCODER_PREFERENCE: tuple[EncoderKind, ...] = ("obs", "streamlabs", "tiktok_live_studio", "ffmpeg")
+
+
+def encoder_kind(process_name: str) -> EncoderKind | None:
+    """Which encoder a process name belongs to (OBS Studio, Streamlabs, TikTok LIVE Studio, ffmpeg)."""
+    name = process_name.lower().removesuffix(".exe")
+    if name in ("obs", "obs64", "obs32", "obs-studio"):
+        return "obs"
+    if "streamlabs" in name:
+        return "streamlabs"
+    if "tiktok" in name and "live" in name:
+        return "tiktok_live_studio"
+    if name in ("ffmpeg", "ffmpeg-static"):
+        return "ffmpeg"
+    return None
+
+
+def default_route_interface(route_table: Path = Path("/proc/net/route")) -> str | None:
+    """The interface of the IPv4 default route (Linux); None where the OS does not expose it this way."""
+    try:
+        lines = route_table.read_text().splitlines()[1:]
+    except OSError:
+        return None
+    best: tuple[int, str] | None = None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 7 and fields[1] == "00000000" and fields[7:8] and fields[7] == "00000000":
+            metric = int(fields[6])
+            if best is None or metric < best[0]:
+                best = (metric, fields[0])
+    return best[1] if best else None
+
+
+class _ProcessScan:
+    """The slow part: rank processes by CPU and find the encoder. psutil keeps the Process objects."""
+
+    def __init__(self, top_count: int) -> None:
+        self.top_count = top_count
+        self.own_pid = os.getpid()
+
+    def run(self) -> tuple[list[ProcessUsage], psutil.Process | None, EncoderKind | None]:
+        usages: list[ProcessUsage] = []
+        encoders: list[tuple[int, float, psutil.Process, EncoderKind]] = []
+        for process in psutil.process_iter(["name"]):
+            try:
+                name = process.info["name"] or ""
+                cpu_ratio = process.cpu_percent(None) / 100.0
+                kind = encoder_kind(name)
+                if kind is not None:
+                    encoders.append((_ENCODER_PREFERENCE.index(kind), -cpu_ratio, process, kind))
+                if self.top_count and cpu_ratio > 0 and process.pid not in (0, self.own_pid):
+                    usages.append(
+                        ProcessUsage(
+                            pid=process.pid,
+                            name=name,
+                            cpu_core_ratio=round(cpu_ratio, 4),
+                            memory_rss_bytes=process.memory_info().rss,
+                        )
+                    )
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        usages.sort(key=lambda usage: usage.cpu_core_ratio, reverse=True)
+        if not encoders:
+            return usages[: self.top_count], None, None
+        encoders.sort(key=lambda entry: (entry[0], entry[1]))
+        _, _, process, kind = encoders[0]
+        return usages[: self.top_count], process, kind
+
+
+class SystemSource(PollingSource):
+    name = "system"
+
+    def __init__(self, settings: SystemSourceSettings, *, interval_s: float, timeout_s: float) -> None:
+        super().__init__(interval_s=settings.interval_s or interval_s, timeout_s=timeout_s)
+        self.settings = settings
+        self._scan = _ProcessScan(settings.top_processes_count)
+        self._last_scan_at = -float("inf")
+        self._top: list[ProcessUsage] = []
+        self._encoder: psutil.Process | None = None
+        self._encoder_kind: EncoderKind | None = None
+        self._slow_facts: tuple[str | None, dict[str, psutil._common.snicstats], BatteryState | None, DiskSpace | None]
+        self._slow_facts = (None, {}, None, None)
+        self._previous_counters: tuple[float, dict[str, psutil._common.snetio]] | None = None
+        psutil.cpu_percent(percpu=True)  # prime: the first call has nothing to compare with
+
+    async def sample(self) -> SystemSample:
+        now = time.monotonic()
+        if now - self._last_scan_at >= self.settings.process_scan_interval_s:
+            self._last_scan_at = now
+            self._top, self._encoder, self._encoder_kind = await asyncio.to_thread(self._scan.run)
+            self._slow_facts = await asyncio.to_thread(self._read_slow_facts)
+        return self._read(now)
+
+    def _read_slow_facts(
+        self,
+    ) -> tuple[str | None, dict[str, psutil._common.snicstats], BatteryState | None, DiskSpace | None]:
+        route_interface = default_route_interface() if sys.platform.startswith("linux") else None
+        try:
+            interface_stats = psutil.net_if_stats()
+        except OSError:
+            interface_stats = {}
+        battery = None
+        try:
+            reading = psutil.sensors_battery() if hasattr(psutil, "sensors_battery") else None
+        except (OSError, RuntimeError):
+            reading = None
+        if reading is not None:
+            battery = BatteryState(
+                charge_ratio=round(reading.percent / 100.0, 3),
+                on_battery=not reading.power_plugged if reading.power_plugged is not None else False,
+                seconds_left=reading.secsleft if isinstance(reading.secsleft, int) and reading.secsleft >= 0 else None,
+            )
+        disk = None
+        try:
+            usage = psutil.disk_usage(str(self.settings.recordings_dir))
+            disk = DiskSpace(
+                path=str(self.settings.recordings_dir),
+                free_bytes=usage.free,
+                total_bytes=usage.total,
+                used_ratio=round(usage.percent / 100.0, 4),
+            )
+        except OSError:
+            pass  # the folder may not exist yet; no disk reading is better than a wrong one
+        return route_interface, interface_stats, battery, disk
+
+    def _read(self, now: float) -> SystemSample:
+        per_core = [round(value / 100.0, 4) for value in psutil.cpu_percent(percpu=True)]
+        memory = psutil.virtual_memory()
+        swap = psutil.swap_memory()
+        route_interface, interface_stats, battery, disk = self._slow_facts
+        interfaces, upload_bps, download_bps = self._interface_rates(now, route_interface, interface_stats)
+        encoder, encoder_cpu, encoder_rss = self._encoder_usage()
+        try:
+            load_1m: float | None = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load_1m = None
+        return SystemSample(
+            cpu_usage_ratio=round(sum(per_core) / len(per_core), 4) if per_core else 0.0,
+            cpu_per_core_ratio=per_core,
+            cpu_count_logical=len(per_core),
+            load_average_1m=load_1m,
+            memory_total_bytes=memory.total,
+            memory_available_bytes=memory.available,
+            memory_used_ratio=round(memory.percent / 100.0, 4),
+            swap_total_bytes=swap.total,
+            swap_used_ratio=round(swap.percent / 100.0, 4),
+            default_route_interface=route_interface,
+            upload_bps=upload_bps,
+            download_bps=download_bps,
+            interfaces=interfaces,
+            battery=battery,
+            on_battery=bool(battery and battery.on_battery),
+            disk=disk,
+            top_processes=self._top,
+            encoder_process=encoder,
+            encoder_cpu_core_ratio=encoder_cpu,
+            encoder_memory_rss_bytes=encoder_rss,
+        )
+
+    def _interface_rates(
+        self, now: float, route_interface: str | None, interface_stats: dict[str, psutil._common.snicstats]
+    ) -> tuple[list[InterfaceRates], float | None, float | None]:
+        counters = psutil.net_io_counters(pernic=True)
+        previous = self._previous_counters
+        self._previous_counters = (now, counters)
+        if previous is None:
+            return [], None, None
+        elapsed_s = now - previous[0]
+        if elapsed_s <= 0:
+            return [], None, None
+        rates: list[InterfaceRates] = []
+        upload_bps = download_bps = None
+        for name, current in counters.items():
+            before = previous[1].get(name)
+            if before is None or name == "lo":
+                continue
+            # Counters that go backwards (interface reset, 32-bit wrap) start a new baseline.
+            sent_bps = max(0, current.bytes_sent - before.bytes_sent) * 8 / elapsed_s
+            received_bps = max(0, current.bytes_recv - before.bytes_recv) * 8 / elapsed_s
+            stats = interface_stats.get(name)
+            rates.append(
+                InterfaceRates(
+                    name=name,
+                    is_up=bool(stats.isup) if stats else True,
+                    link_speed_mbps=(stats.speed or None) if stats else None,
+                    sent_bps=round(sent_bps, 1),
+                    received_bps=round(received_bps, 1),
+                    sent_bytes_total=current.bytes_sent,
+                    received_bytes_total=current.bytes_recv,
+                )
+            )
+            if name == route_interface:
+                upload_bps, download_bps = round(sent_bps, 1), round(received_bps, 1)
+        return rates, upload_bps, download_bps
+
+    def _encoder_usage(self) -> tuple[EncoderProcess | None, float | None, int | None]:
+        process, kind = self._encoder, self._encoder_kind
+        if process is None or kind is None:
+            return None, None, None
+        try:
+            with process.oneshot():
+                cpu_ratio = round(process.cpu_percent(None) / 100.0, 4)
+                rss = process.memory_info().rss
+                name = process.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            self._encoder = self._encoder_kind = None  # gone: the next scan looks again
+            self._last_scan_at = -float("inf")
+            return None, None, None
+        encoder = EncoderProcess(pid=process.pid, name=name, cpu_core_ratio=cpu_ratio, memory_rss_bytes=rss, kind=kind)
+        return encoder, cpu_ratio, rss
