@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.redact import forget_registered_secrets
-from tests.peers.netns import TestHost, can_use_netns, test_host
+from tests.peers.netns import NetnsHost, can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +42,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
 
 
 @pytest.fixture
-def netns_host() -> Iterator[TestHost]:
+def netns_host() -> Iterator[NetnsHost]:
     usable, reason = can_use_netns()
     if not usable:
         pytest.skip(reason)
-    with test_host() as host:
+    with namespace_host() as host:
         yield host
 
 

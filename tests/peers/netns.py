@@ -35,7 +35,7 @@ def _run(*args: str) -> None:
 
 
 @dataclass
-class TestHost:
+class NetnsHost:
     name: str
     host_veth: str
     ns_veth: str
@@ -97,12 +97,12 @@ class TestHost:
 
 
 @contextlib.contextmanager
-def test_host() -> Iterator[TestHost]:
+def namespace_host() -> Iterator[NetnsHost]:
     index = (os.getpid() * 7 + next(_counter)) % 250 + 1
     name = f"sh{os.getpid() % 100000}x{index}"
     host_veth, ns_veth = f"shh{index}p{os.getpid() % 1000}", f"shn{index}p{os.getpid() % 1000}"
     subnet = f"10.231.{index}"
-    host = TestHost(name, host_veth, ns_veth, f"{subnet}.1", f"{subnet}.2")
+    host = NetnsHost(name, host_veth, ns_veth, f"{subnet}.1", f"{subnet}.2")
     try:
         _run("ip", "netns", "add", name)
         _run("ip", "link", "add", host_veth, "type", "veth", "peer", "name", ns_veth)

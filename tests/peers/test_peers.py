@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.peers.netns import TestHost
+from tests.peers.netns import NetnsHost
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp
 from tests.peers.wait import port_open
 
@@ -17,7 +17,7 @@ def test_nginx_rtmp_listens_on_its_port(nginx_ingest: NginxRtmp) -> None:
 
 
 @pytest.mark.root
-def test_nginx_rtmp_runs_inside_a_namespace_reachable_from_the_host(netns_host: TestHost) -> None:
+def test_nginx_rtmp_runs_inside_a_namespace_reachable_from_the_host(netns_host: NetnsHost) -> None:
     with nginx_rtmp(host=netns_host.address, netns_exec=netns_host.exec_args()) as server:
         assert port_open(server.host, server.port)
         netns_host.cut()
