@@ -5,6 +5,8 @@ Split by concern; import from here. Units are in field names (`_bps`, `_ms`, `_r
 
 from agent.models.alerts import Alert, AlertChange, OverallState, Severity, Suggestion, overall_state
 from agent.models.base import SCHEMA_VERSION, Contract, Sample, utc_now
+from agent.models.encoder import EncoderSettings, FfmpegSample, ObsConnection, ObsSample
+from agent.models.network import LinkInfo, NetworkSample, TargetStability, TcpInfo, UploadUser
 from agent.models.records import (
     LOG_RECORD,
     AlertRecord,
@@ -17,6 +19,15 @@ from agent.models.records import (
     RunStopped,
     SourceStateRecord,
     TickRecord,
+)
+from agent.models.reports import (
+    BandwidthBackend,
+    BandwidthResult,
+    CheckStatus,
+    PreflightCheck,
+    PreflightReport,
+    RecommendedSettings,
+    Verdict,
 )
 from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
 from agent.models.system import (
@@ -35,19 +46,31 @@ __all__ = [
     "Alert",
     "AlertChange",
     "AlertRecord",
+    "BandwidthBackend",
+    "BandwidthResult",
     "BatteryState",
+    "CheckStatus",
     "Contract",
     "DiskSpace",
     "EncoderProcess",
+    "EncoderSettings",
     "ErrorBody",
+    "FfmpegSample",
     "HealthSnapshot",
     "HistorySeries",
     "InterfaceRates",
     "JobFinished",
+    "LinkInfo",
     "LogRecord",
+    "NetworkSample",
+    "ObsConnection",
+    "ObsSample",
     "OverallState",
+    "PreflightCheck",
+    "PreflightReport",
     "ProcessUsage",
     "Progress",
+    "RecommendedSettings",
     "RunStarted",
     "RunStopped",
     "Sample",
@@ -57,7 +80,11 @@ __all__ = [
     "SourceStatus",
     "Suggestion",
     "SystemSample",
+    "TargetStability",
+    "TcpInfo",
     "TickRecord",
+    "UploadUser",
+    "Verdict",
     "overall_state",
     "utc_now",
 ]

@@ -12,6 +12,9 @@ from pydantic import Field
 
 from agent.models.alerts import Alert, OverallState
 from agent.models.base import SCHEMA_VERSION, Contract
+from agent.models.encoder import FfmpegSample, ObsSample
+from agent.models.network import NetworkSample
+from agent.models.reports import BandwidthResult
 from agent.models.system import SystemSample
 
 SourceStateName = Literal["starting", "ok", "stale", "error", "disabled"]
@@ -43,4 +46,8 @@ class HealthSnapshot(Contract):
     overall: OverallState
     sources: dict[str, SourceStatus]
     system: SystemSample | None = None
+    network: NetworkSample | None = None
+    obs: ObsSample | None = None
+    ffmpeg: FfmpegSample | None = None
+    bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
