@@ -9,22 +9,40 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from agent import __version__
 from agent.commands import agent_cmd
 from agent.errors import BindRefused, ConfigError, StreamHealthError
 from agent.redact import RedactingFilter, redact
-from agent.settings import load_settings
+from agent.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-COMMAND_MODULES = [agent_cmd]
+CommandRun = Callable[[argparse.Namespace, Settings], int]
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+class CommandModule(Protocol):
+    """A subcommand: a module with these two functions (see agent/commands/agent_cmd.py)."""
+
+    def add_parser(
+        self,
+        subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+        common: argparse.ArgumentParser,
+    ) -> None: ...
+
+    def run(self, args: argparse.Namespace, settings: Settings) -> int: ...
+
+
+COMMAND_MODULES: list[CommandModule] = [agent_cmd]
+
+
+def _common_options(*, for_subcommands: bool) -> argparse.ArgumentParser:
+    """Options every command takes. Subcommands get them without defaults, so that
+    `streamhealth --config X agent` keeps the X given before the command name."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if for_subcommands else None)
     common.add_argument(
         "--config",
         type=Path,
@@ -35,19 +53,21 @@ def _common_options() -> argparse.ArgumentParser:
     verbosity = common.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    if not for_subcommands:
+        common.set_defaults(config=None, verbose=False, quiet=False)
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = _common_options()
+def build_parser(command_modules: Sequence[CommandModule] = ()) -> argparse.ArgumentParser:
+    common = _common_options(for_subcommands=True)
     parser = argparse.ArgumentParser(
         prog="streamhealth",
-        parents=[common],
+        parents=[_common_options(for_subcommands=False)],
         description="Stream health monitor: measures your uplink, CPU, encoder and ingest before and during a stream.",
         epilog="Without a command, opens the terminal UI (with an agent embedded if none is running).",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in COMMAND_MODULES:
+    for module in [*COMMAND_MODULES, *command_modules]:
         module.add_parser(subparsers, common)
     return parser
 
@@ -63,23 +83,21 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.DEBUG)
 
 
-def _default_command() -> object:
-    """The TUI when it is installed, else the agent in the foreground."""
-    try:
-        from tui import cli_command  # type: ignore[attr-defined]
-    except ImportError:
-        return agent_cmd.run
-    return cli_command.run
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    extra_commands: Sequence[CommandModule] = (),
+    default_command: CommandRun | None = None,
+) -> int:
+    """Run `streamhealth`. The TUI package calls this with its own command and makes it the default
+    (the agent never imports the TUI); on its own, the default is the agent in the foreground."""
+    parser = build_parser(extra_commands)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    command = getattr(args, "command", None) or _default_command()
+    command: CommandRun = getattr(args, "command", None) or default_command or agent_cmd.run
     try:
         settings = load_settings(args.config)
-        return int(command(args, settings))  # type: ignore[operator]
+        return int(command(args, settings))
     except ConfigError as exc:
         print(f"streamhealth: {exc}", file=sys.stderr)
         return EXIT_USAGE
