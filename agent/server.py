@@ -42,6 +42,7 @@ class AgentServer:
             access_log=False,
             lifespan="off",
             ws="none",
+            timeout_graceful_shutdown=3,
         )
         self._server = _EmbeddedUvicorn(config)
         self._serve_task: asyncio.Task[None] | None = None
@@ -74,6 +75,7 @@ class AgentServer:
             log.debug("uvicorn gave up starting")
 
     async def stop(self, reason: str = "stopped") -> None:
+        self.agent.bus.close()  # event streams end first, or the server would wait for them forever
         self._server.should_exit = True
         if self._serve_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
