@@ -209,7 +209,7 @@ class ChunkReader:
 def _parse_chunk_size(payload: bytes) -> int:
     if len(payload) < 4:
         raise ProtocolError("RTMP chunk stream: Set Chunk Size message shorter than 4 bytes")
-    value = _U32.unpack_from(payload)[0]
+    value: int = _U32.unpack_from(payload)[0]
     if value & 0x80000000 or value == 0:
         raise ProtocolError(f"RTMP chunk stream: invalid chunk size {value}")
     return value
