@@ -60,9 +60,7 @@ def test_strings_longer_than_65535_bytes_use_the_long_string_marker() -> None:
 def test_ecma_array_and_strict_array_and_date_markers() -> None:
     assert amf0.encode(amf0.EcmaArray({"a": 1.0}))[0] == amf0.ECMA_ARRAY
     assert amf0.encode([1.0, "b"]) == b"\x0a\x00\x00\x00\x02" + amf0.encode(1.0, "b")
-    assert amf0.decode_all(b"\x0b" + b"\x42\x77\x48\x76\xe8\x00\x00\x00" + b"\x00\x00") == [
-        amf0.Date(1.6e12, 0)
-    ]
+    assert amf0.decode_all(b"\x0b" + b"\x42\x77\x48\x76\xe8\x00\x00\x00" + b"\x00\x00") == [amf0.Date(1.6e12, 0)]
 
 
 def test_ecma_array_count_is_advisory_the_end_marker_ends_it() -> None:
