@@ -57,7 +57,7 @@ class RtmpUrl:
 
 def parse_rtmp_url(url: str) -> RtmpUrl:
     """Split an `rtmp://` / `rtmps://` URL; raises ConfigError (with the key redacted) when it cannot be used."""
-    shown = redact_url(url)
+    shown = _shown_url(url)
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
@@ -78,6 +78,15 @@ def parse_rtmp_url(url: str) -> RtmpUrl:
         raise ConfigError(f"{shown} has no stream key (rtmp://host/app/KEY): check ingest.primary")
     netloc = parts.netloc.rpartition("@")[2]
     return RtmpUrl(scheme, parts.hostname, port, app, key, f"{scheme}://{netloc}/{app}")
+
+
+def _shown_url(url: str) -> str:
+    """A URL fit for an error message even when it is malformed: everything after the app is redacted."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2]
+    app, _, rest = parts.path.lstrip("/").partition("/")
+    tail = f"/{MARK}" if rest or parts.query else ""
+    return redact(f"{parts.scheme}://{host}/{app}{tail}" if app else f"{parts.scheme}://{host}")
 
 
 class RtmpPublisher:
