@@ -27,7 +27,7 @@ from agent.rtmp.errors import IngestConnectionLost, IngestRejected, IngestTimeou
 from agent.rtmp.synthetic import SyntheticStream
 from tests.agent.rtmp.mini_ingest import mini_ingest
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
-from tests.peers.wait import free_port
+from tests.peers.wait import async_wait_until, free_port
 
 SECRET = "sh-secret-key-4711"
 
@@ -165,11 +165,12 @@ async def test_nginx_accepts_the_synthetic_stream_and_serves_it_back_as_h264_and
 async def test_a_key_refused_by_the_ingest_is_a_clear_rejection_not_a_hang(caplog: pytest.LogCaptureFixture) -> None:
     _require_nginx()
     caplog.set_level(logging.DEBUG)
-    with _http_answering(403) as auth_port, nginx_rtmp(
-        extra_application_config=f"on_publish http://127.0.0.1:{auth_port}/auth;"
-    ) as server:
+    with (
+        _http_answering(403) as auth_port,
+        nginx_rtmp(extra_application_config=f"on_publish http://127.0.0.1:{auth_port}/auth;") as server,
+    ):
         started = time.monotonic()
-        with pytest.raises(IngestRejected, match="rejected the stream key.*ingest.primary") as caught:
+        with pytest.raises(IngestRejected, match=r"rejected the stream key.*ingest\.primary") as caught:
             await RtmpPublisher(server.url(SECRET), timeout_s=5).start()
         assert time.monotonic() - started < 5
         assert "notify: publish" in server.error_log
@@ -199,7 +200,7 @@ async def test_a_dropped_connection_while_streaming_is_reported_as_lost(nginx_in
 
 async def test_publish_bad_name_status_is_a_rejection_naming_the_status() -> None:
     async with mini_ingest(reject_names={SECRET}) as ingest:
-        with pytest.raises(IngestRejected, match="NetStream.Publish.BadName") as caught:
+        with pytest.raises(IngestRejected, match=r"NetStream\.Publish\.BadName") as caught:
             await RtmpPublisher(f"rtmp://127.0.0.1:{ingest.port}/live/{SECRET}", timeout_s=5).start()
     assert SECRET not in str(caught.value)
 
@@ -209,9 +210,7 @@ async def test_publisher_sends_what_obs_sends_and_unpublishes_on_close() -> None
         async with RtmpPublisher(f"rtmp://127.0.0.1:{ingest.port}/live/{SECRET}", timeout_s=5) as publisher:
             stream = SyntheticStream()
             await publish_synthetic(publisher, stream, 0.2)
-        deadline = time.monotonic() + 5
-        while ingest.closed_sessions == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await async_wait_until(lambda: ingest.closed_sessions > 0, 5, "the ingest to see the connection close")
     commands = [e for e in ingest.events if isinstance(e, m.Command)]
     assert [c.name for c in commands] == [
         "connect", "releaseStream", "FCPublish", "createStream", "publish", "FCUnpublish", "deleteStream",
@@ -251,7 +250,7 @@ async def test_a_server_that_never_answers_the_handshake_times_out() -> None:
 
 
 async def test_a_refused_port_is_unreachable_with_the_next_step() -> None:
-    with pytest.raises(IngestUnreachable, match="check ingest.primary") as caught:
+    with pytest.raises(IngestUnreachable, match=r"check ingest\.primary") as caught:
         await RtmpPublisher(f"rtmp://127.0.0.1:{free_port()}/live/{SECRET}", timeout_s=2).start()
     assert SECRET not in str(caught.value)
 

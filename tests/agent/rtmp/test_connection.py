@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from agent.rtmp import messages as m
@@ -51,7 +53,7 @@ def test_receiver_acknowledges_each_window_with_the_bytes_it_received() -> None:
         client.receive_data(server.data_to_send())
         acks += [e.sequence_number for e in client.events_received() if isinstance(e, m.Acknowledgement)]
     assert len(acks) >= 3
-    assert all(later - earlier >= 1000 for earlier, later in zip(acks, acks[1:], strict=False))
+    assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(acks))
     assert server.bytes_received - acks[-1] < 1000
     assert acks[-1] == client.peer_acknowledged
     assert server.bytes_received == client.bytes_sent

@@ -67,3 +67,8 @@ def test_empty_video_body_is_a_protocol_error_not_an_index_error() -> None:
 def test_truncated_or_wrong_avc_configuration_is_a_protocol_error(record: bytes) -> None:
     with pytest.raises(ProtocolError):
         flv.parse_avc_decoder_configuration(record)
+
+
+def test_end_of_sequence_marker_is_not_a_keyframe() -> None:
+    end_of_sequence = bytes([0x17, 0x02, 0, 0, 0])  # what ffmpeg sends last
+    assert not flv.is_keyframe(end_of_sequence) and not flv.is_avc_sequence_header(end_of_sequence)

@@ -20,7 +20,7 @@ async def test_ffmpeg_publishes_to_the_server_role_core_from_connect_to_delete_s
             "ffmpeg", "-nostdin", "-v", "error",
             "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-            "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-c:a", "aac",
+            "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-sc_threshold", "0", "-c:a", "aac",
             "-f", "flv", f"rtmp://127.0.0.1:{ingest.port}/live/relaytest",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
