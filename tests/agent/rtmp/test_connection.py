@@ -5,8 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from agent.errors import ProtocolError
 from agent.rtmp import messages as m
+from agent.rtmp.chunks import ChunkWriter
 from agent.rtmp.connection import Role, RtmpConnection
 
 
@@ -66,3 +70,17 @@ def test_ping_requests_are_answered_with_the_same_timestamp() -> None:
     assert client.events_received() == [m.UserControl(m.PING_REQUEST, 123456)]
     server.receive_data(client.data_to_send())
     assert server.events_received() == [m.UserControl(m.PING_RESPONSE, 123456)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 255), st.binary(max_size=64), st.binary(max_size=64))
+def test_any_message_type_with_any_body_decodes_or_raises_protocol_error_only(
+    type_id: int, body: bytes, trailing: bytes
+) -> None:
+    _client, server = _connected_pair()
+    wire = ChunkWriter().write(3, 0, type_id, 0, body) + trailing
+    try:
+        server.receive_data(wire)
+    except ProtocolError:
+        return
+    assert all(isinstance(event, m.Event) for event in server.events_received())
