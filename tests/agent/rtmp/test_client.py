@@ -143,6 +143,9 @@ async def test_nginx_accepts_the_synthetic_stream_and_serves_it_back_as_h264_and
             probe = await _ffprobe(nginx_ingest.url(SECRET))
             await publish_synthetic(publisher, stream, 3.0)
             sent = publisher.bytes_sent
+            await async_wait_until(
+                lambda: (publisher.peer_acknowledged_bytes or 0) >= sent - 64 * 1024, 5, "nginx to acknowledge"
+            )
             acknowledged = publisher.peer_acknowledged_bytes
             assert publisher.socket is not None and publisher.socket.fileno() >= 0
         out, err = await asyncio.wait_for(probe.communicate(), 20)
