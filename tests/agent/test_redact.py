@@ -91,3 +91,8 @@ def test_logging_filter_redacts_message_arguments_and_tracebacks(caplog: pytest.
 @given(st.from_regex(r"[A-Za-z0-9_-]{6,40}", fullmatch=True))
 def test_any_key_after_an_rtmp_app_is_redacted(key: str) -> None:
     assert key not in redact(f"url rtmp://ingest.example.net/app/{key} here").replace("ingest.example.net", "")
+
+
+def test_setting_paths_in_error_messages_are_not_mistaken_for_secrets() -> None:
+    text = "config.toml: api.token: Input should be a valid string"
+    assert redact(text) == text
