@@ -66,10 +66,12 @@ class NetnsHost:
 
     def shape_upload(self, rate_kbit: int, burst_bytes: int | None = None, latency_ms: int = 200) -> None:
         """Limit this host -> namespace to `rate_kbit` (token bucket; replaces any previous shaping)."""
+        subprocess.run(["tc", "qdisc", "del", "dev", self.host_veth, "root"], capture_output=True)
         _run("tc", *_tbf_args(self.host_veth, rate_kbit, burst_bytes, latency_ms))
 
     def shape_download(self, rate_kbit: int, burst_bytes: int | None = None, latency_ms: int = 200) -> None:
         """Limit namespace -> this host to `rate_kbit`."""
+        subprocess.run(self.exec_args("tc", "qdisc", "del", "dev", self.ns_veth, "root"), capture_output=True)
         _run(*self.exec_args("tc", *_tbf_args(self.ns_veth, rate_kbit, burst_bytes, latency_ms)))
 
     def unshape(self) -> None:
