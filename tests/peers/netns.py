@@ -36,9 +36,11 @@ def _run(*args: str) -> None:
 
 def _tbf_args(device: str, rate_kbit: int, burst_bytes: int | None, latency_ms: int) -> list[str]:
     burst = burst_bytes or max(4096, rate_kbit * 1000 // 8 // 50)  # about 20 ms of traffic
+    # "add" on a cleared root: "replace" on a live tbf keeps its queue, and packets queued under a
+    # bigger burst then never fit the new one, jamming the link.
     return [
         "qdisc",
-        "replace",
+        "add",
         "dev",
         device,
         "root",
