@@ -4,6 +4,7 @@ ports, names that do not resolve. Probing intervals are shortened so each phase 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -42,6 +43,7 @@ def _source(*targets: str, timeout_s: float = 2.5, live: LiveConnections | None 
     return NetworkSource(settings, IngestSettings(), timeout_s=timeout_s, live=live or LiveConnections())
 
 
+@contextlib.asynccontextmanager
 async def _running(source: NetworkSource, sink: Sink) -> AsyncIterator[None]:
     task = asyncio.create_task(source.run(sink))
     try:
@@ -67,7 +69,7 @@ async def _probes_after(sink: Sink, name: str, count: int, timeout_s: float = 15
 async def test_rtt_jitter_and_loss_follow_injected_delay_stall_and_refusal(proxy: FaultProxy) -> None:
     source, sink = _source(proxy.address), Sink()
     name = proxy.address
-    async for _ in _running(source, sink):
+    async with _running(source, sink):
         await _probes_after(sink, name, 6)
         healthy = sink.target(name)
         assert healthy.reachable is True
@@ -79,8 +81,9 @@ async def test_rtt_jitter_and_loss_follow_injected_delay_stall_and_refusal(proxy
         await async_wait_until(
             lambda: (sink.target(name).rtt_max_ms_10s or 0) > 900, 15, "a delayed connect to show in the RTT"
         )
+        baseline_jitter_ms = healthy.jitter_ms or 0
         await async_wait_until(
-            lambda: (sink.target(name).jitter_ms or 0) > 4 * (healthy.jitter_ms or 0) + 20,
+            lambda: (sink.target(name).jitter_ms or 0) > 4 * baseline_jitter_ms + 20,
             15,
             "jitter to rise with the delays",
         )
@@ -102,7 +105,7 @@ async def test_rtt_jitter_and_loss_follow_injected_delay_stall_and_refusal(proxy
 async def test_stalled_target_times_out_and_counts_as_lost(proxy: FaultProxy) -> None:
     proxy.set_mode("stall")
     source, sink = _source(proxy.address, timeout_s=0.4), Sink()
-    async for _ in _running(source, sink):
+    async with _running(source, sink):
         await _probes_after(sink, proxy.address, 3)
         stalled = sink.target(proxy.address)
         assert stalled.reachable is False
@@ -115,7 +118,7 @@ async def test_one_stalled_target_does_not_slow_the_others(proxy: FaultProxy) ->
     with fault_proxy() as healthy_proxy:
         proxy.set_mode("stall")
         source, sink = _source(proxy.address, healthy_proxy.address, timeout_s=2.0), Sink()
-        async for _ in _running(source, sink):
+        async with _running(source, sink):
             await _probes_after(sink, healthy_proxy.address, 8)
             # In the same time the stalled target finished at most one 2 s probe; the healthy one kept its pace.
             assert sink.target(proxy.address).probes_10s <= 2
@@ -125,7 +128,7 @@ async def test_one_stalled_target_does_not_slow_the_others(proxy: FaultProxy) ->
 async def test_dns_failure_and_refused_port_are_reported_with_reasons() -> None:
     refused = f"127.0.0.1:{free_port()}"
     source, sink = _source("streamhealth-test.invalid:1935", refused, timeout_s=2.0), Sink()
-    async for _ in _running(source, sink):
+    async with _running(source, sink):
         await _probes_after(sink, refused, 2)
         await _probes_after(sink, "streamhealth-test.invalid:1935", 1)
         unknown = sink.target("streamhealth-test.invalid:1935")
@@ -149,7 +152,7 @@ async def test_live_connection_is_read_through_tcp_info_instead_of_probing() -> 
     try:
         with live.registered(name, client):
             source, sink = _source(name, live=live), Sink()
-            async for _ in _running(source, sink):
+            async with _running(source, sink):
                 await _probes_after(sink, name, 2)
                 target = sink.target(name)
                 assert target.rtt_from == "tcp_info"
