@@ -48,6 +48,15 @@ class AckedSockets:
         for sock in sockets:
             discard_unsent_on_close(sock)
 
+    def abort_all(self) -> None:
+        """Drop queued data and wake any thread blocked on these sockets (worker threads we cannot cancel)."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            discard_unsent_on_close(sock)
+            with contextlib.suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def total(self) -> int | None:
         """Sum of bytes acked over every socket seen (closed ones keep their last reading)."""
         if not supported():

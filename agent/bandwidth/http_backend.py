@@ -192,7 +192,7 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
                 await asyncio.sleep(LOAD_PING_INTERVAL_S)
 
         def on_window(elapsed_s: float, rate_bps: float) -> None:
-            fraction = (download_s + elapsed_s) / total_s
+            fraction = min(0.99, (download_s + elapsed_s) / total_s)
             reporter.report("upload", fraction, f"{rate_bps / 1e6:.1f} Mbit/s")
 
         workers = [

@@ -171,7 +171,7 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
                         reporter.report("upload", 4 * STEP_S / total_s, "measuring what the ingest accepts")
 
                         def on_window(elapsed_s: float, rate_bps: float) -> None:
-                            fraction = (4 * STEP_S + elapsed_s) / total_s
+                            fraction = min(0.99, (4 * STEP_S + elapsed_s) / total_s)
                             reporter.report("upload", fraction, f"{rate_bps / 1e6:.1f} Mbit/s accepted")
 
                         await sample_windows(

@@ -26,6 +26,7 @@ from agent.settings import Settings
 
 SOCKET_TIMEOUT_S = 10.0
 UPLOAD_OVERRUN_S = 1.5
+STRAGGLER_WAIT_S = UPLOAD_OVERRUN_S + 1.0
 # Large bodies: speedtest-cli opens a new connection per request, and each one starts slow.
 UPLOAD_SIZES = [1048576, 4194304, 7340032]
 UPLOAD_COUNT_PER_SIZE = 200  # enough for 10 s at 1 Gbit/s; bodies are made lazily
@@ -220,7 +221,9 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
         reporter.report("upload", runner.download_s / total_s, "uploading")
 
         def on_window(elapsed_s: float, rate_bps: float) -> None:
-            reporter.report("upload", (runner.download_s + elapsed_s) / total_s, f"{rate_bps / 1e6:.1f} Mbit/s")
+            reporter.report(
+                "upload", min(0.99, (runner.download_s + elapsed_s) / total_s), f"{rate_bps / 1e6:.1f} Mbit/s"
+            )
 
         def refresh() -> None:
             total = runner.acked.total()
@@ -229,11 +232,14 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
         await sample_windows(meter, duration_s, on_window, refresh=refresh, finished=worker.done)
         runner.acked.discard_unsent_on_close()
         runner.shutdown.set()  # the upload ends on its own timer; this only cuts a straggler short
-        done, _ = await asyncio.wait([worker], timeout=SOCKET_TIMEOUT_S + 5)
+        done, _ = await asyncio.wait([worker], timeout=STRAGGLER_WAIT_S)
+        if not done:  # threads still sending or waiting on a reply: wake them by closing their sockets
+            runner.acked.abort_all()
+            done, _ = await asyncio.wait([worker], timeout=SOCKET_TIMEOUT_S + 5)
         failure = worker.exception() if done else None
     except asyncio.CancelledError:
-        runner.acked.discard_unsent_on_close()
         runner.shutdown.set()
+        runner.acked.abort_all()
         raise
     windows = meter.windows_bps()
     skip = ramp_up_windows(config, duration_s)
