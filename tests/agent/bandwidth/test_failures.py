@@ -168,9 +168,9 @@ async def test_rtmp_twitch_test_mode_is_added_and_no_warning_is_given(nginx_inge
 
 
 async def test_missing_configuration_is_a_config_error_naming_the_setting() -> None:
-    with pytest.raises(ConfigError, match="bandwidth.http_url"):
+    with pytest.raises(ConfigError, match=r"bandwidth\.http_url"):
         await run_bandwidth_test(_settings(), backend="http", reporter=Reporter())
-    with pytest.raises(ConfigError, match="ingest.primary"):
+    with pytest.raises(ConfigError, match=r"ingest\.primary"):
         await run_bandwidth_test(_settings(), backend="rtmp", reporter=Reporter())
     with pytest.raises(ConfigError, match="unknown bandwidth backend"):
         await run_bandwidth_test(_settings(), backend="carrier-pigeon", reporter=Reporter())
