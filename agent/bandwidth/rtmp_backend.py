@@ -24,7 +24,7 @@ from agent.bandwidth.result import ByteMeter, build_result, failed_result, sampl
 from agent.errors import ConfigError, ProtocolError
 from agent.jobs import ProgressReporter
 from agent.models import BandwidthResult, TcpInfo, utc_now
-from agent.net.live import live_connections
+from agent.net.live import live_connections, target_name
 from agent.net.tcpinfo import read_tcp_info
 from agent.redact import redact, url_host_port
 from agent.rtmp.client import RtmpPublisher, parse_rtmp_url, publish_synthetic
@@ -57,7 +57,7 @@ def ingest_url_of(settings: Settings, url: str | None) -> str:
 
 def target_of(settings: Settings, url: str | None) -> str:
     host, port = url_host_port(ingest_url_of(settings, url))
-    return f"{host}:{port}"
+    return target_name(host, port)
 
 
 def is_twitch(settings: Settings, url: str) -> bool:
@@ -148,6 +148,7 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
     meter = ByteMeter()
     latency_ms: float | None = None
     load_info: TcpInfo | None = None
+    published_bytes = 0
     try:
         async with RtmpPublisher(ingest, timeout_s=CONNECT_TIMEOUT_S, ack_window_bytes=ACK_WINDOW_BYTES) as publisher:
             sock: Any = publisher.socket
@@ -188,6 +189,7 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
                     sender.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sender
+                published_bytes = publisher.bytes_sent
                 failure = sender.exception() if sender.done() and not sender.cancelled() else None
                 if failure is not None:
                     raise failure
@@ -195,9 +197,9 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
         windows = meter.windows_bps()
         if not windows:
             return failed_result(config, backend="rtmp", target=target, started_at=started_at, error=_describe(exc))
-        return _result(settings, target, started_at, meter, latency_ms, load_info, error=_describe(exc))
+        return _result(settings, target, started_at, meter, latency_ms, load_info, published_bytes, _describe(exc))
     reporter.report("done", 1.0)
-    return _result(settings, target, started_at, meter, latency_ms, load_info, error=None)
+    return _result(settings, target, started_at, meter, latency_ms, load_info, published_bytes, None)
 
 
 def _result(
@@ -207,6 +209,7 @@ def _result(
     meter: ByteMeter,
     latency_ms: float | None,
     load_info: TcpInfo | None,
+    published_bytes: int,
     error: str | None,
 ) -> BandwidthResult:
     windows = meter.windows_bps()
@@ -219,7 +222,7 @@ def _result(
         started_at=started_at,
         windows_bps=windows,
         measured_s=meter.elapsed_s,
-        bytes_sent=meter.total,
+        bytes_sent=published_bytes or meter.total,
         skip_windows=1 if len(windows) > 2 else 0,
         latency_ms=latency_ms,
         latency_under_load_ms=load_info.rtt_ms if load_info is not None else None,
