@@ -92,3 +92,14 @@ def test_sustained_upload_is_a_low_percentile_after_ramp_up_and_drives_the_recom
     settings = BandwidthSettings(headroom_ratio=0.7, audio_bitrate_kbps=160)
     assert recommended_video_kbps(10e6, settings) == 7000 - 160
     assert recommended_video_kbps(100e3, settings) == 0
+
+
+def test_speedtest_upload_bodies_match_their_content_length() -> None:
+    import speedtest
+
+    from agent.bandwidth.speedtest_backend import UPLOAD_SIZES
+
+    for size in UPLOAD_SIZES:
+        data = speedtest.HTTPUploaderData(size, start=0, timeout=60)
+        data.pre_allocate()
+        assert len(data.data.getvalue()) == size, f"speedtest-cli builds a short body for {size}"
