@@ -13,6 +13,7 @@ import pytest
 from agent.bandwidth import run_bandwidth_test
 from agent.errors import ConfigError
 from agent.settings import Settings, load_settings
+from tests.peers.bandwidth_server import bandwidth_server
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
 from tests.peers.wait import free_port
 
@@ -174,3 +175,18 @@ async def test_missing_configuration_is_a_config_error_naming_the_setting() -> N
         await run_bandwidth_test(_settings(), backend="rtmp", reporter=Reporter())
     with pytest.raises(ConfigError, match="unknown bandwidth backend"):
         await run_bandwidth_test(_settings(), backend="carrier-pigeon", reporter=Reporter())
+
+
+@pytest.mark.parametrize("backend", ["http", "speedtest"])
+async def test_a_running_test_stops_promptly_when_cancelled(backend: str) -> None:
+    with bandwidth_server() as server:
+        task = asyncio.create_task(
+            run_bandwidth_test(_settings(), backend=backend, reporter=Reporter(), url=server.url + "/", duration_s=30)
+        )
+        await asyncio.sleep(2.0)
+        assert not task.done()
+        task.cancel()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        assert asyncio.get_running_loop().time() - started < 5
