@@ -81,7 +81,8 @@ class Jobs:
         report: BaseModel | None = None
         reporter.report("starting", 0.0)
         try:
-            report = await asyncio.wait_for(work(reporter), deadline_s)
+            async with asyncio.timeout(deadline_s):
+                report = await work(reporter)
         except TimeoutError:
             error = f"did not finish within its deadline of {deadline_s:g} s"
         except asyncio.CancelledError:

@@ -9,7 +9,6 @@ requests read what the last tick produced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -50,6 +49,7 @@ from agent.sources import Source, build_sources
 log = logging.getLogger(__name__)
 
 RECENTLY_CLEARED_KEPT = 100
+STOP_TIMEOUT_S = 5.0
 _SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
@@ -129,13 +129,15 @@ class Agent:
             task.cancel()
         for job in ("bandwidth", "preflight"):
             await self.jobs.cancel(job)
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task that swallowed its cancellation (a library bug) must not hang the shutdown.
+        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+        for task in stuck:
+            log.error("task %s did not stop within %g s; abandoning it", task.get_name(), STOP_TIMEOUT_S)
         self._tasks.clear()
         for source in self.sources:
             try:
-                await asyncio.wait_for(source.close(), timeout=5)
+                async with asyncio.timeout(5):
+                    await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
         self.emit(RunStopped(at=utc_now(), reason=reason))

@@ -100,7 +100,8 @@ class _EmbeddedUvicorn(uvicorn.Server):
         while not should_exit:
             counter = (counter + 10) % 864000  # multiples of 10: on_tick refreshes the header every call
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit_requested.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._exit_requested.wait()
             should_exit = await self.on_tick(counter)
 
     @property

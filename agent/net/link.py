@@ -95,7 +95,8 @@ class UploadUsersScanner:
             "ss", "-tinpH", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
         )
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), SS_TIMEOUT_S)
+            async with asyncio.timeout(SS_TIMEOUT_S):
+                output, _ = await process.communicate()
         except TimeoutError:
             process.kill()
             await process.wait()

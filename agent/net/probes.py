@@ -41,7 +41,8 @@ async def resolve(host: str, port: int, timeout_s: float) -> tuple[str, int, flo
         return host, family, None
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
-    infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s)
+    async with asyncio.timeout(timeout_s):
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     dns_ms = (time.perf_counter() - started) * 1000
     if not infos:
         raise socket.gaierror(socket.EAI_NONAME, "no addresses")
@@ -55,7 +56,8 @@ async def tcp_connect_ms(address: str, family: int, port: int, timeout_s: float)
     sock.setblocking(False)
     try:
         started = time.perf_counter()
-        await asyncio.wait_for(loop.sock_connect(sock, (address, port)), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await loop.sock_connect(sock, (address, port))
         return (time.perf_counter() - started) * 1000
     finally:
         sock.close()
@@ -105,9 +107,8 @@ class IcmpProber:
             self._disable("icmplib is not installed")
             return None
         try:
-            host = await asyncio.wait_for(
-                async_ping(address, count=1, timeout=timeout_s, privileged=False), timeout_s + 1
-            )
+            async with asyncio.timeout(timeout_s + 1):
+                host = await async_ping(address, count=1, timeout=timeout_s, privileged=False)
         except SocketPermissionError:
             self._disable("unprivileged ICMP is not allowed here (net.ipv4.ping_group_range)")
             return None

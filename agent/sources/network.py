@@ -132,7 +132,8 @@ class NetworkSource(Source):
         next_at = time.monotonic()
         while True:
             try:
-                await asyncio.wait_for(self.probe_once(state), self.settings.timeout_s * 3 + 1)
+                async with asyncio.timeout(self.settings.timeout_s * 3 + 1):
+                    await self.probe_once(state)
             except TimeoutError:
                 state.window.record(time.monotonic(), None)
                 state.error = "probe timed out"
