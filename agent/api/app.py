@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
+from agent.api.encoder_routes import create_encoder_router
 from agent.api.metrics import build_registry
 from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, TickRecord
 from agent.redact import redact
@@ -119,6 +120,8 @@ def create_app(agent: Agent) -> FastAPI:
     @app.get("/metrics", summary="Prometheus text exposition", response_class=Response)
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(create_encoder_router(agent, API_PREFIX))
 
     token = agent.settings.api.token
     if token is not None:

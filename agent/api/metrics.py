@@ -100,8 +100,15 @@ def system_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     )
 
 
+from agent.api.encoder_metrics import ffmpeg_metrics, obs_metrics  # noqa: E402 - needs _gauge above
+
 # Each entry turns one part of the snapshot into metric families; sources add theirs here.
-METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [agent_metrics, system_metrics]
+METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
+    agent_metrics,
+    system_metrics,
+    obs_metrics,
+    ffmpeg_metrics,
+]
 
 
 class SnapshotCollector(Collector):

@@ -14,6 +14,14 @@ def build_sources(settings: Settings) -> list[Source]:
         from agent.sources.system import SystemSource
 
         sources.append(SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s))
+    if settings.sources.obs.enabled:
+        from agent.sources.obs import ObsSource
+
+        sources.append(ObsSource(settings.sources.obs))
+    if settings.sources.ffmpeg.enabled:
+        from agent.sources.ffmpeg import FfmpegSource
+
+        sources.append(FfmpegSource(settings.sources.ffmpeg))
     return sources
 
 
