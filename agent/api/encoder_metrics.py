@@ -125,3 +125,15 @@ def ffmpeg_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     yield from _gauge(
         "streamhealth_ffmpeg_running", "1 until ffmpeg reported progress=end.", 0.0 if ffmpeg.ended else 1.0
     )
+
+
+def encoder_process_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    """Whether the system source found an encoder process (its CPU and memory are in system_metrics)."""
+    system = snapshot.system
+    if system is None:
+        return
+    yield GaugeMetricFamily(
+        "streamhealth_encoder_process_found",
+        "1 when an OBS, Streamlabs, TikTok LIVE Studio or ffmpeg process runs.",
+        value=system.encoder_process is not None,
+    )

@@ -100,7 +100,7 @@ def system_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     )
 
 
-from agent.api.encoder_metrics import ffmpeg_metrics, obs_metrics  # noqa: E402 - needs _gauge above
+from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics  # noqa: E402
 
 # Each entry turns one part of the snapshot into metric families; sources add theirs here.
 METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
@@ -108,6 +108,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     system_metrics,
     obs_metrics,
     ffmpeg_metrics,
+    encoder_process_metrics,
 ]
 
 
