@@ -128,5 +128,5 @@ async def test_stream_events_arrive_after_the_request_that_caused_them(obs: Reco
 
 async def test_nothing_listening_is_source_unavailable_saying_to_start_obs() -> None:
     client = ObsClient(f"ws://127.0.0.1:{free_port()}", None, timeout_s=2)
-    with pytest.raises(SourceUnavailable, match="nothing answers.*start OBS"):
+    with pytest.raises(SourceUnavailable, match=r"nothing answers.*start OBS"):
         await client.connect()
