@@ -246,3 +246,66 @@ async def test_counters_resetting_mid_session_give_a_new_baseline_not_negative_r
     values = [point[1] if isinstance(point, list) else point["value"] for point in history.json()["points"]]
     assert values and all(value >= 0 for value in values)
     assert 0.1 in values  # 3 of the 30 frames after the restart, not a ratio against the old counters
+
+
+def _congested_status(congestion: float, total: int) -> dict[str, Any]:
+    return {
+        "outputActive": True,
+        "outputReconnecting": False,
+        "outputCongestion": congestion,
+        "outputTotalFrames": total,
+        "outputSkippedFrames": 0,
+        "outputBytes": 1000 * total,
+        "outputDuration": 1000,
+    }
+
+
+async def test_profile_change_event_makes_the_source_read_the_stream_configuration_again(
+    obs: RecordedObs, tmp_path: Path, run_agent: Any
+) -> None:
+    running = await run_agent(_settings(tmp_path, obs.url))
+    await running.wait_for(lambda s: s.settings is not None, "OBS settings read")
+    reads = obs.requests.count(("GetVideoSettings", None))
+    obs.answer_next("GetVideoSettings", {"fpsNumerator": 60, "fpsDenominator": 1, "outputWidth": 1920,
+                                         "outputHeight": 1080, "baseWidth": 1920, "baseHeight": 1080})  # fmt: skip
+    await obs.push_event("CurrentProfileChanged", {"profileName": "Other"}, intent=2)
+    await running.wait_for(lambda s: s.settings is not None and s.settings.fps == 60, "the new settings")
+    assert obs.requests.count(("GetVideoSettings", None)) == reads + 1
+    sample = running.obs()
+    assert sample is not None and sample.settings is not None and sample.settings.width == 1920
+
+
+async def test_rising_congestion_makes_the_source_poll_faster(obs: RecordedObs, tmp_path: Path, run_agent: Any) -> None:
+    running = await run_agent(_settings(tmp_path, obs.url, STREAMHEALTH_SOURCES__OBS__POLL_INTERVAL_S="1"))
+    await running.wait_for(lambda s: s.connection == "connected", "connected")
+    calm = obs.requests.count(("GetStreamStatus", None))
+    await asyncio.sleep(2.0)
+    calm = obs.requests.count(("GetStreamStatus", None)) - calm
+    for step in range(12):
+        obs.answer_next("GetStreamStatus", _congested_status(0.1 + 0.05 * step, 100 + 10 * step))
+    before = obs.requests.count(("GetStreamStatus", None))
+    await async_wait_until(
+        lambda: obs.requests.count(("GetStreamStatus", None)) - before >= 6, 3, "fast polls while congested"
+    )
+    assert calm <= 3  # about one poll a second before; six within 3 s needs the fast interval
+
+
+async def test_backup_plan_switches_to_the_backup_scene_on_sustained_congestion(
+    obs: RecordedObs, tmp_path: Path, run_agent: Any
+) -> None:
+    obs.answer_next("GetCurrentProgramScene", {"currentProgramSceneName": "Main"})
+    obs.answer_next("SetCurrentProgramScene", {})
+    for step in range(40):
+        obs.answer_next("GetStreamStatus", _congested_status(0.9, 100 + 10 * step))
+    settings = _settings(
+        tmp_path,
+        obs.url,
+        STREAMHEALTH_SOURCES__OBS__BACKUP_SCENE__ENABLED="true",
+        STREAMHEALTH_SOURCES__OBS__BACKUP_SCENE__SCENE="BRB",
+        STREAMHEALTH_SOURCES__OBS__BACKUP_SCENE__ENTER_AFTER_S="0.5",
+    )
+    running = await run_agent(settings)
+    await running.wait_for(lambda s: s.backup_scene_active, "the backup scene on air")
+    assert ("SetCurrentProgramScene", {"sceneName": "BRB"}) in obs.requests
+    sample = running.obs()
+    assert sample is not None and sample.program_scene == "BRB" and "congestion" in (sample.backup_scene_reason or "")
