@@ -48,8 +48,8 @@ def test_recorded_progress_parses_into_every_block_with_its_values(progress_byte
 
 
 @given(st.lists(st.integers(min_value=0, max_value=1400), max_size=30))
-def test_recorded_progress_cut_at_any_boundaries_gives_the_same_blocks(cuts: list[int]) -> None:
-    text = _RECORDED.read_bytes()
+def test_recorded_progress_cut_at_any_boundaries_gives_the_same_blocks(progress_bytes: bytes, cuts: list[int]) -> None:
+    text = progress_bytes
     whole = ProgressParser().feed(text)
     parser = ProgressParser()
     pieces: list[ProgressBlock] = []
@@ -129,12 +129,3 @@ def test_tracker_starts_a_new_baseline_when_ffmpeg_restarts() -> None:
     sample = tracker.update(2.0, _block(30, 0, 1.0))
     assert tracker.runs == 2
     assert sample.frames_dropped_ratio_10s is None or sample.frames_dropped_ratio_10s >= 0
-
-
-_RECORDED = Path(__file__)  # replaced below once the fixtures folder is known
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _recorded_path(fixtures_dir: Path) -> None:
-    global _RECORDED
-    _RECORDED = fixtures_dir / "ffmpeg-5.1" / "progress.txt"
