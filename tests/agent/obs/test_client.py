@@ -13,6 +13,7 @@ import pytest
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.obs.client import ObsClient
 from agent.obs.protocol import ObsAuthenticationFailed, ObsClosed, ObsKicked, ObsRequestFailed
+from agent.sources.obs import read_encoder_settings
 from tests.agent.obs.conftest import recorded_response
 from tests.peers.obs_websocket import FIXTURE_PASSWORD, RecordedObs, recorded_obs
 from tests.peers.wait import free_port
@@ -130,3 +131,39 @@ async def test_nothing_listening_is_source_unavailable_saying_to_start_obs() -> 
     client = ObsClient(f"ws://127.0.0.1:{free_port()}", None, timeout_s=2)
     with pytest.raises(SourceUnavailable, match=r"nothing answers.*start OBS"):
         await client.connect()
+
+
+def _parameter(value: str) -> dict[str, Any]:
+    return {
+        "requestType": "GetProfileParameter",
+        "requestStatus": {"code": 100, "result": True},
+        "responseData": {"parameterValue": value, "defaultParameterValue": None},
+    }
+
+
+async def test_stream_configuration_in_simple_mode_is_read_from_the_recorded_profile(obs: RecordedObs) -> None:
+    client = await _connected(obs)
+    try:
+        settings = await read_encoder_settings(client)
+    finally:
+        await client.close()
+    assert (settings.width, settings.height, settings.fps) == (1280, 720, 30.0)
+    assert settings.video_bitrate_kbps == 2500 and settings.output_mode == "Simple"
+    assert settings.keyframe_interval_s == 2.0
+    assert settings.server == "rtmp://127.0.0.1:1936/live" and settings.service == "rtmp_custom"
+    assert "obs" not in settings.model_dump_json().replace('"service":"rtmp_custom"', "")
+
+
+async def test_stream_configuration_in_advanced_mode_reads_the_audio_track_and_encoder(obs: RecordedObs) -> None:
+    obs.profile_parameters[("Output", "Mode")] = _parameter("Advanced")
+    obs.profile_parameters[("AdvOut", "TrackIndex")] = _parameter("2")
+    obs.profile_parameters[("AdvOut", "Track2Bitrate")] = _parameter("160")
+    obs.profile_parameters[("AdvOut", "Encoder")] = _parameter("obs_x264")
+    client = await _connected(obs)
+    try:
+        settings = await read_encoder_settings(client)
+    finally:
+        await client.close()
+    assert settings.output_mode == "Advanced" and settings.audio_bitrate_kbps == 160
+    assert settings.video_encoder == "obs_x264"
+    assert settings.video_bitrate_kbps is None and settings.keyframe_interval_s is None  # not exposed by OBS
