@@ -49,14 +49,16 @@ def agent_base_url(settings: Settings, port: int | None = None) -> str:
     return f"http://{host}:{port or settings.api.port}"
 
 
-async def agent_answers(base_url: str, token: str | None) -> bool:
+async def agent_takes_progress(base_url: str, token: str | None) -> bool:
+    """Whether a streamhealth agent answers at `base_url` with its ffmpeg source on."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
             response = await client.get(f"{base_url}/api/v1/health", headers=headers)
-    except (httpx.HTTPError, OSError):
+        sources = response.json().get("sources", {}) if response.status_code == 200 else {}
+    except (httpx.HTTPError, OSError, ValueError, AttributeError):
         return False
-    return response.status_code == 200
+    return isinstance(sources, dict) and "ffmpeg" in sources
 
 
 def with_progress(command: Sequence[str], progress_url: str) -> list[str]:
@@ -136,12 +138,12 @@ async def run_wrapped(
     base = agent_base_url(settings)
     if "-progress" in command:
         plan = Plan(list(command), "passthrough", "the command has its own -progress: running it unchanged")
-    elif use_agent and token is None and await agent_answers(base, None):
+    elif use_agent and token is None and await agent_takes_progress(base, None):
         plan = Plan(with_progress(command, f"{base}/api/v1/ffmpeg/progress?via=wrapper"), "agent")
     else:
         server, port = await _serve_local_progress(printer)
         note = None
-        if use_agent and token is not None and await agent_answers(base, token):
+        if use_agent and token is not None and await agent_takes_progress(base, token):
             note = "the agent's API needs a token, which ffmpeg cannot send: watching ffmpeg here instead"
         plan = Plan(with_progress(command, f"tcp://127.0.0.1:{port}"), "local", note)
     if plan.note:

@@ -133,3 +133,25 @@ def _child_ffmpeg(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+@pytest.mark.integration
+async def test_an_agent_without_the_ffmpeg_source_is_not_used(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, free_port())
+    agent_settings = settings.model_copy(
+        update={
+            "sources": settings.sources.model_copy(
+                update={"ffmpeg": settings.sources.ffmpeg.model_copy(update={"enabled": False})}
+            )
+        }
+    )
+    server = AgentServer(agent_settings)
+    await server.start()
+    try:
+        out = io.StringIO()
+        assert await run_wrapped(_ffmpeg(1), settings, out=out) == 0
+        assert "progress goes to the agent" not in out.getvalue()
+        assert "ffmpeg wrote 30 frames" in out.getvalue()
+        assert server.agent.tick().ffmpeg is None
+    finally:
+        await server.stop()
