@@ -31,14 +31,14 @@ pytestmark = [
 BITRATE_KBIT = 1000
 
 
-def _publish(progress: str, url: str, seconds: float) -> list[str]:
+def _publish(progress: str, url: str, seconds: float, *output_options: str) -> list[str]:
     return [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
         "-progress", progress, "-stats_period", "1",
         "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", str(seconds),
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
         "-b:v", f"{BITRATE_KBIT}k", "-maxrate", f"{BITRATE_KBIT}k", "-bufsize", f"{BITRATE_KBIT}k", "-g", "30",
-        "-f", "flv", url,
+        *output_options, "-f", "flv", url,
     ]  # fmt: skip
 
 
@@ -121,7 +121,11 @@ async def test_uplink_shaped_below_the_bitrate_shows_ffmpeg_falling_behind(
 ) -> None:
     with nginx_rtmp(host=netns_host.address, netns_exec=netns_host.exec_args()) as ingest:
         async with _agent(tmp_path) as server:
-            command = _publish(f"{server.url}/api/v1/ffmpeg/progress", ingest.url("shaped"), seconds=40)
+            # A small socket send buffer, as a streaming app keeps: the kernel would otherwise autotune it up
+            # to tcp_wmem's maximum (4 MB), which hides a slow uplink for ~10 s at this bitrate.
+            command = _publish(
+                f"{server.url}/api/v1/ffmpeg/progress", ingest.url("shaped"), 40, "-send_buffer_size", "32768"
+            )
             async with _ffmpeg(command, tmp_path / "ffmpeg.log"):
                 # Unshaped first: the encoder keeps up.
                 await async_wait_until(
@@ -135,11 +139,11 @@ async def test_uplink_shaped_below_the_bitrate_shows_ffmpeg_falling_behind(
                 )
                 netns_host.shape_upload(BITRATE_KBIT * 3 // 10)
                 shaped_at = time.monotonic()
-                await async_wait_until(lambda: _falling_behind(server), 15, "the agent to report ffmpeg falling behind")
+                await async_wait_until(lambda: _falling_behind(server), 10, "the agent to report ffmpeg falling behind")
                 reported_after_s = time.monotonic() - shaped_at
     sample = server.agent.snapshot.ffmpeg
     assert sample is not None
-    assert reported_after_s < 15
+    assert reported_after_s < 10
     assert (
         (sample.speed_ratio_10s or 1) < 0.8
         or (sample.drop_frames_total or 0) > 0
