@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from agent.ffmpeg.wrapper import run_wrapped, with_progress
 from agent.server import AgentServer
 from agent.settings import Settings, load_settings
-from tests.peers.wait import free_port, wait_until
+from tests.peers.wait import async_wait_until, free_port, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt install ffmpeg)")
 
@@ -94,8 +95,34 @@ async def test_with_an_agent_running_ffmpeg_reports_to_it(tmp_path: Path) -> Non
         assert "progress goes to the agent" in out.getvalue()
         sample = server.agent.tick().ffmpeg
         assert sample is not None and sample.via == "wrapper" and sample.frame == 60 and sample.ended
+        assert "falling behind" not in out.getvalue()
     finally:
         await server.stop()
+
+
+@pytest.mark.integration
+async def test_an_agent_that_starts_after_ffmpeg_still_gets_its_progress(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, free_port())
+    out = io.StringIO()
+    wrapped = asyncio.create_task(run_wrapped(_ffmpeg(6, realtime=True), settings, out=out))
+    server = AgentServer(settings)
+    try:
+        await asyncio.sleep(1.5)  # ffmpeg runs, no agent yet: the wrapper watches it alone
+        assert not wrapped.done()
+        await server.start()
+        await async_wait_until(
+            lambda: (sample := server.agent.tick().ffmpeg) is not None and (sample.frame or 0) > 0,
+            15,
+            "progress relayed once the agent came up",
+        )
+        assert await asyncio.wait_for(wrapped, 20) == 0
+        await async_wait_until(lambda: (s := server.agent.tick().ffmpeg) is not None and s.ended, 5, "the end relayed")
+    finally:
+        if not wrapped.done():
+            wrapped.cancel()
+        await server.stop()
+    assert "progress goes to the agent" in out.getvalue()
+    assert "ffmpeg wrote 180 frames" in out.getvalue()
 
 
 @pytest.mark.integration
@@ -153,5 +180,23 @@ async def test_an_agent_without_the_ffmpeg_source_is_not_used(tmp_path: Path) ->
         assert "progress goes to the agent" not in out.getvalue()
         assert "ffmpeg wrote 30 frames" in out.getvalue()
         assert server.agent.tick().ffmpeg is None
+    finally:
+        await server.stop()
+
+
+@pytest.mark.integration
+async def test_the_wrapper_relays_to_an_agent_that_requires_a_token(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, free_port())
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"token": SecretStr("a-long-random-test-token")})}
+    )
+    server = AgentServer(settings)
+    await server.start()
+    try:
+        out = io.StringIO()
+        assert await run_wrapped(_ffmpeg(1), settings, out=out) == 0
+        sample = server.agent.tick().ffmpeg
+        assert sample is not None and sample.via == "wrapper" and sample.ended
+        assert "a-long-random-test-token" not in out.getvalue()
     finally:
         await server.stop()
