@@ -29,7 +29,7 @@ from agent.models import FfmpegSample
 from agent.settings import Settings
 
 PROBE_TIMEOUT_S = 1.0
-FALLING_BEHIND_SPEED = 0.97  # a little slack: ffmpeg's speed wobbles around 1.0 with -re
+FALLING_BEHIND_SPEED = 0.9  # slack: with -re the speed wobbles a little under 1.0, more so in the first seconds
 WARN_EVERY_S = 5.0
 EXIT_NOT_FOUND = 127
 
@@ -130,7 +130,8 @@ class AgentRelay:
     closed and opened again). Blocks that arrive while no agent listens are dropped: only fresh ones matter."""
 
     QUEUE_BLOCKS = 32
-    MAX_BACKOFF_S = 10.0
+    FIRST_RETRY_S = 0.5
+    MAX_BACKOFF_S = 4.0  # one loopback GET per retry: cheap, and a restarted agent is picked up soon
 
     def __init__(self, base_url: str, token: str | None, out: TextIO) -> None:
         self.base_url = base_url
@@ -165,29 +166,34 @@ class AgentRelay:
             self._task.cancel()
 
     async def _run(self) -> None:
-        delay = 1.0
+        delay = self.FIRST_RETRY_S
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = f"{self.base_url}/api/v1/ffmpeg/progress"
         while not self._closing:
             found = await agent_takes_progress(self.base_url, self.token)
             self.first_probe_done.set()
             if found:
-                delay = 1.0
+                delay = self.FIRST_RETRY_S
                 self.connected = True
                 self.sessions += 1
                 print(f"streamhealth: ffmpeg progress goes to the agent at {self.base_url}", file=self.out, flush=True)
+                lost = "the upload ended"
                 try:
                     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=10.0), trust_env=False) as client:
-                        await client.post(url, params={"via": "wrapper"}, headers=headers, content=self._body())
+                        response = await client.post(
+                            url, params={"via": "wrapper"}, headers=headers, content=self._body()
+                        )
+                    lost = f"the agent answered {response.status_code}"
                 except httpx.HTTPError as exc:
+                    lost = type(exc).__name__
+                if not self._closing:
                     print(
-                        f"streamhealth: lost the agent ({type(exc).__name__}); watching ffmpeg here, reconnecting",
+                        f"streamhealth: lost the agent ({lost}); watching ffmpeg here, reconnecting",
                         file=self.out,
                         flush=True,
                     )
-                finally:
-                    self.connected = False
-                    self._drain()
+                self.connected = False
+                self._drain()
             if self._closing:
                 return
             with contextlib.suppress(TimeoutError):

@@ -101,28 +101,31 @@ async def test_with_an_agent_running_ffmpeg_reports_to_it(tmp_path: Path) -> Non
 
 
 @pytest.mark.integration
-async def test_an_agent_that_starts_after_ffmpeg_still_gets_its_progress(tmp_path: Path) -> None:
+async def test_an_agent_restarted_while_ffmpeg_runs_gets_its_progress_again(tmp_path: Path) -> None:
     settings = _settings(tmp_path, free_port())
     out = io.StringIO()
-    wrapped = asyncio.create_task(run_wrapped(_ffmpeg(6, realtime=True), settings, out=out))
-    server = AgentServer(settings)
+    first = AgentServer(settings)
+    await first.start()
+    wrapped = asyncio.create_task(run_wrapped(_ffmpeg(8, realtime=True), settings, out=out))
+    second = AgentServer(settings)
     try:
-        await asyncio.sleep(1.5)  # ffmpeg runs, no agent yet: the wrapper watches it alone
-        assert not wrapped.done()
-        await server.start()
+        await async_wait_until(lambda: first.agent.tick().ffmpeg is not None, 10, "progress in the first agent")
+        await first.stop()  # the TUI with its embedded agent closed ...
+        await second.start()  # ... and opened again on the same port
         await async_wait_until(
-            lambda: (sample := server.agent.tick().ffmpeg) is not None and (sample.frame or 0) > 0,
-            15,
-            "progress relayed once the agent came up",
+            lambda: (sample := second.agent.tick().ffmpeg) is not None and (sample.frame or 0) > 0,
+            10,
+            "progress relayed to the restarted agent",
         )
+        assert not wrapped.done()  # ffmpeg never noticed
         assert await asyncio.wait_for(wrapped, 20) == 0
-        await async_wait_until(lambda: (s := server.agent.tick().ffmpeg) is not None and s.ended, 5, "the end relayed")
+        await async_wait_until(lambda: (s := second.agent.tick().ffmpeg) is not None and s.ended, 5, "the end")
     finally:
         if not wrapped.done():
             wrapped.cancel()
-        await server.stop()
-    assert "progress goes to the agent" in out.getvalue()
-    assert "ffmpeg wrote 180 frames" in out.getvalue()
+        await second.stop()
+    assert "lost the agent" in out.getvalue()
+    assert "ffmpeg wrote 240 frames" in out.getvalue()
 
 
 @pytest.mark.integration
