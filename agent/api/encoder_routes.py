@@ -29,12 +29,34 @@ class ProgressAccepted(BaseModel):
     ended: bool
 
 
+class ProgressEndpoint(BaseModel):
+    accepting: bool
+
+
 class ReconnectRequested(BaseModel):
     detail: str
 
 
 def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix)
+
+    def ffmpeg_source() -> FfmpegSource:
+        source = cast("FfmpegSource | None", next((s for s in agent.sources if s.name == "ffmpeg"), None))
+        if source is None or not source.settings.http_endpoint:
+            raise HTTPException(
+                404, "the agent does not take ffmpeg progress: set sources.ffmpeg.enabled and http_endpoint to true"
+            )
+        return source
+
+    @router.get(
+        "/ffmpeg/progress",
+        response_model=ProgressEndpoint,
+        responses={404: {"description": "the ffmpeg source or its HTTP endpoint is off"}},
+        summary="Whether this agent takes ffmpeg progress (what `streamhealth run` checks)",
+    )
+    async def ffmpeg_progress_accepting() -> ProgressEndpoint:
+        ffmpeg_source()
+        return ProgressEndpoint(accepting=True)
 
     @router.post(
         "/ffmpeg/progress",
@@ -47,12 +69,7 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
             Literal["http", "wrapper"], Query(description="who posts: ffmpeg itself or the wrapper")
         ] = "http",
     ) -> ProgressAccepted:
-        source = cast("FfmpegSource | None", next((s for s in agent.sources if s.name == "ffmpeg"), None))
-        if source is None or not source.settings.http_endpoint:
-            raise HTTPException(
-                404, "the agent does not take ffmpeg progress: set sources.ffmpeg.enabled and http_endpoint to true"
-            )
-        feed = source.open_feed(via, agent)
+        feed = ffmpeg_source().open_feed(via, agent)
         try:
             async for chunk in request.stream():
                 feed.feed(chunk)
