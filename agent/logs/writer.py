@@ -1,8 +1,9 @@
 """The health log writer: JSON Lines, one file per agent run, flushed line by line, rotated by size.
 
 Each line is written with one `write` and flushed, so `kill -9` loses at most the line being written
-(the reader skips a torn last line). Lines arrive already redacted from the runtime; the writer
-redacts again anyway, because a log outlives the code that wrote it and a key in it cannot be taken back.
+(the reader skips a torn last line). Lines arrive redacted: the writer is a sink of `Agent.emit`,
+which redacts every record once for all sinks (the event stream gets the same line), so redacting here
+again would only double the cost of every tick.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
-
-from agent.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class HealthLogWriter:
         """Write one record; a full disk is reported once and retried on the next line, never raised."""
         if self._handle is None:
             return
-        line = redact(line_json) + "\n"
+        line = line_json + "\n"
         try:
             if self._size and self._size + len(line) > self.max_bytes:
                 self._rotate()

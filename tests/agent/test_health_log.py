@@ -35,11 +35,16 @@ def test_each_line_is_on_disk_as_soon_as_it_is_written(tmp_path: Path) -> None:
     writer.close()
 
 
-def test_lines_are_redacted_before_they_are_written(tmp_path: Path) -> None:
-    writer = writer_in(tmp_path)
-    writer.write_line(stopped_line("publish to rtmp://live.twitch.tv/app/live_5_SecretKeyValue1 failed"))
-    writer.close()
-    text = writer.path.read_text()
+async def test_records_are_redacted_before_they_reach_the_log(tmp_path: Path) -> None:
+    from agent.runtime import Agent
+    from tests.agent.helpers import make_settings
+
+    agent = Agent(make_settings(tmp_path), [])
+    await agent.start()
+    agent.report_failure("system", "publish to rtmp://live.twitch.tv/app/live_5_SecretKeyValue1 failed")
+    await agent.stop()
+    assert agent.log_writer is not None
+    text = agent.log_writer.path.read_text()
     assert "SecretKeyValue1" not in text and "rtmp://live.twitch.tv/app/<redacted>" in text
 
 
