@@ -103,6 +103,7 @@ class NetworkSourceSettings(Section):
     icmp: bool = True
     upload_users: bool = True
     link_scan_interval_s: float = Field(10.0, gt=0, le=600)
+    upload_users_interval_s: float = Field(30.0, gt=0, le=3600)
 
 
 def _check_obs_url(url: str) -> str:
