@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from agent.bandwidth import BACKENDS, run_bandwidth_test
 from agent.models import BandwidthResult
 from agent.redact import redact
 from agent.settings import Settings
+
+if TYPE_CHECKING:  # Rich is imported when the command runs: the agent process never needs it
+    from rich.console import Console
+    from rich.progress import Progress
 
 HELP = "measure upload bandwidth (speedtest, http server, or the RTMP ingest itself) and recommend a video bitrate"
 
@@ -54,6 +55,9 @@ class _TerminalReporter:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     backend = args.backend or settings.bandwidth.backend
     console = Console(stderr=True)
     progress = None
@@ -90,6 +94,8 @@ def _mbps(value: float | None) -> str:
 
 
 def _print_result(console: Console, result: BandwidthResult) -> None:
+    from rich.table import Table
+
     if result.upload_bps is None:
         print(f"streamhealth: bandwidth test failed: {redact(result.error or 'nothing was measured')}", file=sys.stderr)
         return
