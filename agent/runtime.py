@@ -128,6 +128,9 @@ class Agent:
         for job in ("bandwidth", "preflight"):
             await self.jobs.cancel(job)
         for task in self._tasks:
+            while not task.done():  # a cancel swallowed inside the task (3.11 wait_for): ask again
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()

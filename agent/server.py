@@ -75,6 +75,7 @@ class AgentServer:
 
     async def stop(self, reason: str = "stopped") -> None:
         self._server.should_exit = True
+        self.agent.bus.close()  # open event streams would otherwise keep uvicorn waiting forever
         if self._serve_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serve_task

@@ -20,6 +20,11 @@ class Event:
     data: str  # JSON, already redacted
 
 
+# Put on every queue by `EventBus.close()`: the stream ends, so the HTTP server can shut down
+# instead of waiting for clients that never hang up.
+_END_OF_STREAM = Event("end_of_stream", "")
+
+
 @dataclass(eq=False)
 class Subscription:
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(DEFAULT_QUEUE_SIZE))
@@ -36,6 +41,7 @@ class EventBus:
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
+        self._closed = False
 
     @property
     def subscriber_count(self) -> int:
@@ -55,12 +61,20 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
+    def close(self) -> None:
+        """End every client's stream, and those of clients that connect from now on (the agent is stopping)."""
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription.offer(_END_OF_STREAM)
+
     async def stream(self, subscription: Subscription) -> AsyncIterator[Event]:
         """Events for one client until it goes away; a `lagged` event reports what it missed."""
         reported_dropped = 0
         try:
-            while True:
+            while not self._closed or not subscription.queue.empty():
                 event = await subscription.queue.get()
+                if event is _END_OF_STREAM:
+                    return
                 if subscription.dropped > reported_dropped:
                     missed = subscription.dropped - reported_dropped
                     reported_dropped = subscription.dropped

@@ -63,7 +63,10 @@ class PollingSource(Source):
         next_at = time.monotonic()
         while True:
             try:
-                reading = await asyncio.wait_for(self.sample(), self.timeout_s)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+                # arrives as the reading completes, and the source would then never stop.
+                async with asyncio.timeout(self.timeout_s):
+                    reading = await self.sample()
             except TimeoutError:
                 failures += 1
                 sink.report_failure(self.name, f"no reading within {self.timeout_s:g} s")
