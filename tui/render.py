@@ -8,6 +8,7 @@ next to its colour. The display thresholds below only colour the tiles; alerts c
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,25 +104,47 @@ def fmt_age(seconds: float | None) -> str:
 # --- sparklines ----------------------------------------------------------------------------------
 
 
-def sparkline(values: Sequence[float], width: int, vmax: float | None = None, vmin: float = 0.0) -> str:
-    """One line of block characters, the newest value on the right; buckets averaged to fit `width`."""
-    if width <= 0 or not values:
-        return ""
+def _bucketed(values: Sequence[float], width: int) -> list[float]:
+    """Average consecutive values so they fit `width` columns, counting buckets from the newest."""
     bucket = max(1, math.ceil(len(values) / width))
     points: list[float] = []
     end = len(values)
-    while end > 0 and len(points) < width:  # buckets counted from the newest value back
+    while end > 0 and len(points) < width:
         chunk = values[max(0, end - bucket) : end]
         points.append(sum(chunk) / len(chunk))
         end -= bucket
     points.reverse()
+    return points
+
+
+def sparkline(values: Sequence[float], width: int, vmax: float | None = None, vmin: float = 0.0) -> str:
+    """One line of block characters, the newest value on the right."""
+    rows = sparkline_rows(values, width, 1, vmax, vmin)
+    return rows[0] if rows else ""
+
+
+def sparkline_rows(
+    values: Sequence[float], width: int, rows: int, vmax: float | None = None, vmin: float = 0.0
+) -> list[str]:
+    """A sparkline `rows` lines tall (eighths of a cell per step), top line first, right-aligned."""
+    if width <= 0 or rows <= 0 or not values:
+        return []
+    points = _bucketed(values, width)
     top = vmax if vmax is not None else max(points)
     span = top - vmin
-    chars = []
+    steps = rows * 8
+    heights = []
     for value in points:
         ratio = 0.0 if span <= 0 else min(1.0, max(0.0, (value - vmin) / span))
-        chars.append(SPARK_BLOCKS[round(ratio * (len(SPARK_BLOCKS) - 1))])
-    return "".join(chars).rjust(width)
+        heights.append(max(1, round(ratio * steps)))  # never empty: a zero still shows a baseline
+    lines = []
+    for row in range(rows - 1, -1, -1):
+        cells = []
+        for height in heights:
+            fill = min(8, max(0, height - row * 8))
+            cells.append(SPARK_BLOCKS[fill - 1] if fill else " ")
+        lines.append("".join(cells).rjust(width))
+    return lines
 
 
 # --- tiles ---------------------------------------------------------------------------------------
@@ -137,10 +160,11 @@ class TileView:
     spark: Sequence[float] = ()
     spark_max: float | None = None
     spark_caption: str = ""
+    notes: list[str] = field(default_factory=list)  # prose (why no data, what to do): wrapped, not cut
 
 
 def _nodata(key: str, title: str, why: str, hint: str) -> TileView:
-    return TileView(key, title, "nodata", "no data", [Text(why, style="italic"), Text(hint, style="dim")])
+    return TileView(key, title, "nodata", "no data", notes=[why, hint] if hint else [why])
 
 
 def _row(label: str, value: str, level: Level | None = None) -> Text:
@@ -231,7 +255,14 @@ def cpu_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileView
     if system.load_average_1m is not None:
         lines.append(_row("load 1m", f"{system.load_average_1m:.2f}"))
     return TileView(
-        "cpu", "CPU", level, fmt_pct(system.cpu_usage_ratio, 0), lines, state.series["system.cpu_usage_ratio"], 1.0
+        "cpu",
+        "CPU",
+        level,
+        fmt_pct(system.cpu_usage_ratio, 0),
+        lines,
+        state.series["system.cpu_usage_ratio"],
+        1.0,
+        "0-100%, 5 min",
     )
 
 
@@ -242,8 +273,10 @@ def ingest_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileV
         return _nodata("ingest", title, "no network source", "set ingest.primary to probe it")
     if network.ingest_reachable is False:
         error = next((target.error for target in network.targets if target.role == "primary" and target.error), None)
-        lines = [Text(error or "the primary ingest does not answer", style="italic")]
-        return TileView("ingest", title, "critical", "UNREACHABLE", lines, state.series["network.ingest_rtt_ms"])
+        notes = [error or "the primary ingest does not answer"]
+        return TileView(
+            "ingest", title, "critical", "UNREACHABLE", [], state.series["network.ingest_rtt_ms"], notes=notes
+        )
     rtt_series = state.series["network.ingest_rtt_ms"]
     rtt = level_above(network.ingest_rtt_ms, 150, 300)
     jitter = level_above(network.ingest_jitter_ms, 30, 80)
@@ -271,8 +304,9 @@ def headroom_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Til
     using = system.upload_bps if system is not None else None
     using_row = _row("sending", fmt_bps(using))
     if bandwidth is None or bandwidth.upload_bps is None:
-        lines = [Text("no bandwidth test yet", style="italic"), Text("run a preflight (key 3)", style="dim"), using_row]
-        return TileView("headroom", title, "nodata", "—", lines, state.series["system.upload_bps"], None, "sending")
+        notes = ["no bandwidth test yet: run a preflight (key 3)"]
+        series = state.series["system.upload_bps"]
+        return TileView("headroom", title, "nodata", "—", [using_row], series, None, "sending", notes)
     configured_kbps = obs.settings.video_bitrate_kbps if obs is not None and obs.settings is not None else None
     needed_bps = (configured_kbps * 1000) if configured_kbps else using
     lines = [_row("tested", fmt_bps(bandwidth.upload_bps))]
@@ -336,7 +370,10 @@ def live_tiles(state: DashboardState) -> list[TileView]:
     return tiles
 
 
-def render_tile(view: TileView, width: int) -> Text:
+MAX_SPARK_ROWS = 8
+
+
+def render_tile(view: TileView, width: int, height: int = 0) -> Text:
     """The inside of a tile: headline and badge, detail rows, sparkline with its caption; every
     line cut to `width` so nothing wraps into the next row."""
     head = Text(view.headline, style="bold")
@@ -344,8 +381,12 @@ def render_tile(view: TileView, width: int) -> Text:
     head.append(" " * max(1, width - len(view.headline) - len(label) - 2))
     head.append_text(badge(view.level))
     lines = [head, *view.lines]
+    for note in view.notes:
+        lines.extend(Text(part, style="italic") for part in textwrap.wrap(note, width) or [""])
     if view.spark:
-        lines.append(Text(sparkline(list(view.spark), width, view.spark_max), style="cyan"))
+        free = height - len(lines) - (1 if view.spark_caption else 0)
+        rows = min(MAX_SPARK_ROWS, max(1, free))
+        lines.extend(Text(row, style="cyan") for row in sparkline_rows(list(view.spark), width, rows, view.spark_max))
         if view.spark_caption:
             lines.append(Text(view.spark_caption.rjust(width), style="dim"))
     for line in lines:

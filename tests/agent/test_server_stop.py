@@ -22,11 +22,13 @@ async def test_agent_stops_promptly_while_an_event_stream_client_is_connected(tm
     stream_ended = asyncio.Event()
 
     async def follow() -> None:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=30)) as http:
-            async with http.stream("GET", f"{server.url}/api/v1/events") as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("event: tick"):
-                        got_first_event.set()
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(5, read=30)) as http,
+            http.stream("GET", f"{server.url}/api/v1/events") as response,
+        ):
+            async for line in response.aiter_lines():
+                if line.startswith("event: tick"):
+                    got_first_event.set()
         stream_ended.set()
 
     client = asyncio.create_task(follow())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agent.models import AlertChange
 from tests.tui import data
-from tui.render import BADGE_LABELS, fmt_duration, live_tiles, render_tile, sparkline, stream_state
+from tui.render import BADGE_LABELS, fmt_duration, live_tiles, render_tile, sparkline, sparkline_rows, stream_state
 from tui.state import DashboardState
 
 
@@ -22,9 +22,9 @@ def test_every_tile_says_no_data_with_a_reason_when_only_the_system_source_exist
     tiles = {tile.key: tile for tile in live_tiles(state)}
     for key in ("bitrate", "dropped", "ingest", "headroom"):
         assert tiles[key].level == "nodata", key
-        assert tiles[key].lines, f"{key} explains why it has no data"
+        assert tiles[key].notes, f"{key} explains why it has no data"
     assert tiles["cpu"].level == "ok"
-    assert "no encoder source" in tiles["bitrate"].lines[0].plain
+    assert "no encoder source" in tiles["bitrate"].notes[0]
 
 
 def test_high_values_raise_the_tile_level_and_the_label_says_it_in_words() -> None:
@@ -113,7 +113,8 @@ def test_sparkline_fits_the_width_with_the_newest_value_on_the_right() -> None:
     line = sparkline(values, 20)
     assert len(line) == 20
     assert line[-1] == "█" and line[0] == "▁"
-    assert sparkline([5.0, 5.0], 4, vmax=10.0) == "  ▅▅"  # half of vmax, right-aligned
+    assert sparkline([5.0, 5.0], 4, vmax=10.0) == "  ▄▄"  # half of vmax, right-aligned
+    assert sparkline_rows([10.0, 5.0], 2, 2, vmax=10.0) == ["█ ", "██"]  # two rows: 5 fills the lower one
     assert sparkline([], 10) == ""
 
 

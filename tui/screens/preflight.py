@@ -31,6 +31,8 @@ STATUS_LEVELS = {
 
 def progress_text(preflight: PreflightState) -> Text:
     if not preflight.steps and not preflight.running:
+        if preflight.error or preflight.finished:
+            return Text("")
         return Text("Not run yet. Choose the platform and press r (or the button) to run the preflight.", style="dim")
     text = Text()
     for step in preflight.steps.values():
@@ -47,7 +49,8 @@ def progress_text(preflight: PreflightState) -> Text:
 
 def verdict_banner(preflight: PreflightState) -> Text:
     if preflight.error:
-        return Text.assemble(badge("critical", "PREFLIGHT FAILED"), " ", preflight.error)
+        label = "PREFLIGHT FAILED" if preflight.finished is not None else "COULD NOT START"
+        return Text.assemble(badge("critical", label), " ", preflight.error)
     report = preflight.report
     if report is None:
         return Text("")

@@ -26,4 +26,4 @@ class MetricTile(Widget):
     def render(self) -> Text:
         if self.view is None:
             return Text("waiting for the agent…", style="dim italic")
-        return render_tile(self.view, max(1, self.content_size.width))
+        return render_tile(self.view, max(1, self.content_size.width), self.content_size.height)

@@ -48,14 +48,22 @@ class TroubleBanner(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state: DashboardState | None = None
+        self._shown = Text()
         self.display = False
 
     def update_state(self, state: DashboardState) -> None:
         self.state = state
         lines = self._lines()
+        text = Text("\n").join(lines)
+        bad = state.connection.state in ("disconnected", "unauthorized")
+        if bad != self.has_class("bad"):
+            self.set_class(bad, "bad")
+        if text.plain == self._shown.plain and bool(lines) == self.display:
+            return  # unchanged: no relayout
+        relayout = len(lines) != len(self._shown.plain.splitlines()) if self._shown.plain else True
+        self._shown = text
         self.display = bool(lines)
-        self.set_class(state.connection.state == "disconnected" or state.connection.state == "unauthorized", "bad")
-        self.refresh(layout=True)
+        self.refresh(layout=relayout)
 
     def _lines(self) -> list[Text]:
         state = self.state
@@ -81,4 +89,4 @@ class TroubleBanner(Widget):
         return lines
 
     def render(self) -> Text:
-        return Text("\n").join(self._lines())
+        return self._shown
