@@ -14,7 +14,7 @@ from datetime import datetime
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 
 from agent.models import utc_now
@@ -57,7 +57,8 @@ class StreamHealthApp(App[None]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    revision: reactive[int] = reactive(0, init=False)
+    # A var, not a reactive: a reactive repaints the whole app on change; screens redraw only what changed.
+    revision: var[int] = var(0, init=False)
 
     def __init__(
         self,

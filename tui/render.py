@@ -362,6 +362,8 @@ TILE_BUILDERS = (bitrate_tile, dropped_tile, cpu_tile, ingest_tile, headroom_til
 
 def live_tiles(state: DashboardState) -> list[TileView]:
     tiles = [build(state.snapshot, state) for build in TILE_BUILDERS]
+    for tile in tiles:
+        tile.spark = tuple(tile.spark)  # a copy: views are compared to skip redrawing unchanged tiles
     if state.stale:
         age = fmt_age(state.data_age_s())
         for tile in tiles:

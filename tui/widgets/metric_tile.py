@@ -12,12 +12,13 @@ LEVEL_CLASSES = ("level-ok", "level-warning", "level-critical", "level-nodata", 
 
 
 class MetricTile(Widget):
-    view: reactive[TileView | None] = reactive(None, always_update=True)
+    view: reactive[TileView | None] = reactive(None)  # an unchanged tile is not redrawn
 
     def watch_view(self, view: TileView | None) -> None:
         if view is None:
             return
-        self.border_title = view.title
+        if self.border_title != view.title:  # setting it, even unchanged, costs a full screen repaint
+            self.border_title = view.title
         wanted = f"level-{view.level}"
         if not self.has_class(wanted):
             self.remove_class(*LEVEL_CLASSES)
