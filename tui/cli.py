@@ -93,24 +93,24 @@ async def run_tui(settings: Settings, *, agent_url: str | None = None, token: st
     if token:
         register_secret(token)
     token = token or (settings.api.token.get_secret_value() if settings.api.token else None)
-    embedded: AgentServer | None = None
-    if agent_url is not None:
-        url, label = agent_url.rstrip("/"), f"agent {agent_url.rstrip('/')}"
-    else:
-        url = configured_url(settings)
-        if await agent_answers(url, token):
-            label = f"agent {url}"
-        else:
-            embedded = await start_embedded(settings)
-            url, label = embedded.url, f"EMBEDDED agent {embedded.url}"
-    # The TUI owns the terminal: log records would scribble over it, so keep only errors, and only
-    # until the app is gone (then the usual handler prints them again).
+    # The TUI owns the terminal: log records would scribble over it (and stay behind after exit),
+    # so only errors go through, and only until the app is gone.
     root = logging.getLogger()
     previous_level = root.level
-    root.setLevel(logging.CRITICAL)
-    client = AgentClient(url, token)
+    root.setLevel(logging.ERROR)
+    embedded: AgentServer | None = None
     try:
-        app = build_app(client, agent_label=label)
+        if agent_url is not None:
+            url, label = agent_url.rstrip("/"), f"agent {agent_url.rstrip('/')}"
+        else:
+            url = configured_url(settings)
+            if await agent_answers(url, token):
+                label = f"agent {url}"
+            else:
+                embedded = await start_embedded(settings)
+                url, label = embedded.url, f"EMBEDDED agent {embedded.url}"
+        root.setLevel(logging.CRITICAL)
+        app = build_app(AgentClient(url, token), agent_label=label)
         await app.run_async()
     finally:
         root.setLevel(previous_level)
