@@ -38,10 +38,12 @@ def agent_settings(logs_dir: Path, port: int = 0) -> Settings:
 async def agent_server(tmp_path: Path) -> AsyncIterator[AgentServer]:
     server = AgentServer(agent_settings(tmp_path / "logs"))
     await server.start()
+    server.test_running = True  # type: ignore[attr-defined]
     try:
         yield server
     finally:
-        await server.stop("test finished")
+        if server.test_running:  # type: ignore[attr-defined]  # the test may have stopped it already
+            await server.stop("test finished")
 
 
 async def until(pilot: Pilot[None], what: str, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
@@ -75,6 +77,7 @@ async def test_tui_follows_a_real_agent_shows_its_run_and_survives_a_restart(
         port = agent_server.port
         assert port is not None
         await agent_server.stop("restart for the test")
+        agent_server.test_running = False  # type: ignore[attr-defined]
         banner = app.screen.query_one(TroubleBanner)
         await until(pilot, "the unreachable banner", lambda: banner.display and "UNREACHABLE" in banner.render().plain)
         await until(pilot, "stale tiles", lambda: "STALE" in cpu_text(app))
