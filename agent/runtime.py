@@ -95,6 +95,7 @@ class Agent:
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -125,12 +126,16 @@ class Agent:
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
 
     async def stop(self, reason: str = "stopped") -> None:
+        """Stop sources and jobs, write the last record, close the log. Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         for job in ("bandwidth", "preflight"):
             await self.jobs.cancel(job)
         # Bounded: a task that swallowed its cancellation (a library bug) must not hang the shutdown.
-        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S) if self._tasks else (set(), set())
         for task in stuck:
             log.error("task %s did not stop within %g s; abandoning it", task.get_name(), STOP_TIMEOUT_S)
         self._tasks.clear()

@@ -6,6 +6,7 @@ Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -24,7 +25,8 @@ from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import create_encoder_router
 from agent.api.metrics import build_registry
-from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, TickRecord
+from agent.logs.sessions import RunIndex
+from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
 from agent.redact import redact
 from agent.runtime import Agent
 
@@ -117,6 +119,27 @@ def create_app(agent: Agent) -> FastAPI:
                 yield {"event": event.type, "data": event.data}
 
         return EventSourceResponse(stream(), ping=SSE_PING_S)
+
+    run_index = RunIndex(agent.settings.logs.dir)
+
+    def current_run_id() -> str | None:
+        return agent.log_writer.stem if agent.log_writer is not None else None
+
+    @app.get(f"{API_PREFIX}/runs", response_model=RunList, summary="Past and current agent runs from the health logs")
+    async def runs() -> RunList:
+        return RunList(runs=await asyncio.to_thread(run_index.runs, current_run_id()))
+
+    @app.get(
+        f"{API_PREFIX}/runs/{{run_id}}",
+        response_model=RunDetail,
+        responses=errors,
+        summary="One run with its alert timeline",
+    )
+    async def run(run_id: str) -> RunDetail:
+        detail = await asyncio.to_thread(run_index.run, run_id, current_run_id())
+        if detail is None:
+            raise HTTPException(404, f"no run {run_id!r} in the health logs; GET {API_PREFIX}/runs lists them")
+        return detail
 
     @app.get("/metrics", summary="Prometheus text exposition", response_class=Response)
     async def metrics() -> Response:

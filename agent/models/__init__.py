@@ -29,6 +29,7 @@ from agent.models.reports import (
     RecommendedSettings,
     Verdict,
 )
+from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
 from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
 from agent.models.system import (
     BatteryState,
@@ -46,6 +47,7 @@ __all__ = [
     "Alert",
     "AlertChange",
     "AlertRecord",
+    "AlertTimelineEntry",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -71,8 +73,11 @@ __all__ = [
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
+    "RunDetail",
+    "RunList",
     "RunStarted",
     "RunStopped",
+    "RunSummary",
     "Sample",
     "Severity",
     "SourceStateName",

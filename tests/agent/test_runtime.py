@@ -177,3 +177,13 @@ async def test_rules_drive_alerts_overall_state_and_records(tmp_path: Path) -> N
     assert [a.id for a in agent.recently_cleared_alerts()] == ["cpu"]
     changes = [json.loads(line)["change"]["change"] for line in lines if json.loads(line)["type"] == "alert"]
     assert changes == ["raised", "cleared"]
+
+
+async def test_stopping_twice_writes_one_last_record(tmp_path: Path) -> None:
+    agent = Agent(make_settings(tmp_path), [CountingSource()])
+    await agent.start()
+    await agent.stop("first")
+    await agent.stop("second")
+    assert agent.log_writer is not None
+    lines = agent.log_writer.path.read_text().splitlines()
+    assert [json.loads(line)["reason"] for line in lines if '"run_stopped"' in line] == ["first"]

@@ -1,0 +1,1 @@
+"""The TUI's screens: Live (default), Alerts, Preflight, History, and the help overlay."""

@@ -1,0 +1,1 @@
+"""Widgets of the TUI: tiles, the status header, the connection banner."""
