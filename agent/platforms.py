@@ -107,6 +107,8 @@ class PlatformPreset(_Strict):
         """The profile for this output: same resolution (either orientation) and nearest frame rate;
         otherwise the one nearest in pixel count. Unknown output: the default profile."""
         if width is None or height is None:
+            if fps is None:
+                return self.default
             width, height = self.default.width, self.default.height
         pixels = width * height
         same = [p for p in self.profiles if {p.width, p.height} == {width, height}]
@@ -114,6 +116,8 @@ class PlatformPreset(_Strict):
         if not same:
             nearest_pixels = pool[0].width * pool[0].height
             pool = [p for p in self.profiles if p.width * p.height == nearest_pixels]
+        if fps is None and self.default in pool:
+            return self.default
         target_fps = fps if fps is not None else pool[0].fps
         return min(pool, key=lambda p: abs(p.fps - target_fps))
 
