@@ -64,6 +64,7 @@ class Jobs:
         self.emitter = emitter
         self._running: dict[str, JobState] = {}
         self._last: dict[str, JobFinished] = {}
+        self._last_successful: dict[str, JobFinished] = {}
 
     def start(self, job: str, work: JobWork, *, deadline_s: float) -> str:
         current = self._running.get(job)
@@ -99,6 +100,8 @@ class Jobs:
             report=report.model_dump(mode="json") if report is not None else None,
         )
         self._last[job] = finished
+        if finished.ok and finished.report is not None and finished.report.get("ok", True) is not False:
+            self._last_successful[job] = finished
         state = self._running.get(job)
         if state is not None and state.job_id == job_id:
             state.finished = finished
@@ -110,6 +113,10 @@ class Jobs:
 
     def last(self, job: str) -> JobFinished | None:
         return self._last.get(job)
+
+    def last_successful(self, job: str) -> JobFinished | None:
+        """The last run of `job` that finished with a report whose own `ok` (if it has one) is not False."""
+        return self._last_successful.get(job)
 
     async def cancel(self, job: str) -> bool:
         state = self._running.get(job)

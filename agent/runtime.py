@@ -30,6 +30,7 @@ from agent.models import (
     AgentInfo,
     Alert,
     AlertRecord,
+    BandwidthResult,
     HealthSnapshot,
     RunStarted,
     RunStopped,
@@ -91,6 +92,7 @@ class Agent:
         self.clock = clock
         self.bus = EventBus()
         self.jobs = Jobs(self)
+        self._bandwidth_cache: tuple[str, BandwidthResult] | None = None
         self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
         self.started_at = utc_now()
         self.pid = os.getpid()
@@ -259,6 +261,7 @@ class Agent:
         alerts = self.active_alerts()
         samples = {name: sample for name, sample in self._latest.items() if name in HealthSnapshot.model_fields}
         return HealthSnapshot(
+            bandwidth=self._last_bandwidth(),
             taken_at=utc_now(),
             agent=self._agent_info(),
             overall=overall_state(alerts),
@@ -266,6 +269,16 @@ class Agent:
             alerts=alerts,
             **samples,
         )
+
+    def _last_bandwidth(self) -> BandwidthResult | None:
+        """The last successful bandwidth test (a job's report), not a polled source."""
+        finished = self.jobs.last_successful("bandwidth")
+        if finished is None or finished.report is None:
+            return None
+        cached = self._bandwidth_cache
+        if cached is None or cached[0] != finished.job_id:
+            cached = self._bandwidth_cache = (finished.job_id, BandwidthResult.model_validate(finished.report))
+        return cached[1]
 
     # --- reading ---------------------------------------------------------------------------------
 

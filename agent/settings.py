@@ -95,8 +95,40 @@ class SystemSourceSettings(Section):
     process_scan_interval_s: float = Field(5.0, gt=0, le=300)
 
 
+class NetworkSourceSettings(Section):
+    enabled: bool = True
+    interval_s: float = Field(2.0, gt=0, le=300)
+    timeout_s: float = Field(2.0, gt=0, le=30)
+    extra_targets: list[str] = Field(default_factory=list)
+    icmp: bool = True
+    upload_users: bool = True
+    link_scan_interval_s: float = Field(10.0, gt=0, le=600)
+
+
 class SourcesSettings(Section):
     system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
+    network: NetworkSourceSettings = Field(default_factory=NetworkSourceSettings)
+
+
+class BandwidthSettings(Section):
+    headroom_ratio: float = Field(0.7, gt=0, le=1)
+    audio_bitrate_kbps: int = Field(160, ge=0, le=1024)
+    backend: Literal["speedtest", "http", "rtmp"] = "http"
+    duration_s: float = Field(10.0, gt=0, le=120)
+    ramp_up_s: float = Field(2.0, ge=0, le=30)
+    sustained_percentile: float = Field(10.0, ge=0, le=50)
+    deadline_s: float = Field(120.0, gt=0, le=900)
+    http_url: str | None = None
+    http_connections: int = Field(4, ge=1, le=32)
+    http_download: bool = True
+    speedtest_server_id: int | None = None
+    speedtest_url: str | None = None
+    speedtest_secure: bool = True
+    speedtest_download: bool = True
+    rtmp_url: str | None = None
+    rtmp_start_kbps: int = Field(1000, ge=100)
+    rtmp_max_kbps: int = Field(200_000, ge=100)
+    rtmp_bandwidthtest: bool = True
 
 
 class IngestSettings(Section):
@@ -138,6 +170,7 @@ class Settings(BaseSettings):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    bandwidth: BandwidthSettings = Field(default_factory=BandwidthSettings)
     platform: PlatformName = "custom"
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
@@ -256,7 +289,7 @@ def _check_rules(settings: Settings, user_origin: str) -> None:
 def _register_settings_secrets(settings: Settings) -> None:
     if settings.api.token is not None:
         register_secret(settings.api.token.get_secret_value())
-    for url in [settings.ingest.primary, *settings.ingest.backups]:
+    for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
         if url:
             path = urlsplit(url).path.strip("/").split("/", 1)
             if len(path) == 2:
@@ -284,7 +317,7 @@ def _describe_validation_error(
 
 def _is_secret_field(loc: list[str]) -> bool:
     # Ingest URLs carry the stream key, possibly in a form `redact` cannot recognise (a mistyped scheme).
-    return bool(set(loc) & {"token", "password", "key", "stream_key", "primary", "backups"})
+    return bool(set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url"})
 
 
 def _origin_of(loc: list[str], layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> str:

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
+from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.metrics import build_registry
 from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, TickRecord
 from agent.redact import redact
@@ -120,6 +121,8 @@ def create_app(agent: Agent) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    add_bandwidth_routes(app, agent, API_PREFIX)
+
     token = agent.settings.api.token
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token.get_secret_value())
@@ -127,4 +130,6 @@ def create_app(agent: Agent) -> FastAPI:
 
 
 def _reason(status: int) -> str:
-    return {400: "bad request", 401: "unauthorized", 404: "not found", 405: "method not allowed"}.get(status, "error")
+    return {400: "bad request", 401: "unauthorized", 404: "not found", 405: "method not allowed", 409: "conflict"}.get(
+        status, "error"
+    )

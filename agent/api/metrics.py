@@ -109,8 +109,78 @@ def system_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     )
 
 
+def network_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    """Per target, labelled by role and host:port (the ingest's address: low cardinality, never a key)."""
+    network = snapshot.network
+    if network is not None:
+        labels = ["target", "role"]
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "reachable": GaugeMetricFamily(
+                "streamhealth_target_reachable", "1 when the last probe of the target succeeded.", labels=labels
+            ),
+            "rtt": GaugeMetricFamily(
+                "streamhealth_target_rtt_seconds", "Median RTT over 10 s (TCP connect or TCP_INFO).", labels=labels
+            ),
+            "rtt_p95": GaugeMetricFamily(
+                "streamhealth_target_rtt_p95_seconds", "95th percentile RTT over 10 s.", labels=labels
+            ),
+            "jitter": GaugeMetricFamily(
+                "streamhealth_target_jitter_seconds", "RFC 3550 smoothed RTT jitter.", labels=labels
+            ),
+            "loss": GaugeMetricFamily(
+                "streamhealth_target_probe_loss_ratio", "Probes lost over 10 s, 0..1.", labels=labels
+            ),
+            "dns": GaugeMetricFamily(
+                "streamhealth_target_dns_seconds", "Time of the last DNS resolution.", labels=labels
+            ),
+            "retransmits": CounterMetricFamily(
+                "streamhealth_target_tcp_retransmits",
+                "Retransmitted segments on the live connection (TCP_INFO).",
+                labels=labels,
+            ),
+        }
+        for target in network.targets:
+            key = [target.name, target.role]
+            if target.reachable is not None:
+                families["reachable"].add_metric(key, 1.0 if target.reachable else 0.0)
+            for family, value_ms in (
+                ("rtt", target.rtt_p50_ms_10s),
+                ("rtt_p95", target.rtt_p95_ms_10s),
+                ("jitter", target.jitter_ms),
+                ("dns", target.dns_ms),
+            ):
+                if value_ms is not None:
+                    families[family].add_metric(key, value_ms / 1000)
+            if target.loss_ratio_10s is not None:
+                families["loss"].add_metric(key, target.loss_ratio_10s)
+            if target.tcp_info is not None:
+                families["retransmits"].add_metric(key, target.tcp_info.retransmits_total)
+        yield from families.values()
+        yield GaugeMetricFamily(
+            "streamhealth_on_wifi", "1 when the uplink is Wi-Fi.", value=1.0 if network.on_wifi else 0.0
+        )
+        if network.link.wifi_signal_dbm is not None:
+            yield GaugeMetricFamily(
+                "streamhealth_wifi_signal_dbm", "Wi-Fi signal level (dBm).", value=network.link.wifi_signal_dbm
+            )
+    bandwidth = snapshot.bandwidth
+    if bandwidth is not None and bandwidth.upload_bps is not None:
+        upload = GaugeMetricFamily(
+            "streamhealth_bandwidth_upload_bits_per_second",
+            "Sustained upload of the last successful bandwidth test.",
+            labels=["backend"],
+        )
+        upload.add_metric([bandwidth.backend], bandwidth.upload_bps)
+        yield upload
+        yield GaugeMetricFamily(
+            "streamhealth_bandwidth_test_time_seconds",
+            "When the last successful bandwidth test finished (Unix time).",
+            value=bandwidth.finished_at.timestamp(),
+        )
+
+
 # Each entry turns one part of the snapshot into metric families; sources add theirs here.
-METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [agent_metrics, system_metrics]
+METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [agent_metrics, system_metrics, network_metrics]
 
 
 class SnapshotCollector(Collector):

@@ -20,6 +20,8 @@ class TcpInfo(Contract):
     retransmits_total: int
     bytes_acked: int
     send_congestion_window: int | None = None
+    bytes_sent: int | None = Field(None, description="Bytes handed to the network, retransmissions included.")
+    not_sent_bytes: int | None = Field(None, description="Bytes queued in the socket, not yet sent.")
 
 
 class TargetStability(Contract):
@@ -39,6 +41,11 @@ class TargetStability(Contract):
     icmp_rtt_ms: float | None = None
     tcp_info: TcpInfo | None = Field(None, description="From a live RTMP connection, when one exists.")
     error: str | None = None
+    last_rtt_ms: float | None = Field(None, description="RTT of the latest probe (or TCP_INFO reading).")
+    rtt_from: Literal["tcp_connect", "tcp_info"] | None = Field(
+        None, description="Where the RTT comes from: probe connections, or the kernel's view of a live connection."
+    )
+    probes_10s: int = 0
 
 
 class LinkInfo(Contract):
@@ -70,3 +77,4 @@ class NetworkSample(Sample):
     link: LinkInfo = Field(default_factory=LinkInfo)
     on_wifi: bool = False
     upload_users: list[UploadUser] = Field(default_factory=list)
+    upload_users_note: str | None = Field(None, description="Why upload_users may be incomplete or empty.")

@@ -14,6 +14,10 @@ def build_sources(settings: Settings) -> list[Source]:
         from agent.sources.system import SystemSource
 
         sources.append(SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s))
+    if settings.sources.network.enabled:
+        from agent.sources.network import NetworkSource
+
+        sources.append(NetworkSource(settings.sources.network, settings.ingest, timeout_s=timeout_s))
     return sources
 
 

@@ -1,0 +1,298 @@
+"""The RTMP chunk stream, without I/O: a reader that reassembles messages and a writer that chunks them.
+
+The reader takes bytes as they arrive and returns whole messages; a chunk that is only partly there is
+left in the buffer untouched until the rest arrives, so cutting the input anywhere gives the same
+messages. It honours Set Chunk Size and Abort itself (they change how the following bytes parse) and
+bounds what a peer can make us hold: messages above `max_message_size`, or more than
+`max_pending_bytes` of unfinished messages across chunk streams, are a `ProtocolError`.
+Everything else about messages (commands, acks, media) lives in `messages.py`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from agent.errors import ProtocolError
+
+DEFAULT_CHUNK_SIZE: Final = 128  # until a Set Chunk Size says otherwise, in each direction
+MAX_CHUNK_SIZE: Final = 0x7FFFFFFF  # the 31 bits Set Chunk Size may carry
+DEFAULT_MAX_MESSAGE_SIZE: Final = 8 * 1024 * 1024  # a 4K keyframe fits; the 24-bit field allows 16 MiB
+EXTENDED_TIMESTAMP: Final = 0xFFFFFF
+
+# Protocol control message type ids (the reader acts on the first two itself).
+TYPE_SET_CHUNK_SIZE: Final = 1
+TYPE_ABORT: Final = 2
+
+_U32 = struct.Struct(">I")
+_U32_LE = struct.Struct("<I")
+_HEADER_SIZES: Final = (11, 7, 3, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One reassembled message: which chunk stream carried it, its absolute timestamp (ms, 32-bit), type,
+    message stream id and body."""
+
+    csid: int
+    timestamp: int
+    type_id: int
+    stream_id: int
+    payload: bytes
+
+
+class _InStream:
+    """What the reader remembers per chunk stream id: the last header, and the message being assembled."""
+
+    __slots__ = ("delta", "extended", "length", "partial", "remaining", "stream_id", "timestamp", "type_id")
+
+    def __init__(self) -> None:
+        self.timestamp = 0
+        self.delta = 0
+        self.length = 0
+        self.type_id = 0
+        self.stream_id = 0
+        self.extended = False  # the last fmt 0-2 header used the extended timestamp field
+        self.remaining = 0  # bytes of the current message still to come; 0 between messages
+        self.partial = bytearray()
+
+
+class ChunkReader:
+    """Bytes in, `RawMessage`s out. Raises `ProtocolError` (and only that) on malformed input; after one,
+    the reader is unusable and the connection should be dropped."""
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_pending_bytes: int | None = None,
+    ) -> None:
+        self.chunk_size = DEFAULT_CHUNK_SIZE
+        self.max_message_size = max_message_size
+        self.max_pending_bytes = max_pending_bytes if max_pending_bytes is not None else 2 * max_message_size
+        self._buffer = bytearray()
+        self._streams: dict[int, _InStream] = {}
+        self._pending_bytes = 0
+        self._failed: ProtocolError | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held: an incomplete chunk plus unfinished messages (what the bounds limit)."""
+        return len(self._buffer) + self._pending_bytes
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[RawMessage]:
+        if self._failed is not None:
+            raise self._failed
+        self._buffer += data
+        try:
+            return self._parse()
+        except ProtocolError as exc:
+            self._failed = exc
+            raise
+
+    def _fail(self, message: str) -> ProtocolError:
+        return ProtocolError(f"RTMP chunk stream: {message}")
+
+    def _parse(self) -> list[RawMessage]:
+        buf = self._buffer
+        size = len(buf)
+        pos = 0
+        messages: list[RawMessage] = []
+        streams = self._streams
+        while pos < size:
+            first = buf[pos]
+            fmt = first >> 6
+            csid = first & 0x3F
+            p = pos + 1
+            if csid == 0:
+                if p + 1 > size:
+                    break
+                csid = 64 + buf[p]
+                p += 1
+            elif csid == 1:
+                if p + 2 > size:
+                    break
+                csid = 64 + buf[p] + (buf[p + 1] << 8)
+                p += 2
+            header_size = _HEADER_SIZES[fmt]
+            if p + header_size > size:
+                break
+            state = streams.get(csid)
+            if state is None:
+                if fmt != 0:
+                    raise self._fail(f"chunk stream {csid} starts with a type {fmt} header, not type 0")
+                state = streams[csid] = _InStream()
+            continuing = state.remaining > 0
+            if fmt == 3:
+                extended = state.extended
+                ts_field = state.delta
+                length, type_id, stream_id = state.length, state.type_id, state.stream_id
+            else:
+                if continuing:
+                    raise self._fail(f"type {fmt} header on chunk stream {csid} in the middle of a message")
+                ts_field = _U32.unpack_from(buf, p - 1)[0] & 0xFFFFFF
+                length, type_id, stream_id = state.length, state.type_id, state.stream_id
+                if fmt <= 1:
+                    length = _U32.unpack_from(buf, p + 2)[0] & 0xFFFFFF
+                    type_id = buf[p + 6]
+                    if fmt == 0:
+                        stream_id = _U32_LE.unpack_from(buf, p + 7)[0]
+                extended = ts_field == EXTENDED_TIMESTAMP
+            p += header_size
+            if extended:
+                if p + 4 > size:
+                    break
+                value = _U32.unpack_from(buf, p)[0]
+                if fmt != 3:
+                    ts_field = value
+                    p += 4
+                elif not continuing or value == state.delta:
+                    # Continuation chunks should repeat the extended timestamp; some encoders omit it,
+                    # which shows as the 4 bytes not matching. Then they are payload.
+                    p += 4
+            if not continuing:
+                if length > self.max_message_size:
+                    raise self._fail(
+                        f"message of {length} bytes on chunk stream {csid} exceeds the {self.max_message_size} byte limit"
+                    )
+                remaining = length
+            else:
+                remaining = state.remaining
+            take = remaining if remaining < self.chunk_size else self.chunk_size
+            end = p + take
+            if end > size:
+                break
+            # The whole chunk is here: commit.
+            if not continuing:
+                state.timestamp = ts_field if fmt == 0 else (state.timestamp + ts_field) & 0xFFFFFFFF
+                state.delta = ts_field
+                state.length, state.type_id, state.stream_id = length, type_id, stream_id
+                if fmt != 3:
+                    state.extended = extended
+            pos = end
+            if take == length and not continuing:
+                payload = bytes(buf[p:end])
+            else:
+                state.partial += buf[p:end]
+                self._pending_bytes += take
+                if self._pending_bytes > self.max_pending_bytes:
+                    raise self._fail(f"more than {self.max_pending_bytes} bytes of unfinished messages")
+                remaining -= take
+                state.remaining = remaining
+                if remaining:
+                    continue
+                payload = bytes(state.partial)
+                self._pending_bytes -= len(payload)
+                state.partial = bytearray()
+            state.remaining = 0
+            message = RawMessage(csid, state.timestamp, type_id, stream_id, payload)
+            messages.append(message)
+            if type_id == TYPE_SET_CHUNK_SIZE:
+                self.chunk_size = _parse_chunk_size(payload)
+            elif type_id == TYPE_ABORT:
+                self._abort(payload)
+        if pos:
+            del buf[:pos]
+        return messages
+
+    def _abort(self, payload: bytes) -> None:
+        if len(payload) < 4:
+            raise self._fail("Abort message shorter than 4 bytes")
+        state = self._streams.get(_U32.unpack_from(payload)[0])
+        if state is not None and state.remaining:
+            self._pending_bytes -= len(state.partial)
+            state.partial = bytearray()
+            state.remaining = 0
+
+
+def _parse_chunk_size(payload: bytes) -> int:
+    if len(payload) < 4:
+        raise ProtocolError("RTMP chunk stream: Set Chunk Size message shorter than 4 bytes")
+    value: int = _U32.unpack_from(payload)[0]
+    if value & 0x80000000 or value == 0:
+        raise ProtocolError(f"RTMP chunk stream: invalid chunk size {value}")
+    return value
+
+
+def _basic_header(fmt: int, csid: int) -> bytes:
+    if 2 <= csid <= 63:
+        return bytes([(fmt << 6) | csid])
+    if 64 <= csid <= 319:
+        return bytes([fmt << 6, csid - 64])
+    if 320 <= csid <= 65599:
+        rest = csid - 64
+        return bytes([(fmt << 6) | 1, rest & 0xFF, rest >> 8])
+    raise ValueError(f"chunk stream id {csid} outside 2..65599")
+
+
+class _OutStream:
+    __slots__ = ("delta", "length", "stream_id", "timestamp", "type_id")
+
+    def __init__(self, timestamp: int, delta: int, length: int, type_id: int, stream_id: int) -> None:
+        self.timestamp = timestamp
+        self.delta = delta
+        self.length = length
+        self.type_id = type_id
+        self.stream_id = stream_id
+
+
+class ChunkWriter:
+    """Messages in, chunk bytes out, with the smallest header the previous one on that chunk stream allows."""
+
+    def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self.chunk_size = chunk_size
+        self._streams: dict[int, _OutStream] = {}
+
+    def write(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes | bytearray) -> bytes:
+        timestamp &= 0xFFFFFFFF
+        length = len(payload)
+        if length > 0xFFFFFF:
+            raise ValueError(f"RTMP messages are limited to 16 MiB, got {length} bytes")
+        previous = self._streams.get(csid)
+        delta = 0
+        fmt = 0
+        if previous is not None and previous.stream_id == stream_id:
+            delta = (timestamp - previous.timestamp) & 0xFFFFFFFF
+            if delta <= 0x7FFFFFFF:  # forwards in time: a delta header works
+                if previous.length != length or previous.type_id != type_id:
+                    fmt = 1
+                elif delta != previous.delta:
+                    fmt = 2
+                else:
+                    fmt = 3
+        ts_field = timestamp if fmt == 0 else delta
+        if fmt == 3:
+            ts_field = previous.delta if previous is not None else 0
+        extended = ts_field >= EXTENDED_TIMESTAMP
+        three = EXTENDED_TIMESTAMP if extended else ts_field
+        header = bytearray(_basic_header(fmt, csid))
+        if fmt <= 2:
+            header += three.to_bytes(3, "big")
+            if fmt <= 1:
+                header += length.to_bytes(3, "big")
+                header.append(type_id)
+                if fmt == 0:
+                    header += _U32_LE.pack(stream_id)
+        extension = _U32.pack(ts_field) if extended else b""
+        header += extension
+        self._streams[csid] = _OutStream(timestamp, ts_field, length, type_id, stream_id)
+
+        chunk_size = self.chunk_size
+        if length <= chunk_size:
+            return bytes(header) + bytes(payload)
+        continuation = _basic_header(3, csid) + extension
+        view = memoryview(payload)
+        pieces: list[bytes | memoryview] = [bytes(header), view[:chunk_size]]
+        for start in range(chunk_size, length, chunk_size):
+            pieces.append(continuation)
+            pieces.append(view[start : start + chunk_size])
+        return b"".join(pieces)
+
+    def set_chunk_size_message(self, chunk_size: int) -> bytes:
+        """The Set Chunk Size message announcing `chunk_size`; from the next message on, chunks use it."""
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk size {chunk_size} outside 1..{MAX_CHUNK_SIZE}")
+        data = self.write(2, 0, TYPE_SET_CHUNK_SIZE, 0, _U32.pack(chunk_size))
+        self.chunk_size = chunk_size
+        return data
