@@ -23,6 +23,7 @@ from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.metrics import build_registry
+from agent.api.preflight_routes import add_preflight_routes
 from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, TickRecord
 from agent.redact import redact
 from agent.runtime import Agent
@@ -122,6 +123,7 @@ def create_app(agent: Agent) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     add_bandwidth_routes(app, agent, API_PREFIX)
+    add_preflight_routes(app, agent, API_PREFIX)
 
     token = agent.settings.api.token
     if token is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from agent.models import HealthSnapshot
 from agent.platforms import PlatformPreset
+from agent.settings import Settings
 
 DERIVED_METRICS: dict[str, str] = {
     "configured_bitrate_bps": "Video + audio bitrate the encoder is set to send (OBS settings, else stream.*).",
@@ -47,6 +48,19 @@ class StreamTarget:
     fps: float | None = None
     keyframe_interval_s: float | None = None
     expect_live: bool = False
+
+
+def stream_target(settings: Settings) -> StreamTarget:
+    stream = settings.stream
+    return StreamTarget(
+        video_bitrate_kbps=stream.video_bitrate_kbps,
+        audio_bitrate_kbps=stream.audio_bitrate_kbps,
+        width=stream.width,
+        height=stream.height,
+        fps=stream.fps,
+        keyframe_interval_s=stream.keyframe_interval_s,
+        expect_live=stream.expect_live,
+    )
 
 
 class DerivedCalculator:

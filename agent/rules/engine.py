@@ -20,7 +20,7 @@ from typing import Any, Literal
 from agent.history import History
 from agent.models import Alert, AlertChange, HealthSnapshot, Severity, Suggestion
 from agent.rules.config import RuleSet, RuleSpec, load_rule_set
-from agent.rules.derived import DerivedCalculator, StreamTarget
+from agent.rules.derived import DerivedCalculator, StreamTarget, stream_target
 from agent.rules.playbook import PlanContext
 from agent.rules.templates import fill
 from agent.settings import Settings
@@ -66,16 +66,7 @@ class RuleEngine:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuleEngine:
-        stream = settings.stream
-        target = StreamTarget(
-            video_bitrate_kbps=stream.video_bitrate_kbps,
-            audio_bitrate_kbps=stream.audio_bitrate_kbps,
-            width=stream.width,
-            height=stream.height,
-            fps=stream.fps,
-            keyframe_interval_s=stream.keyframe_interval_s,
-            expect_live=stream.expect_live,
-        )
+        target = stream_target(settings)
         capacity = max(60, int(600 / settings.sampling.interval_s))
         return cls(load_rule_set(settings), target, brb_scene=brb_scene_of(settings), history_capacity=capacity)
 
