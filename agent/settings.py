@@ -105,9 +105,55 @@ class NetworkSourceSettings(Section):
     link_scan_interval_s: float = Field(10.0, gt=0, le=600)
 
 
+def _check_obs_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(
+            "must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:4455 (OBS: Tools > WebSocket Server Settings)"
+        )
+    return url
+
+
+class ObsBackupSceneSettings(Section):
+    enabled: bool = False
+    scene: str | None = None
+    return_scene: str | None = None
+    on_reconnecting: bool = True
+    congestion_enter_ratio: float = Field(0.5, gt=0, le=1)
+    congestion_exit_ratio: float = Field(0.15, ge=0, le=1)
+    enter_after_s: float = Field(5.0, ge=0, le=600)
+    exit_after_s: float = Field(10.0, ge=0, le=600)
+    min_hold_s: float = Field(30.0, ge=0, le=3600)
+
+
+class ObsSourceSettings(Section):
+    enabled: bool = True
+    url: Annotated[str, AfterValidator(_check_obs_url)] = "ws://127.0.0.1:4455"
+    password: SecretStr | None = None
+    poll_interval_s: float = Field(1.0, gt=0, le=60)
+    fast_poll_interval_s: float = Field(0.25, gt=0, le=60)
+    fast_poll_congestion_ratio: float = Field(0.05, ge=0, le=1)
+    request_timeout_s: float = Field(3.0, gt=0, le=60)
+    max_backoff_s: float = Field(30.0, ge=1, le=3600)
+    auth_retry_s: float = Field(300.0, ge=10, le=86400)
+    window_s: float = Field(10.0, gt=0, le=600)
+    backup_scene: ObsBackupSceneSettings = Field(default_factory=ObsBackupSceneSettings)
+
+
+class FfmpegSourceSettings(Section):
+    enabled: bool = True
+    progress_file: ExpandedPath | None = None
+    http_endpoint: bool = True
+    window_s: float = Field(10.0, gt=0, le=600)
+    file_poll_interval_s: float = Field(0.5, gt=0, le=60)
+    stale_after_s: float = Field(5.0, gt=0, le=600)
+
+
 class SourcesSettings(Section):
     system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
     network: NetworkSourceSettings = Field(default_factory=NetworkSourceSettings)
+    obs: ObsSourceSettings = Field(default_factory=ObsSourceSettings)
+    ffmpeg: FfmpegSourceSettings = Field(default_factory=FfmpegSourceSettings)
 
 
 class BandwidthSettings(Section):
@@ -289,6 +335,8 @@ def _check_rules(settings: Settings, user_origin: str) -> None:
 def _register_settings_secrets(settings: Settings) -> None:
     if settings.api.token is not None:
         register_secret(settings.api.token.get_secret_value())
+    if settings.sources.obs.password is not None:
+        register_secret(settings.sources.obs.password.get_secret_value())
     for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
         if url:
             path = urlsplit(url).path.strip("/").split("/", 1)

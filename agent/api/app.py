@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
+from agent.api.encoder_routes import create_encoder_router
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, TickRecord
@@ -124,6 +125,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     add_bandwidth_routes(app, agent, API_PREFIX)
     add_preflight_routes(app, agent, API_PREFIX)
+    app.include_router(create_encoder_router(agent, API_PREFIX))
 
     token = agent.settings.api.token
     if token is not None:

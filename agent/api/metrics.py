@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics
 from agent.models import HealthSnapshot
 
 _STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
@@ -180,7 +181,14 @@ def network_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
 
 
 # Each entry turns one part of the snapshot into metric families; sources add theirs here.
-METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [agent_metrics, system_metrics, network_metrics]
+METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
+    agent_metrics,
+    system_metrics,
+    network_metrics,
+    obs_metrics,
+    ffmpeg_metrics,
+    encoder_process_metrics,
+]
 
 
 class SnapshotCollector(Collector):

@@ -29,7 +29,13 @@ class EncoderSettings(Contract):
 class ObsSample(Sample):
     SOURCE: ClassVar[str] = "obs"
     NOT_HISTORY: ClassVar[frozenset[str]] = frozenset(
-        {"frames_output_total", "frames_dropped_network_total", "frames_rendered_total", "frames_encoded_total"}
+        {
+            "frames_output_total",
+            "frames_dropped_network_total",
+            "frames_rendered_total",
+            "frames_encoded_total",
+            "output_bytes_total",
+        }
     )
 
     connection: ObsConnection
@@ -40,25 +46,33 @@ class ObsSample(Sample):
     output_bitrate_bps: float | None = Field(
         None, description="Actual bits per second leaving OBS (delta of outputBytes)."
     )
+    output_bytes_total: int | None = Field(None, description="Bytes the stream output sent since it started.")
     output_congestion_ratio: float | None = None
     frames_dropped_network_ratio_10s: float | None = None
     frames_dropped_network_ratio_stream: float | None = None
     frames_dropped_network_total: int | None = None
     frames_output_total: int | None = None
     frames_skipped_encoding_ratio_10s: float | None = None
+    frames_skipped_encoding_ratio_stream: float | None = None
     frames_skipped_encoding_total: int | None = None
     frames_encoded_total: int | None = None
     frames_missed_rendering_ratio_10s: float | None = None
+    frames_missed_rendering_ratio_stream: float | None = None
     frames_missed_rendering_total: int | None = None
     frames_rendered_total: int | None = None
     obs_cpu_usage_ratio: float | None = Field(
         None, description="OBS's own CPU use, as OBS reports it, 0..1 of one core."
     )
+    obs_memory_bytes: int | None = Field(None, description="OBS's own memory use, as OBS reports it.")
     active_fps: float | None = None
     configured_fps: float | None = None
     average_frame_render_ms: float | None = None
     frame_budget_ms: float | None = None
     settings: EncoderSettings | None = None
+    program_scene: str | None = Field(None, description="The scene OBS is sending (known when the backup plan is on).")
+    backup_scene_active: bool = Field(False, description="The backup plan switched to its backup scene.")
+    backup_scene_reason: str | None = Field(None, description="Why the backup plan switched, or why it could not.")
+    obs_websocket_version: str | None = None
 
 
 class FfmpegSample(Sample):
@@ -74,5 +88,8 @@ class FfmpegSample(Sample):
     drop_frames_total: int | None = None
     frames_dropped_ratio_10s: float | None = None
     speed_ratio: float | None = Field(None, description="Media time per wall time: below 1.0 the encoder falls behind.")
+    speed_ratio_10s: float | None = Field(
+        None, description="Media time per wall time over the last 10 s, as the agent saw progress arrive."
+    )
     ended: bool = False
     via: Literal["file", "wrapper", "http"] | None = None

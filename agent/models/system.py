@@ -69,3 +69,6 @@ class SystemSample(Sample):
     encoder_process: EncoderProcess | None = Field(None, description="The encoder found by process name, if any.")
     encoder_cpu_core_ratio: float | None = None
     encoder_memory_rss_bytes: int | None = None
+    encoder_search: str | None = Field(
+        None, description="Plain words on the encoder search, e.g. that no encoder process was found."
+    )

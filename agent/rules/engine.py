@@ -334,14 +334,11 @@ def slope_per_s(points: list[tuple[float, float]], window_s: float) -> float | N
 
 
 def brb_scene_of(settings: Settings) -> str | None:
-    """The OBS scene the agent switches to itself when the stream is in trouble, if configured.
-    Read defensively: the OBS source's settings own that flag (sources.obs)."""
+    """The OBS scene the agent switches to itself when the stream is in trouble, if configured
+    (sources.obs.backup_scene, owned by the OBS source). Read defensively: None when absent or off."""
     obs = getattr(settings.sources, "obs", None)
-    if obs is None:
+    plan = getattr(obs, "backup_scene", None)
+    if plan is None or not getattr(plan, "enabled", False):
         return None
-    for name in ("brb_scene", "backup_scene", "scene_on_trouble"):
-        scene = getattr(obs, name, None)
-        if isinstance(scene, str) and scene:
-            enabled = getattr(obs, "auto_switch_scene", getattr(obs, "scene_switch_enabled", True))
-            return scene if enabled is not False else None
-    return None
+    scene = getattr(plan, "scene", None)
+    return scene if isinstance(scene, str) and scene else None

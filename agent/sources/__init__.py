@@ -18,6 +18,14 @@ def build_sources(settings: Settings) -> list[Source]:
         from agent.sources.network import NetworkSource
 
         sources.append(NetworkSource(settings.sources.network, settings.ingest, timeout_s=timeout_s))
+    if settings.sources.obs.enabled:
+        from agent.sources.obs import ObsSource
+
+        sources.append(ObsSource(settings.sources.obs))
+    if settings.sources.ffmpeg.enabled:
+        from agent.sources.ffmpeg import FfmpegSource
+
+        sources.append(FfmpegSource(settings.sources.ffmpeg))
     return sources
 
 

@@ -61,6 +61,14 @@ def default_route_interface(route_table: Path = Path("/proc/net/route")) -> str 
     return best[1] if best else None
 
 
+def _describe_encoder_search(encoder: EncoderProcess | None, last_scan_at: float) -> str:
+    if encoder is not None:
+        return f"found {encoder.name} (pid {encoder.pid})"
+    if last_scan_at == -float("inf"):
+        return "not searched yet"
+    return "none found: no OBS, Streamlabs, TikTok LIVE Studio or ffmpeg process is running"
+
+
 class _ProcessScan:
     """The slow part: rank processes by CPU and find the encoder. psutil keeps the Process objects."""
 
@@ -185,6 +193,7 @@ class SystemSource(PollingSource):
             encoder_process=encoder,
             encoder_cpu_core_ratio=encoder_cpu,
             encoder_memory_rss_bytes=encoder_rss,
+            encoder_search=_describe_encoder_search(encoder, self._last_scan_at),
         )
 
     def _interface_rates(

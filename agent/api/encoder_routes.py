@@ -1,0 +1,69 @@
+"""HTTP routes of the encoder sources: ffmpeg posts its `-progress` here; OBS can be told to reconnect.
+
+ffmpeg's `-progress http://127.0.0.1:8765/api/v1/ffmpeg/progress` opens one chunked POST and writes a
+block about every second until it ends, so the body is read incrementally and each block is published
+as it arrives. A body that is not `-progress` output ends that request with 400; the agent goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from agent.errors import ProtocolError
+from agent.runtime import Agent
+from agent.sources.ffmpeg import FfmpegSource
+from agent.sources.obs import ObsSource
+
+log = logging.getLogger(__name__)
+
+
+class ProgressAccepted(BaseModel):
+    blocks: int
+    ended: bool
+
+
+class ReconnectRequested(BaseModel):
+    detail: str
+
+
+def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix)
+
+    @router.post(
+        "/ffmpeg/progress",
+        response_model=ProgressAccepted,
+        summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
+    )
+    async def ffmpeg_progress(
+        request: Request,
+        via: Annotated[
+            Literal["http", "wrapper"], Query(description="who posts: ffmpeg itself or the wrapper")
+        ] = "http",
+    ) -> ProgressAccepted:
+        source = next((s for s in agent.sources if isinstance(s, FfmpegSource)), None)
+        if source is None or not source.settings.http_endpoint:
+            raise HTTPException(
+                404, "the agent does not take ffmpeg progress: set sources.ffmpeg.enabled and http_endpoint to true"
+            )
+        feed = source.open_feed(via, agent)
+        try:
+            async for chunk in request.stream():
+                feed.feed(chunk)
+        except ProtocolError as exc:
+            log.warning("dropped an ffmpeg progress upload: %s", exc)
+            raise HTTPException(400, f"{exc}; send ffmpeg's -progress output") from None
+        return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
+
+    @router.post("/obs/reconnect", response_model=ReconnectRequested, summary="Connect to OBS again now")
+    async def obs_reconnect() -> ReconnectRequested:
+        source = next((s for s in agent.sources if isinstance(s, ObsSource)), None)
+        if source is None:
+            raise HTTPException(404, "the OBS source is off: set sources.obs.enabled = true")
+        source.request_reconnect()
+        return ReconnectRequested(detail=f"reconnecting to OBS (was: {source.connection})")
+
+    return router
