@@ -31,9 +31,9 @@ DERIVED_METRICS: dict[str, str] = {
     "stream_down": "1 when the stream should be live (stream.expect_live) and is not.",
 }
 
-# Throughput of ffmpeg is averaged over this window: long enough to smooth muxer bursts, short enough
+# Throughput is averaged over this window: long enough to smooth muxer bursts, short enough
 # to react within a few seconds.
-FFMPEG_THROUGHPUT_WINDOW_S = 3.0
+THROUGHPUT_WINDOW_S = 3.0
 FALLING_BEHIND_RATIO = 0.95
 
 
@@ -70,6 +70,7 @@ class DerivedCalculator:
         self.target = target
         self.preset = preset
         self._ffmpeg_bytes: deque[tuple[float, int]] = deque(maxlen=64)
+        self._obs_bitrates: deque[tuple[float, float]] = deque(maxlen=64)
 
     def compute(self, snapshot: HealthSnapshot) -> dict[str, float]:
         values: dict[str, float | None] = {}
@@ -133,7 +134,14 @@ class DerivedCalculator:
     def _throughput(self, snapshot: HealthSnapshot) -> float | None:
         obs, ffmpeg = snapshot.obs, snapshot.ffmpeg
         if obs is not None and obs.streaming and obs.output_bitrate_bps is not None:
-            return obs.output_bitrate_bps
+            # OBS's figure is per poll (as short as 250 ms): average it over the same window as ffmpeg's.
+            t = obs.taken_at.timestamp()
+            if not self._obs_bitrates or t > self._obs_bitrates[-1][0]:
+                self._obs_bitrates.append((t, obs.output_bitrate_bps))
+            while self._obs_bitrates and t - self._obs_bitrates[0][0] >= THROUGHPUT_WINDOW_S:
+                self._obs_bitrates.popleft()
+            return sum(value for _, value in self._obs_bitrates) / len(self._obs_bitrates)
+        self._obs_bitrates.clear()
         if ffmpeg is None or ffmpeg.ended or ffmpeg.total_size_bytes is None:
             self._ffmpeg_bytes.clear()
             return None
@@ -142,7 +150,7 @@ class DerivedCalculator:
             if self._ffmpeg_bytes and ffmpeg.total_size_bytes < self._ffmpeg_bytes[-1][1]:
                 self._ffmpeg_bytes.clear()  # a new ffmpeg run started counting from zero
             self._ffmpeg_bytes.append((t, ffmpeg.total_size_bytes))
-        while len(self._ffmpeg_bytes) > 2 and t - self._ffmpeg_bytes[1][0] >= FFMPEG_THROUGHPUT_WINDOW_S:
+        while len(self._ffmpeg_bytes) > 2 and t - self._ffmpeg_bytes[1][0] >= THROUGHPUT_WINDOW_S:
             self._ffmpeg_bytes.popleft()
         first_t, first_bytes = self._ffmpeg_bytes[0]
         if t - first_t < 0.9:

@@ -114,7 +114,11 @@ class RecordedObs:
 
     async def start(self, port: int = 0) -> None:
         self._server = await serve(
-            self._handle, "127.0.0.1", port, subprotocols=["obswebsocket.json"], compression=None  # type: ignore[list-item]
+            self._handle,
+            "127.0.0.1",
+            port,
+            subprotocols=["obswebsocket.json"],
+            compression=None,  # type: ignore[list-item]
         )
         self.port = self._server.sockets[0].getsockname()[1] if port == 0 else port
 

@@ -29,8 +29,9 @@ def test_authentication_string_from_the_recorded_hello_equals_the_recorded_ident
     hello = _first(obs_recording, "recv", 0)
     recorded_identify = _first(obs_recording, "send", 1)
     auth = hello["d"]["authentication"]
-    assert authentication_string(FIXTURE_PASSWORD, auth["salt"], auth["challenge"]) == (
-        recorded_identify["d"]["authentication"]
+    assert (
+        authentication_string(FIXTURE_PASSWORD, auth["salt"], auth["challenge"])
+        == (recorded_identify["d"]["authentication"])
     )
     assert authentication_string("wrong", auth["salt"], auth["challenge"]) != recorded_identify["d"]["authentication"]
 
@@ -135,7 +136,16 @@ def test_late_answer_to_a_forgotten_request_is_ignored_not_fatal() -> None:
     request_id = protocol.request("GetStats")
     protocol.forget(request_id)
     protocol.receive_text(
-        json.dumps({"op": 7, "d": {"requestId": request_id, "requestType": "GetStats", "requestStatus": {"result": True, "code": 100}}})
+        json.dumps(
+            {
+                "op": 7,
+                "d": {
+                    "requestId": request_id,
+                    "requestType": "GetStats",
+                    "requestStatus": {"result": True, "code": 100},
+                },
+            }
+        )
     )
     assert protocol.replies_received() == []
 
