@@ -7,6 +7,7 @@ rules work on them too. Everything here is cheap arithmetic on the latest sample
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -31,9 +32,9 @@ DERIVED_METRICS: dict[str, str] = {
     "stream_down": "1 when the stream should be live (stream.expect_live) and is not.",
 }
 
-# Throughput is averaged over this window: long enough to smooth muxer bursts, short enough
-# to react within a few seconds.
-THROUGHPUT_WINDOW_S = 3.0
+# Throughput is averaged over this window (see `_throughput`).
+THROUGHPUT_WINDOW_S = 2.0
+MIN_EVIDENCE_S = 1.5
 FALLING_BEHIND_RATIO = 0.95
 
 
@@ -90,13 +91,17 @@ class DerivedCalculator:
 
         throughput = self._throughput(snapshot)
         values["output_throughput_bps"] = throughput
+        recent = self._recent_throughput()
         ratio = throughput / configured_bps if throughput is not None and configured_bps else None
         values["output_bitrate_ratio"] = ratio
 
         tested = snapshot.bandwidth.upload_bps if snapshot.bandwidth is not None and snapshot.bandwidth.ok else None
         capacity = tested
         if ratio is not None and ratio < FALLING_BEHIND_RATIO and throughput is not None:
-            capacity = throughput if tested is None else min(throughput, tested)
+            # What gets through: the window's average, or the last second's if lower (right after a
+            # stream starts congested, the window still holds the socket buffer filling up).
+            achieved = throughput if recent is None else min(throughput, recent)
+            capacity = achieved if tested is None else min(achieved, tested)
         values["upload_capacity_bps"] = capacity
         values["upload_headroom_ratio"] = capacity / configured_bps if capacity is not None and configured_bps else None
 
@@ -131,16 +136,27 @@ class DerivedCalculator:
             values["stream_down"] = 0.0 if live else 1.0
         return {name: value for name, value in values.items() if value is not None}
 
+    def _recent_throughput(self) -> float | None:
+        """ffmpeg's rate between its last two readings at least half a second apart."""
+        if len(self._ffmpeg_bytes) < 2:
+            return None
+        t, size = self._ffmpeg_bytes[-1]
+        for earlier_t, earlier_size in reversed(list(self._ffmpeg_bytes)[:-1]):
+            if t - earlier_t >= 0.5:
+                return (size - earlier_size) * 8 / (t - earlier_t)
+        return None
+
     def _throughput(self, snapshot: HealthSnapshot) -> float | None:
+        """Bits per second getting out over the last THROUGHPUT_WINDOW_S: long enough to average out
+        keyframes and muxer bursts, short enough that a collapsing uplink shows within two ticks."""
         obs, ffmpeg = snapshot.obs, snapshot.ffmpeg
         if obs is not None and obs.streaming and obs.output_bitrate_bps is not None:
-            # OBS's figure is per poll (as short as 250 ms): average it over the same window as ffmpeg's.
             t = obs.taken_at.timestamp()
             if not self._obs_bitrates or t > self._obs_bitrates[-1][0]:
                 self._obs_bitrates.append((t, obs.output_bitrate_bps))
-            while self._obs_bitrates and t - self._obs_bitrates[0][0] >= THROUGHPUT_WINDOW_S:
+            while self._obs_bitrates and t - self._obs_bitrates[0][0] > THROUGHPUT_WINDOW_S:
                 self._obs_bitrates.popleft()
-            return sum(value for _, value in self._obs_bitrates) / len(self._obs_bitrates)
+            return statistics.fmean(value for _, value in self._obs_bitrates)
         self._obs_bitrates.clear()
         if ffmpeg is None or ffmpeg.ended or ffmpeg.total_size_bytes is None:
             self._ffmpeg_bytes.clear()
@@ -150,9 +166,10 @@ class DerivedCalculator:
             if self._ffmpeg_bytes and ffmpeg.total_size_bytes < self._ffmpeg_bytes[-1][1]:
                 self._ffmpeg_bytes.clear()  # a new ffmpeg run started counting from zero
             self._ffmpeg_bytes.append((t, ffmpeg.total_size_bytes))
+        # Keep the newest reading that is at least a window old as the start of the window.
         while len(self._ffmpeg_bytes) > 2 and t - self._ffmpeg_bytes[1][0] >= THROUGHPUT_WINDOW_S:
             self._ffmpeg_bytes.popleft()
         first_t, first_bytes = self._ffmpeg_bytes[0]
-        if t - first_t < 0.9:
+        if t - first_t < MIN_EVIDENCE_S:
             return None  # not enough wall time yet to say anything honest
         return (ffmpeg.total_size_bytes - first_bytes) * 8 / (t - first_t)
