@@ -133,7 +133,7 @@ class RuleEngine:
         series = history.series(rule.metric) or self.derived_history.series(rule.metric)
         if series is None:
             return None
-        return slope_per_s(series.points(since=now - rule.trend_window_s), rule.trend_window_s)
+        return slope_per_s(series.recent(since=now - rule.trend_window_s), rule.trend_window_s)
 
     def resolve(self, path: str, snapshot: HealthSnapshot) -> Value:
         """The current value at a dotted path: numbers (booleans as 1 / 0) as float, names as str."""

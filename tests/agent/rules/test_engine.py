@@ -191,3 +191,14 @@ def test_trend_rule_fires_on_a_steady_rise_but_not_on_a_flat_noisy_level() -> No
         rising.step(float(t), obs=ObsSample(taken_at=at(t), connection="connected", output_congestion_ratio=0.05 * t))
     assert rising.events()[0][1] == "raised"
     assert "+5.0%/s" in rising.engine.active_alerts()[0].message
+
+
+def test_recent_points_read_back_from_the_newest_match_points_since() -> None:
+    from agent.history import RingSeries
+
+    series = RingSeries(5)
+    for t in range(12):
+        series.append(float(t), t * 0.5)
+    assert series.recent(since=8.5) == series.points(since=8.5) == [(9.0, 4.5), (10.0, 5.0), (11.0, 5.5)]
+    assert series.recent(since=0) == series.points()  # only the 5 kept
+    assert RingSeries(3).recent(since=0) == []
