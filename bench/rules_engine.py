@@ -53,7 +53,9 @@ def snapshot(t: int, trouble: bool) -> tuple[HealthSnapshot, list[object]]:
         configured_fps=30,
         settings=EncoderSettings(video_bitrate_kbps=2500, audio_bitrate_kbps=160, width=1280, height=720, fps=30),
     )
-    network = NetworkSample(taken_at=at, ingest_reachable=True, ingest_rtt_ms=30 + (t if trouble else 0), link=LinkInfo())
+    network = NetworkSample(
+        taken_at=at, ingest_reachable=True, ingest_rtt_ms=30 + (t if trouble else 0), link=LinkInfo()
+    )
     snap = HealthSnapshot(
         taken_at=at,
         agent=AgentInfo(version="b", pid=1, started_at=T0, uptime_s=t, platform="twitch"),
