@@ -279,12 +279,19 @@ def check_encoder_connected(o: Observation) -> PreflightCheck:
         return _check("encoder", "pass", "OBS is connected", "OBS")
     if last is not None and last.ffmpeg is not None and not last.ffmpeg.ended:
         return _check("encoder", "pass", "ffmpeg is reporting progress", "ffmpeg")
+    if "obs" not in o.encoder_sources:
+        return _check(
+            "encoder",
+            "skipped",
+            "ffmpeg reports only while it runs",
+            suggestion="start it with `streamhealth run -- ffmpeg ...` to have it watched",
+        )
     detail = last.obs.connection_detail if last is not None and last.obs is not None else None
     return _check(
         "encoder",
         "warn",
-        f"the encoder is not connected{': ' + detail if detail else ''}",
-        suggestion="start OBS (Tools > WebSocket Server Settings) or your ffmpeg",
+        f"OBS is not connected{': ' + detail if detail else ''}",
+        suggestion="start OBS and check Tools > WebSocket Server Settings (sources.obs)",
     )
 
 

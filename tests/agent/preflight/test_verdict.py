@@ -187,3 +187,12 @@ def test_recommendation_picks_a_smaller_profile_when_the_platform_has_one() -> N
     o.target = StreamTarget(video_bitrate_kbps=4500, audio_bitrate_kbps=160, width=1920, height=1080, fps=30)
     rec = recommend(o, run_checks(o))
     assert rec.resolution == "854x480" and rec.video_bitrate_kbps == 1150
+
+
+def test_encoder_check_warns_for_a_missing_obs_but_not_for_an_idle_ffmpeg() -> None:
+    o = observe(obs=ObsSample(connection="not_connected", connection_detail="connection refused"))
+    o.encoder_sources = ("obs", "ffmpeg")
+    check = by_name(run_checks(o))["encoder"]
+    assert check.status == "warn" and "connection refused" in check.message
+    o.encoder_sources = ("ffmpeg",)
+    assert by_name(run_checks(o))["encoder"].status == "skipped"
