@@ -23,6 +23,7 @@ DERIVED_METRICS: dict[str, str] = {
     "output_bitrate_ratio": "Throughput / configured bitrate: below 1 the uplink is not keeping up.",
     "upload_capacity_bps": "Best estimate of the uplink: the throughput while falling behind, else the bandwidth test.",
     "upload_headroom_ratio": "Upload capacity / configured bitrate (1.5 is comfortable).",
+    "ffmpeg_speed_ratio": "Media time ffmpeg produced per wall second over the last 2 s (below 1: falling behind).",
     "render_budget_ratio": "OBS frame render time / frame budget.",
     "encoder_cpu_ratio": "Encoder process CPU as a share of the whole machine, 0..1.",
     "fps_ratio": "Frames per second achieved / configured.",
@@ -72,6 +73,7 @@ class DerivedCalculator:
         self.preset = preset
         self._ffmpeg_bytes: deque[tuple[float, int]] = deque(maxlen=64)
         self._obs_bitrates: deque[tuple[float, float]] = deque(maxlen=64)
+        self._ffmpeg_media: deque[tuple[float, float]] = deque(maxlen=64)
 
     def compute(self, snapshot: HealthSnapshot) -> dict[str, float]:
         values: dict[str, float | None] = {}
@@ -105,6 +107,7 @@ class DerivedCalculator:
         values["upload_capacity_bps"] = capacity
         values["upload_headroom_ratio"] = capacity / configured_bps if capacity is not None and configured_bps else None
 
+        values["ffmpeg_speed_ratio"] = self._ffmpeg_speed(snapshot)
         if obs is not None and obs.average_frame_render_ms is not None and obs.frame_budget_ms:
             values["render_budget_ratio"] = obs.average_frame_render_ms / obs.frame_budget_ms
         if system is not None and system.encoder_cpu_core_ratio is not None and system.cpu_count_logical:
@@ -135,6 +138,25 @@ class DerivedCalculator:
             live = (obs is not None and obs.streaming) or (ffmpeg is not None and not ffmpeg.ended)
             values["stream_down"] = 0.0 if live else 1.0
         return {name: value for name, value in values.items() if value is not None}
+
+    def _ffmpeg_speed(self, snapshot: HealthSnapshot) -> float | None:
+        """ffmpeg's own `speed` is averaged since it started, so a slow start drags it down for the
+        whole run; this is the same figure over the last window only."""
+        ffmpeg = snapshot.ffmpeg
+        if ffmpeg is None or ffmpeg.ended or ffmpeg.out_time_s is None:
+            self._ffmpeg_media.clear()
+            return None
+        t = ffmpeg.taken_at.timestamp()
+        if not self._ffmpeg_media or t > self._ffmpeg_media[-1][0]:
+            if self._ffmpeg_media and ffmpeg.out_time_s < self._ffmpeg_media[-1][1]:
+                self._ffmpeg_media.clear()
+            self._ffmpeg_media.append((t, ffmpeg.out_time_s))
+        while len(self._ffmpeg_media) > 2 and t - self._ffmpeg_media[1][0] >= THROUGHPUT_WINDOW_S:
+            self._ffmpeg_media.popleft()
+        first_t, first_out = self._ffmpeg_media[0]
+        if t - first_t < MIN_EVIDENCE_S:
+            return None
+        return (ffmpeg.out_time_s - first_out) / (t - first_t)
 
     def _recent_throughput(self) -> float | None:
         """ffmpeg's rate between its last two readings at least half a second apart."""

@@ -202,3 +202,31 @@ def test_recent_points_read_back_from_the_newest_match_points_since() -> None:
     assert series.recent(since=8.5) == series.points(since=8.5) == [(9.0, 4.5), (10.0, 5.0), (11.0, 5.5)]
     assert series.recent(since=0) == series.points()  # only the 5 kept
     assert RingSeries(3).recent(since=0) == []
+
+
+def test_ffmpeg_speed_is_measured_over_the_last_seconds_not_since_it_started() -> None:
+    from agent.models import FfmpegSample
+    from agent.rules.config import RuleSpec as Spec
+
+    rule = Spec(
+        name="ffmpeg_slow",
+        metric="derived.ffmpeg_speed_ratio",
+        comparison="below",
+        warning=0.95,
+        for_s=3,
+        message="{value:.2f}x",
+    )
+    feed = Feed.with_rules(rule)
+    # A 5 s stall while connecting, then real time: ffmpeg's own speed stays below 0.95 for a minute.
+    for t in range(5, 65):
+        out_time = float(t - 5)
+        feed.step(
+            float(t),
+            ffmpeg=FfmpegSample(taken_at=at(t), out_time_s=out_time, speed_ratio=out_time / t, total_size_bytes=t),
+        )
+    assert feed.events() == []
+    for t in range(65, 75):  # now it produces only half a second per second
+        out_time = 60.0 + (t - 65) * 0.5
+        feed.step(float(t), ffmpeg=FfmpegSample(taken_at=at(t), out_time_s=out_time, total_size_bytes=t))
+    assert feed.events()[0][1:] == ("raised", "warning")
+    assert feed.engine.active_alerts()[0].message == "0.50x"

@@ -124,3 +124,27 @@ def test_invalid_rule_stops_the_real_cli_with_exit_code_2_and_no_traceback(tmp_p
     assert "Traceback" not in result.stderr
     assert "invalid rule 'cpu_high'" in result.stderr and str(tmp_path / "rules.toml") in result.stderr
     assert "critical (0.5) must be at or above warning (0.99)" in result.stderr
+
+
+def test_brb_scene_switch_is_read_from_the_obs_backup_scene_settings(tmp_path: Path) -> None:
+    from agent.rules.engine import RuleEngine
+
+    off = settings_with(tmp_path, '[sources.obs.backup_scene]\nscene = "BRB"\n')
+    assert RuleEngine.from_settings(load_settings(off, environ={})).brb_scene is None  # not enabled
+    on = settings_with(tmp_path, '[sources.obs.backup_scene]\nenabled = true\nscene = "BRB"\n')
+    assert RuleEngine.from_settings(load_settings(on, environ={})).brb_scene == "BRB"
+
+
+def test_stream_expected_live_but_stopped_is_critical(tmp_path: Path) -> None:
+    from agent.models import ObsSample
+    from agent.rules.engine import RuleEngine
+    from tests.agent.rules.feed import Feed, at
+
+    config = settings_with(tmp_path, "[stream]\nexpect_live = true\n")
+    feed = Feed(RuleEngine.from_settings(load_settings(config, environ={})))
+    for t in range(10):
+        feed.step(float(t), obs=ObsSample(taken_at=at(t), connection="connected", streaming=t < 3))
+    (event,) = feed.events("stream_down")
+    assert event == (8.0, "raised", "critical")  # stopped at t=3, for 5 s
+    (alert,) = [a for a in feed.engine.active_alerts() if a.id == "stream_down"]
+    assert alert.suggestions[0].text == "Switch to a BRB (be right back) scene"
