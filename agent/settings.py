@@ -173,7 +173,7 @@ class BandwidthSettings(Section):
     speedtest_download: bool = True
     rtmp_url: str | None = None
     rtmp_start_kbps: int = Field(1000, ge=100)
-    rtmp_max_kbps: int = Field(200_000, ge=100)
+    rtmp_max_kbps: int = Field(100_000, ge=100, le=200_000)
     rtmp_bandwidthtest: bool = True
 
 

@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httpx
 
+from agent.bandwidth.acked import AckedSockets, recording_transport
 from agent.bandwidth.result import (
     ByteMeter,
     build_result,
@@ -102,10 +103,14 @@ async def _download_worker(client: httpx.AsyncClient, base: str, meter: ByteMete
 
 
 async def _measure(
-    workers: list[asyncio.Task[None]], meter: ByteMeter, duration_s: float, on_window: object
+    workers: list[asyncio.Task[None]],
+    meter: ByteMeter,
+    duration_s: float,
+    on_window: Callable[[float, float], None] | None,
+    refresh: Callable[[], None] | None = None,
 ) -> BaseException | None:
     """Sample `meter` for `duration_s` while `workers` run; stop early if they all failed."""
-    sampler = asyncio.create_task(sample_windows(meter, duration_s, on_window))  # type: ignore[arg-type]
+    sampler = asyncio.create_task(sample_windows(meter, duration_s, on_window, refresh))
     try:
         while not sampler.done():
             await asyncio.wait([sampler, *workers], return_when=asyncio.FIRST_COMPLETED)
@@ -170,6 +175,14 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
 
         reporter.report("upload", download_s / total_s, f"uploading over {config.http_connections} connections")
         meter, stop = ByteMeter(), asyncio.Event()
+        written = ByteMeter()  # what we handed to the sockets: the fallback where TCP_INFO is missing
+        acked = AckedSockets()
+        upload_client = httpx.AsyncClient(timeout=timeout, transport=recording_transport(acked, limits))
+
+        def refresh() -> None:
+            total = acked.total()
+            meter.set_total(total if total is not None else written.total)
+
         load_latencies: list[float] = []
 
         async def ping_under_load() -> None:
@@ -179,17 +192,20 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
                 await asyncio.sleep(LOAD_PING_INTERVAL_S)
 
         def on_window(elapsed_s: float, rate_bps: float) -> None:
-            fraction = (download_s + elapsed_s) / total_s
+            fraction = min(0.99, (download_s + elapsed_s) / total_s)
             reporter.report("upload", fraction, f"{rate_bps / 1e6:.1f} Mbit/s")
 
         workers = [
-            asyncio.create_task(_upload_worker(client, base, meter, stop)) for _ in range(config.http_connections)
+            asyncio.create_task(_upload_worker(upload_client, base, written, stop))
+            for _ in range(config.http_connections)
         ]
         pinger = asyncio.create_task(ping_under_load())
         try:
-            failure = await _measure(workers, meter, duration_s, on_window)
+            failure = await _measure(workers, meter, duration_s, on_window, refresh)
         finally:
+            acked.discard_unsent_on_close()
             await _stop([*workers, pinger], stop)
+            await upload_client.aclose()
 
     windows = meter.windows_bps()
     skip = ramp_up_windows(config, duration_s)

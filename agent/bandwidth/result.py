@@ -109,8 +109,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def ramp_up_windows(settings: BandwidthSettings, duration_s: float) -> int:
-    """Windows left out at the start: `ramp_up_s`, but never more than a third of a short test."""
-    return min(round(settings.ramp_up_s / WINDOW_S), int(duration_s / WINDOW_S / 3))
+    """Windows left out at the start: `ramp_up_s`, but never more than 40% of a short test."""
+    return min(round(settings.ramp_up_s / WINDOW_S), int(duration_s / WINDOW_S / 2.5))
 
 
 def sustained_bps(windows: list[float], skip: int, pct: float) -> float | None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import speedtest
 
+from agent.bandwidth.acked import AckedSockets
 from agent.bandwidth.result import ByteMeter, build_result, failed_result, ramp_up_windows, sample_windows
 from agent.errors import ConfigError
 from agent.jobs import ProgressReporter
@@ -24,8 +25,13 @@ from agent.redact import redact
 from agent.settings import Settings
 
 SOCKET_TIMEOUT_S = 10.0
-UPLOAD_SIZES = [262144, 524288, 1048576, 4194304]
-UPLOAD_COUNT_PER_SIZE = 200  # enough for 10 s at 1 Gbit/s; bodies are made lazily
+UPLOAD_OVERRUN_S = 1.5
+STRAGGLER_WAIT_S = UPLOAD_OVERRUN_S + 1.0
+# Large bodies: speedtest-cli opens a new connection per request, and each one starts slow. Only sizes
+# from speedtest.net's own list: for others (4 MiB, say) speedtest-cli builds a body a few bytes shorter
+# than its Content-Length, and the server waits for the rest until the socket times out.
+UPLOAD_SIZES = [1048576, 7340032]
+UPLOAD_COUNT_PER_SIZE = 200  # 1.6 GB: enough for 10 s at 1 Gbit/s; bodies are made lazily
 DOWNLOAD_SIZES = [350, 500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000]
 
 # speedtest-cli finds its upload data class by module name; only one test patches it at a time.
@@ -60,7 +66,8 @@ def _mini_config(duration_s: float, download_s: float) -> dict[str, Any]:
         "sizes": {"upload": UPLOAD_SIZES, "download": DOWNLOAD_SIZES},
         "counts": {"upload": UPLOAD_COUNT_PER_SIZE, "download": 1},
         "threads": {"upload": 4, "download": 4},
-        "length": {"upload": duration_s, "download": download_s},
+        # A little longer than we sample, so the last window is a full one.
+        "length": {"upload": duration_s + UPLOAD_OVERRUN_S, "download": download_s},
         "upload_max": UPLOAD_COUNT_PER_SIZE * len(UPLOAD_SIZES),
     }
 
@@ -118,6 +125,8 @@ class _Runner:
         self.mini = mini
         self.duration_s = duration_s
         self.download_s = max(1.0, min(5.0, duration_s / 3)) if settings.bandwidth.speedtest_download else 0.0
+        self.written = ByteMeter()  # handed to the connections: the fallback without TCP_INFO
+        self.acked = AckedSockets()
         self.meter = meter
         self.shutdown = threading.Event()
         self.upload_started = threading.Event()
@@ -134,7 +143,7 @@ class _Runner:
             client.get_best_server(client.set_mini_server(self.mini))
         else:
             client = speedtest.Speedtest(secure=secure, **options)
-            client.config["length"]["upload"] = self.duration_s
+            client.config["length"]["upload"] = self.duration_s + UPLOAD_OVERRUN_S
             client.config["length"]["download"] = self.download_s or 1
             server_id = self.settings.bandwidth.speedtest_server_id
             client.get_servers([server_id] if server_id is not None else [])
@@ -145,22 +154,49 @@ class _Runner:
         self.latency_ms = float(client.results.ping) * 2
         if self.download_s:
             self.download_bps = float(client.download())
-        meter = self.meter
+        written, acked = self.written, self.acked
         original = speedtest.HTTPUploaderData
+        connection_classes = [speedtest.SpeedtestHTTPConnection]
+        if hasattr(speedtest, "SpeedtestHTTPSConnection"):
+            connection_classes.append(speedtest.SpeedtestHTTPSConnection)
+        original_connects = [cls.connect for cls in connection_classes]
+        original_closes = [cls.close for cls in connection_classes]
 
         class CountingData(original):  # type: ignore[misc, valid-type]
             def read(self, n: int = 10240) -> bytes:
                 chunk: bytes = super().read(n)
-                meter.add(len(chunk))
+                written.add(len(chunk))
                 return chunk
+
+        def recording(connect: Any) -> Any:
+            def connect_and_record(connection: Any) -> None:
+                connect(connection)
+                if connection.sock is not None:
+                    acked.add(connection.sock)
+
+            return connect_and_record
+
+        def retiring(close: Any) -> Any:
+            def read_then_close(connection: Any) -> None:
+                if connection.sock is not None:
+                    acked.retire(connection.sock)
+                close(connection)
+
+            return read_then_close
 
         with _patch_lock:
             speedtest.HTTPUploaderData = CountingData
+            for cls, connect, close in zip(connection_classes, original_connects, original_closes, strict=True):
+                cls.connect = recording(connect)
+                cls.close = retiring(close)
             try:
                 self.upload_started.set()
                 client.upload(pre_allocate=False)
             finally:
                 speedtest.HTTPUploaderData = original
+                for cls, connect, close in zip(connection_classes, original_connects, original_closes, strict=True):
+                    cls.connect = connect
+                    cls.close = close
 
 
 async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None, duration_s: float) -> BandwidthResult:
@@ -187,14 +223,25 @@ async def run(settings: Settings, *, reporter: ProgressReporter, url: str | None
         reporter.report("upload", runner.download_s / total_s, "uploading")
 
         def on_window(elapsed_s: float, rate_bps: float) -> None:
-            reporter.report("upload", (runner.download_s + elapsed_s) / total_s, f"{rate_bps / 1e6:.1f} Mbit/s")
+            reporter.report(
+                "upload", min(0.99, (runner.download_s + elapsed_s) / total_s), f"{rate_bps / 1e6:.1f} Mbit/s"
+            )
 
-        await sample_windows(meter, duration_s, on_window, finished=worker.done)
+        def refresh() -> None:
+            total = runner.acked.total()
+            meter.set_total(total if total is not None else runner.written.total)
+
+        await sample_windows(meter, duration_s, on_window, refresh=refresh, finished=worker.done)
+        runner.acked.discard_unsent_on_close()
         runner.shutdown.set()  # the upload ends on its own timer; this only cuts a straggler short
-        done, _ = await asyncio.wait([worker], timeout=SOCKET_TIMEOUT_S + 5)
+        done, _ = await asyncio.wait([worker], timeout=STRAGGLER_WAIT_S)
+        if not done:  # threads still sending or waiting on a reply: wake them by closing their sockets
+            runner.acked.abort_all()
+            done, _ = await asyncio.wait([worker], timeout=SOCKET_TIMEOUT_S + 5)
         failure = worker.exception() if done else None
     except asyncio.CancelledError:
         runner.shutdown.set()
+        runner.acked.abort_all()
         raise
     windows = meter.windows_bps()
     skip = ramp_up_windows(config, duration_s)

@@ -22,6 +22,9 @@ class TcpInfo(Contract):
     send_congestion_window: int | None = None
     bytes_sent: int | None = Field(None, description="Bytes handed to the network, retransmissions included.")
     not_sent_bytes: int | None = Field(None, description="Bytes queued in the socket, not yet sent.")
+    sacked_bytes: int | None = Field(
+        None, description="Bytes the peer has (selectively acknowledged) beyond the cumulative ack, about."
+    )
 
 
 class TargetStability(Contract):

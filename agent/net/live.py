@@ -13,6 +13,11 @@ import threading
 from collections.abc import Iterator
 
 
+def target_name(host: str, port: int) -> str:
+    """The one spelling of a target everywhere (samples, metrics, this registry): host:port, [v6]:port."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class LiveConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -19,7 +19,14 @@ _BUFFER = 256
 # data_segs_out; u64 delivery_rate, busy_time, rwnd_limited, sndbuf_limited; u32 delivered,
 # delivered_ce; u64 bytes_sent, bytes_retrans.
 _HEAD = struct.Struct("=8B24I")
-_U32 = {"rtt": 8 + 4 * 15, "rttvar": 8 + 4 * 16, "snd_cwnd": 8 + 4 * 18, "total_retrans": 8 + 4 * 23}
+_U32 = {
+    "snd_mss": 8 + 4 * 2,
+    "sacked": 8 + 4 * 5,
+    "rtt": 8 + 4 * 15,
+    "rttvar": 8 + 4 * 16,
+    "snd_cwnd": 8 + 4 * 18,
+    "total_retrans": 8 + 4 * 23,
+}
 _BYTES_ACKED = 120
 _NOTSENT_BYTES = 144
 _BYTES_SENT = 208
@@ -48,6 +55,7 @@ def parse_tcp_info(raw: bytes) -> TcpInfo | None:
         send_congestion_window=u32(_U32["snd_cwnd"]),
         bytes_sent=u64(_BYTES_SENT),
         not_sent_bytes=u32(_NOTSENT_BYTES) if len(raw) >= _NOTSENT_BYTES + 4 else None,
+        sacked_bytes=u32(_U32["sacked"]) * u32(_U32["snd_mss"]),
     )
 
 

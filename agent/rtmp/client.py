@@ -57,7 +57,7 @@ class RtmpUrl:
 
 def parse_rtmp_url(url: str) -> RtmpUrl:
     """Split an `rtmp://` / `rtmps://` URL; raises ConfigError (with the key redacted) when it cannot be used."""
-    shown = redact_url(url)
+    shown = _shown_url(url)
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
@@ -78,6 +78,15 @@ def parse_rtmp_url(url: str) -> RtmpUrl:
         raise ConfigError(f"{shown} has no stream key (rtmp://host/app/KEY): check ingest.primary")
     netloc = parts.netloc.rpartition("@")[2]
     return RtmpUrl(scheme, parts.hostname, port, app, key, f"{scheme}://{netloc}/{app}")
+
+
+def _shown_url(url: str) -> str:
+    """A URL fit for an error message even when it is malformed: everything after the app is redacted."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2]
+    app, _, rest = parts.path.lstrip("/").partition("/")
+    tail = f"/{MARK}" if rest or parts.query else ""
+    return redact(f"{parts.scheme}://{host}/{app}{tail}" if app else f"{parts.scheme}://{host}")
 
 
 class RtmpPublisher:
@@ -272,6 +281,11 @@ class RtmpPublisher:
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(min(self.timeout_s, 2.0)):
                     await writer.drain()
+                    # Half-close and let the ingest close its side: closing with its last answers unread
+                    # would reset the connection. TLS cannot half-close; there we just close.
+                    if writer.can_write_eof() and self._read_task is not None and not self._read_task.done():
+                        writer.write_eof()
+                        await self._lost_event.wait()
         self.publishing = False
         if writer is not None:
             writer.close()
@@ -466,9 +480,10 @@ async def publish_synthetic(
 ) -> None:
     """Send `stream` in real time for `duration_s` (metadata and sequence headers first, unless already sent).
 
-    Frames go out when their timestamp is due; when the link is slower than the stream, `drain` blocks and
-    the stream falls behind, which is what a bandwidth test measures. Call again to continue the same stream
-    (e.g. after `stream.set_video_bitrate`) with `send_headers=False`.
+    Frames go out when their timestamp is due; when the link is slower than the stream, `drain` blocks, the
+    stream falls behind and is not caught up later: the call still returns after `duration_s`, which is what
+    a bandwidth test needs. Call again to continue the same stream (e.g. after `stream.set_video_bitrate`)
+    with `send_headers=False`.
     """
     if send_headers:
         await publisher.send_metadata(stream.metadata())
@@ -482,7 +497,7 @@ async def publish_synthetic(
     frame = first
     while True:
         due = origin + frame.timestamp_ms / 1000
-        if due >= end:
+        if due >= end or loop.time() >= end:  # the second when the link is slower than the stream
             stream.push_back(frame)
             return
         delay = due - loop.time()

@@ -89,7 +89,9 @@ class RtmpConnection:
     def _receive(self, data: bytes | bytearray | memoryview) -> None:
         if not self._handshake.complete:
             data = self._handshake.receive_data(data)
-            self._outgoing += self._handshake.data_to_send()
+            answer = self._handshake.data_to_send()
+            self.handshake_bytes_sent += len(answer)
+            self._outgoing += answer
             if not self._handshake.complete or not data:
                 return
         self.bytes_received += len(data)

@@ -31,6 +31,8 @@ AAC_RAW: Final = 1
 
 # Enhanced RTMP (veovera spec) video packet types.
 EX_SEQUENCE_START: Final = 0
+EX_CODED_FRAMES: Final = 1
+EX_CODED_FRAMES_X: Final = 3
 
 FLV_HEADER_SIZE: Final = 9
 TAG_HEADER_SIZE: Final = 11
@@ -51,6 +53,7 @@ class VideoInfo:
     codec: str  # "avc", "hevc", "av1", "vp9", or "unknown:<id>"
     keyframe: bool
     sequence_header: bool
+    picture: bool = True  # carries coded picture data (not a sequence header, end of sequence or metadata)
 
 
 def flv_header(*, has_audio: bool = True, has_video: bool = True) -> bytes:
@@ -128,18 +131,21 @@ def video_info(body: bytes) -> VideoInfo:
         packet_type = first & 0x0F
         fourcc = bytes(body[1:5])
         codec = _FOURCC_NAMES.get(fourcc, f"unknown:{fourcc!r}")
-        return VideoInfo(codec, frame_type == FRAME_KEY, packet_type == EX_SEQUENCE_START)
+        picture = packet_type in (EX_CODED_FRAMES, EX_CODED_FRAMES_X)
+        return VideoInfo(codec, frame_type == FRAME_KEY, packet_type == EX_SEQUENCE_START, picture)
     frame_type = first >> 4
     codec_id = first & 0x0F
     codec = {VIDEO_CODEC_AVC: "avc", VIDEO_CODEC_HEVC_LEGACY: "hevc"}.get(codec_id, f"unknown:{codec_id}")
-    sequence_header = codec_id in (VIDEO_CODEC_AVC, VIDEO_CODEC_HEVC_LEGACY) and len(body) > 1 and body[1] == 0
-    return VideoInfo(codec, frame_type == FRAME_KEY, sequence_header)
+    if codec_id in (VIDEO_CODEC_AVC, VIDEO_CODEC_HEVC_LEGACY):
+        packet_type = body[1] if len(body) > 1 else -1
+        return VideoInfo(codec, frame_type == FRAME_KEY, packet_type == AVC_SEQUENCE_HEADER, packet_type == AVC_NALU)
+    return VideoInfo(codec, frame_type == FRAME_KEY, False)
 
 
 def is_keyframe(body: bytes) -> bool:
-    """A keyframe carrying a picture (sequence headers are flagged as keyframes too, but carry none)."""
+    """A keyframe carrying a picture (sequence headers and end-of-sequence markers are flagged as keyframes too)."""
     info = video_info(body)
-    return info.keyframe and not info.sequence_header
+    return info.keyframe and info.picture
 
 
 def is_avc_sequence_header(body: bytes) -> bool:

@@ -21,7 +21,7 @@ from agent.errors import ConfigError
 from agent.models import NetworkSample, TargetStability, TcpInfo, UploadUser
 from agent.models.network import LinkInfo, TargetRole
 from agent.net.link import UploadUsersScanner, link_info
-from agent.net.live import LiveConnections, live_connections
+from agent.net.live import LiveConnections, live_connections, target_name
 from agent.net.probes import IcmpProber, probe
 from agent.net.stability import TargetWindow
 from agent.net.tcpinfo import read_tcp_info
@@ -43,8 +43,7 @@ class Target:
 
     @property
     def name(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return target_name(self.host, self.port)
 
 
 def parse_target(text: str, role: TargetRole) -> Target:
