@@ -17,6 +17,8 @@ from agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
+GRACEFUL_SHUTDOWN_S = 2
+
 
 def check_bind(settings: Settings) -> None:
     if not settings.api.is_loopback and settings.api.token is None:
@@ -42,6 +44,8 @@ class AgentServer:
             access_log=False,
             lifespan="off",
             ws="none",
+            # Long-lived requests (SSE clients, ffmpeg's progress upload) must not hold a stop forever.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         self._server = _EmbeddedUvicorn(config)
         self._serve_task: asyncio.Task[None] | None = None

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from agent.errors import ProtocolError
 from agent.runtime import Agent
@@ -56,6 +57,10 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
         except ProtocolError as exc:
             log.warning("dropped an ffmpeg progress upload: %s", exc)
             raise HTTPException(400, f"{exc}; send ffmpeg's -progress output") from None
+        except ClientDisconnect:
+            # ffmpeg was killed or lost the connection mid-body: what arrived was published; the silence
+            # watch reports that progress stopped without progress=end.
+            log.info("ffmpeg progress upload (%s) ended without progress=end", via)
         return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
 
     @router.post("/obs/reconnect", response_model=ReconnectRequested, summary="Connect to OBS again now")

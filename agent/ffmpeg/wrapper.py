@@ -1,11 +1,12 @@
 """`streamhealth run -- ffmpeg ...`: run ffmpeg untouched except for `-progress`, and watch it.
 
-Decision (documented in the command's help): when an agent answers on the configured API address, the
-wrapper points ffmpeg's `-progress` straight at the agent's endpoint (`POST /api/v1/ffmpeg/progress`), so
-the agent, its rules, log and TUI see the encoder with no process in between. When no agent runs (or the
-API needs a token, which ffmpeg cannot send with -progress), the wrapper listens on a loopback TCP port,
-gives ffmpeg `-progress tcp://127.0.0.1:PORT`, parses the blocks itself and prints a warning line when
-ffmpeg falls behind (speed under 1) or drops frames, and a summary at the end.
+Decision (documented in the command's help and docs/encoders.md): ffmpeg always writes its progress to the
+wrapper (`-progress tcp://127.0.0.1:PORT` on a loopback port the wrapper listens on), never straight to
+the agent: ffmpeg opens `-progress` once, at start, and exits if it cannot, and never reopens it. So the
+wrapper relays whole blocks to the agent (`POST /api/v1/ffmpeg/progress?via=wrapper`, with the API token
+if one is set) while an agent is there, reconnecting with a capped backoff when it starts later or
+restarts (the TUI's embedded agent comes and goes); while no agent listens, it parses the blocks itself
+and prints a line when ffmpeg falls behind (speed under 1) or drops frames. A summary ends the run.
 Everything else is passed through: arguments, stdin/stdout/stderr, signals, and the exit code.
 """
 
@@ -17,8 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
 
 import httpx
@@ -29,16 +29,9 @@ from agent.models import FfmpegSample
 from agent.settings import Settings
 
 PROBE_TIMEOUT_S = 1.0
-FALLING_BEHIND_SPEED = 0.97  # a little slack: ffmpeg's speed wobbles around 1.0 with -re
+FALLING_BEHIND_SPEED = 0.9  # slack: with -re the speed wobbles a little under 1.0, more so in the first seconds
 WARN_EVERY_S = 5.0
 EXIT_NOT_FOUND = 127
-
-
-@dataclass(frozen=True)
-class Plan:
-    command: list[str]
-    mode: str  # "agent", "local" or "passthrough"
-    note: str | None = None
 
 
 def agent_base_url(settings: Settings, port: int | None = None) -> str:
@@ -49,14 +42,16 @@ def agent_base_url(settings: Settings, port: int | None = None) -> str:
     return f"http://{host}:{port or settings.api.port}"
 
 
-async def agent_answers(base_url: str, token: str | None) -> bool:
+async def agent_takes_progress(base_url: str, token: str | None) -> bool:
+    """Whether a streamhealth agent answers at `base_url` with its ffmpeg source on."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
             response = await client.get(f"{base_url}/api/v1/health", headers=headers)
-    except (httpx.HTTPError, OSError):
+        sources = response.json().get("sources", {}) if response.status_code == 200 else {}
+    except (httpx.HTTPError, OSError, ValueError, AttributeError):
         return False
-    return response.status_code == 200
+    return isinstance(sources, dict) and "ffmpeg" in sources
 
 
 def with_progress(command: Sequence[str], progress_url: str) -> list[str]:
@@ -77,14 +72,18 @@ class ProgressPrinter:
         self._warned_at = -float("inf")
         self._drops_seen = 0
         self.warnings = 0
+        self.open_connections = 0
+        self.idle = asyncio.Event()  # set while no progress connection is open
+        self.idle.set()
 
-    def block(self, sample: FfmpegSample) -> None:
+    def block(self, sample: FfmpegSample, quiet: bool = False) -> None:
+        """Note a sample; warn unless `quiet` (an agent is watching and will alert)."""
         self.last = sample
         now = time.monotonic()
         drops = sample.drop_frames_total or 0
         speed = sample.speed_ratio_10s if sample.speed_ratio_10s is not None else sample.speed_ratio
         behind = speed is not None and speed < FALLING_BEHIND_SPEED and (sample.out_time_s or 0) >= 2
-        if (behind or drops > self._drops_seen) and now - self._warned_at >= WARN_EVERY_S:
+        if not quiet and (behind or drops > self._drops_seen) and now - self._warned_at >= WARN_EVERY_S:
             self._warned_at = now
             self.warnings += 1
             reason = f"speed {speed:.2f}x (the encoder or the uplink cannot keep up)" if behind else ""
@@ -106,16 +105,132 @@ class ProgressPrinter:
         )
 
 
-async def _serve_local_progress(printer: ProgressPrinter) -> tuple[asyncio.Server, int]:
+class BlockSplitter:
+    """Cuts the raw progress bytes into whole blocks, so a relay that reconnects starts on a boundary."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._block: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        blocks = []
+        for line in lines:
+            self._block.append(line + b"\n")
+            if line.startswith(b"progress="):
+                blocks.append(b"".join(self._block))
+                self._block = []
+        return blocks
+
+
+class AgentRelay:
+    """Forwards ffmpeg's progress blocks to an agent over one chunked POST, reconnecting with a capped
+    backoff when the agent is not there (started later, restarted, or the TUI with its embedded agent was
+    closed and opened again). Blocks that arrive while no agent listens are dropped: only fresh ones matter."""
+
+    QUEUE_BLOCKS = 32
+    FIRST_RETRY_S = 0.5
+    MAX_BACKOFF_S = 4.0  # one loopback GET per retry: cheap, and a restarted agent is picked up soon
+
+    def __init__(self, base_url: str, token: str | None, out: TextIO) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.out = out
+        self.connected = False
+        self.sessions = 0
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(self.QUEUE_BLOCKS)
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.first_probe_done = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="progress relay")
+
+    def offer(self, block: bytes) -> None:
+        if not self.connected:
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(block)
+
+    async def close(self, timeout_s: float = 3.0) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)  # ends the POST body, so the agent sees the last block and the end
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=timeout_s)
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        delay = self.FIRST_RETRY_S
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        url = f"{self.base_url}/api/v1/ffmpeg/progress"
+        while not self._closing:
+            found = await agent_takes_progress(self.base_url, self.token)
+            self.first_probe_done.set()
+            if found:
+                delay = self.FIRST_RETRY_S
+                self.connected = True
+                self.sessions += 1
+                print(f"streamhealth: ffmpeg progress goes to the agent at {self.base_url}", file=self.out, flush=True)
+                lost = "the upload ended"
+                try:
+                    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=10.0), trust_env=False) as client:
+                        response = await client.post(
+                            url, params={"via": "wrapper"}, headers=headers, content=self._body()
+                        )
+                    lost = f"the agent answered {response.status_code}"
+                except httpx.HTTPError as exc:
+                    lost = type(exc).__name__
+                if not self._closing:
+                    print(
+                        f"streamhealth: lost the agent ({lost}); watching ffmpeg here, reconnecting",
+                        file=self.out,
+                        flush=True,
+                    )
+                self.connected = False
+                self._drain()
+            if self._closing:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            delay = min(delay * 2, self.MAX_BACKOFF_S)
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        while (block := await self._queue.get()) is not None:
+            yield block
+
+    def _drain(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+
+async def _serve_local_progress(printer: ProgressPrinter, relay: AgentRelay | None) -> tuple[asyncio.Server, int]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        parser = ProgressParser()
+        parser, splitter = ProgressParser(), BlockSplitter()
+        printer.open_connections += 1
+        printer.idle.clear()
         try:
             while data := await reader.read(65536):  # ffmpeg keeps the socket until it exits
-                for block in parser.feed(data):
-                    printer.block(printer.tracker.update(time.monotonic(), block))
+                blocks = parser.feed(data)
+                raw_blocks = splitter.feed(data)
+                agent_listens = relay is not None and relay.connected
+                for block in blocks:
+                    printer.block(printer.tracker.update(time.monotonic(), block), quiet=agent_listens)
+                if relay is not None:
+                    for raw in raw_blocks:
+                        relay.offer(raw)
         except ProtocolError as exc:
             print(f"streamhealth: ignoring the progress connection: {exc}", file=printer.out, flush=True)
         finally:
+            printer.open_connections -= 1
+            if printer.open_connections == 0:
+                printer.idle.set()
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -126,37 +241,35 @@ async def _serve_local_progress(printer: ProgressPrinter) -> tuple[asyncio.Serve
 async def run_wrapped(
     command: Sequence[str], settings: Settings, *, use_agent: bool = True, out: TextIO = sys.stderr
 ) -> int:
-    """Run ffmpeg with progress going to the agent (or printed here); returns ffmpeg's exit code."""
+    """Run ffmpeg with its progress relayed to the agent (or watched here); returns ffmpeg's exit code."""
     if not command:
         print("streamhealth run: give the ffmpeg command after --, e.g. streamhealth run -- ffmpeg -i ...", file=out)
         return 2
-    printer = ProgressPrinter(out)
-    server: asyncio.Server | None = None
-    token = settings.api.token.get_secret_value() if settings.api.token else None
-    base = agent_base_url(settings)
     if "-progress" in command:
-        plan = Plan(list(command), "passthrough", "the command has its own -progress: running it unchanged")
-    elif use_agent and token is None and await agent_answers(base, None):
-        plan = Plan(with_progress(command, f"{base}/api/v1/ffmpeg/progress?via=wrapper"), "agent")
-    else:
-        server, port = await _serve_local_progress(printer)
-        note = None
-        if use_agent and token is not None and await agent_answers(base, token):
-            note = "the agent's API needs a token, which ffmpeg cannot send: watching ffmpeg here instead"
-        plan = Plan(with_progress(command, f"tcp://127.0.0.1:{port}"), "local", note)
-    if plan.note:
-        print(f"streamhealth: {plan.note}", file=out, flush=True)
-    if plan.mode == "agent":
-        print(f"streamhealth: ffmpeg progress goes to the agent at {base}", file=out, flush=True)
+        print("streamhealth: the command has its own -progress: running it unchanged", file=out, flush=True)
+        return await _run_child(list(command), out)
+    printer = ProgressPrinter(out)
+    token = settings.api.token.get_secret_value() if settings.api.token else None
+    relay = AgentRelay(agent_base_url(settings), token, out) if use_agent else None
+    server, port = await _serve_local_progress(printer, relay)
+    if relay is not None:
+        relay.start()
+        # Give a running agent a moment to be found, so the first blocks already go there.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PROBE_TIMEOUT_S + 0.5):
+                await relay.first_probe_done.wait()
     try:
-        return await _run_child(plan.command, out)
+        return await _run_child(with_progress(command, f"tcp://127.0.0.1:{port}"), out)
     finally:
-        if server is not None:
-            server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2)
-            if (summary := printer.summary()) is not None:
-                print(summary, file=out, flush=True)
+        server.close()
+        # ffmpeg has exited; let the progress connection deliver its last bytes (progress=end) first.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await printer.idle.wait()
+        if relay is not None:
+            await relay.close()
+        if (summary := printer.summary()) is not None:
+            print(summary, file=out, flush=True)
 
 
 async def _run_child(command: list[str], out: TextIO) -> int:

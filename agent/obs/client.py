@@ -55,8 +55,8 @@ class ObsClient:
     async def connect(self) -> None:
         """Open the WebSocket and identify; raises a `SourceUnavailable` subclass saying why not."""
         try:
-            self._connection = await asyncio.wait_for(
-                connect(
+            async with asyncio.timeout(self.timeout_s + 1):
+                self._connection = await connect(
                     self.url,
                     subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                     proxy=None,  # OBS is on this machine or the LAN: never through an HTTP proxy
@@ -64,19 +64,17 @@ class ObsClient:
                     open_timeout=self.timeout_s,
                     close_timeout=2,
                     max_size=MAX_MESSAGE_BYTES,
-                ),
-                self.timeout_s + 1,
-            )
+                )
         except (OSError, TimeoutError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             raise SourceUnavailable(
-                f"OBS not connected: nothing answers at {self.url} ({reason}); start OBS and enable "
+                f"nothing answers at {self.url} ({reason}); start OBS and enable "
                 "Tools > WebSocket Server Settings > Enable WebSocket server, or check sources.obs.url"
             ) from None
         except InvalidURI:
             raise SourceUnavailable(f"sources.obs.url {self.url!r} is not a ws:// or wss:// URL") from None
         except InvalidHandshake as exc:
-            raise SourceUnavailable(f"OBS not connected: {self.url} is not an obs-websocket server ({exc})") from None
+            raise SourceUnavailable(f"{self.url} is not an obs-websocket server ({exc})") from None
         try:
             await self._handshake()
         except BaseException:
@@ -88,7 +86,8 @@ class ObsClient:
         assert self._connection is not None
         while not self.protocol.identified:
             try:
-                frame = await asyncio.wait_for(self._connection.recv(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    frame = await self._connection.recv()
             except TimeoutError:
                 raise SourceUnavailable(
                     f"OBS did not finish the obs-websocket handshake within {self.timeout_s:g} s"
@@ -101,11 +100,11 @@ class ObsClient:
     async def close(self) -> None:
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await asyncio.wait([self._reader], timeout=3)  # never swallows a cancellation of our own task
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._connection.close(), 3)
+                async with asyncio.timeout(3):
+                    await self._connection.close()
         self._fail(self.error or SourceUnavailable("the OBS connection was closed"))
 
     # --- use --------------------------------------------------------------------------------------
@@ -119,7 +118,8 @@ class ObsClient:
         self._waiters[request_id] = waiter
         try:
             await self._flush()
-            return await asyncio.wait_for(asyncio.shield(waiter), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                return await waiter
         except TimeoutError:
             self.protocol.forget(request_id)
             raise SourceUnavailable(f"OBS did not answer {request_type} within {self.timeout_s:g} s") from None
@@ -131,7 +131,8 @@ class ObsClient:
         if self.error is not None and self._events.empty():
             raise self.error
         try:
-            event = await asyncio.wait_for(self._events.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                event = await self._events.get()
         except TimeoutError:
             return None
         if event is None:
@@ -149,7 +150,8 @@ class ObsClient:
         assert self._connection is not None
         for text in self.protocol.data_to_send():
             try:
-                await asyncio.wait_for(self._connection.send(text), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    await self._connection.send(text)
             except ConnectionClosed as exc:
                 raise self._closed_error(exc) from None
             except TimeoutError:
@@ -180,7 +182,8 @@ class ObsClient:
             log.warning("dropping the OBS connection: %s", exc)
             error = ProtocolError(f"{exc}; dropped the connection, reconnecting")
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._connection.close(CLOSE_PROTOCOL_ERROR, "not obs-websocket"), 3)
+                async with asyncio.timeout(3):
+                    await self._connection.close(CLOSE_PROTOCOL_ERROR, "not obs-websocket")
         self._fail(error)
 
     def _closed_error(self, exc: ConnectionClosed | None) -> StreamHealthError:

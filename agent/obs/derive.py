@@ -77,7 +77,6 @@ class ObsDeriver:
         self.window_s = window_s
         self._window: deque[_Reading] = deque()
         self._stream_baseline: _Reading | None = None
-        self._streaming_event: bool | None = None  # what the last StreamStateChanged said
         self._reconnecting_event = False
         self.baseline_resets = 0
 
@@ -85,17 +84,10 @@ class ObsDeriver:
         """A StreamStateChanged event: OBS keeps outputActive true while reconnecting, so trust the state."""
         if output_state == STATE_RECONNECTING:
             self._reconnecting_event = True
-            self._streaming_event = True
-        elif output_state in (STATE_RECONNECTED, STATE_STARTED):
+        elif output_state in (STATE_RECONNECTED, STATE_STARTED, STATE_STOPPED, STATE_STOPPING) or not output_active:
             self._reconnecting_event = False
             if output_state == STATE_STARTED:
                 self._stream_baseline = None  # a new stream: "since the stream started" starts here
-            self._streaming_event = True
-        elif output_state in (STATE_STOPPED, STATE_STOPPING):
-            self._reconnecting_event = False
-            self._streaming_event = False
-        else:
-            self._streaming_event = output_active
 
     def update(
         self,

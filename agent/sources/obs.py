@@ -298,7 +298,8 @@ class ObsSource(Source):
                 else min(self.settings.poll_interval_s, deadline - self.clock())
             )
             try:
-                await asyncio.wait_for(self._reconnect_requested.wait(), max(0.0, step))
+                async with asyncio.timeout(max(0.0, step)):
+                    await self._reconnect_requested.wait()
                 log.info("OBS: reconnecting as asked")
                 return
             except TimeoutError:

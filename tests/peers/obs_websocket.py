@@ -11,7 +11,6 @@ request that caused them. Tests can push events, close like OBS quitting, kick (
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import copy
