@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers.bandwidth_server import bandwidth_server
 from tests.peers.netns import NetnsHost
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
-from tests.peers.wait import free_port, port_open, wait_until
+from tests.peers.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -35,39 +36,11 @@ def peers(netns_host: NetnsHost) -> Iterator[Peers]:
     available, reason = nginx_rtmp_available()
     if not available:
         pytest.skip(reason)
-    port = free_port()
-    server = subprocess.Popen(
-        netns_host.exec_args(
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "-q",
-            "bandwidth-server",
-            "--host",
-            netns_host.address,
-            "--port",
-            str(port),
-        ),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "XDG_CONFIG_HOME": "/nonexistent"},
-    )
-    try:
-        wait_until(lambda: server.poll() is not None or port_open(netns_host.address, port), 20, "the bandwidth server")
-        if server.poll() is not None:
-            pytest.fail(f"bandwidth-server exited: {server.stderr.read().decode() if server.stderr else ''}")
-        with nginx_rtmp(host=netns_host.address, netns_exec=netns_host.exec_args()) as ingest:
-            yield Peers(netns_host, ingest, f"http://{netns_host.address}:{port}")
-    finally:
-        server.terminate()
-        try:
-            server.wait(3)  # uvicorn waits for open uploads to end; do not wait for it long
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-        if server.stderr:
-            server.stderr.close()
+    with (
+        bandwidth_server(host=netns_host.address, netns_exec=netns_host.exec_args()) as server,
+        nginx_rtmp(host=netns_host.address, netns_exec=netns_host.exec_args()) as ingest,
+    ):
+        yield Peers(netns_host, ingest, server.url)
 
 
 def preflight(peers: Peers, tmp_path: Path) -> tuple[int, dict[str, object]]:
