@@ -103,3 +103,19 @@ def test_speedtest_upload_bodies_match_their_content_length() -> None:
         data = speedtest.HTTPUploaderData(size, start=0, timeout=60)
         data.pre_allocate()
         assert len(data.data.getvalue()) == size, f"speedtest-cli builds a short body for {size}"
+
+
+def test_speedtest_known_failures_become_reasons_with_a_next_step() -> None:
+    import speedtest
+
+    from agent.bandwidth.speedtest_backend import explain
+    from agent.settings import load_settings
+
+    insecure = load_settings(environ={"STREAMHEALTH_BANDWIDTH__SPEEDTEST_SECURE": "false"})
+    forbidden = explain(speedtest.ConfigRetrievalError("HTTP Error 403: Forbidden"), "speedtest.net", insecure)
+    assert "speedtest_secure = true" in forbidden
+    blocked = explain(speedtest.ConfigRetrievalError("<urlopen error timed out>"), "speedtest.net", insecure)
+    assert "--url" in blocked and "--backend http" in blocked
+    pinned = load_settings(environ={"STREAMHEALTH_BANDWIDTH__SPEEDTEST_SERVER_ID": "999999"})
+    assert "999999" in explain(speedtest.NoMatchedServers(), "speedtest.net server 999999", pinned)
+    assert "latency" in explain(speedtest.SpeedtestBestServerFailure(), "speedtest.net", pinned)
