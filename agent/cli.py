@@ -98,16 +98,10 @@ def main(
     try:
         settings = load_settings(args.config)
         return int(command(args, settings))
-    except ConfigError as exc:
-        print(f"streamhealth: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BindRefused as exc:
-        print(f"streamhealth: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StreamHealthError as exc:
+    except (ConfigError, BindRefused) as exc:  # the user's setup: fix it and start again
         print(f"streamhealth: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_FAILURE
-    except OSError as exc:
+        return EXIT_USAGE
+    except (StreamHealthError, OSError) as exc:
         print(f"streamhealth: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -3,7 +3,9 @@
     StreamHealthError            base: carries a message a user can act on
     ├── ConfigError              a settings file, env var or rule is wrong (exit code 2)
     ├── SourceUnavailable        a thing we measure cannot be reached right now (OBS, ingest, ...)
-    │   └── AuthenticationFailed the peer refused our credentials: retrying will not help
+    │   ├── AuthenticationFailed the peer refused our credentials: retrying will not help
+    │   └── rtmp.errors.IngestError  RTMP ingest failures: unreachable, timeout, connection lost,
+    │                                rejected (see agent/rtmp/errors.py)
     ├── ProtocolError            a peer sent bytes we cannot parse; drop that connection, keep serving
     └── BindRefused              the API would be exposed beyond loopback without a token
 

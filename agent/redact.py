@@ -27,7 +27,7 @@ _SECRET_NAMES = r"(?:stream[_-]?key|streamkey|key|password|passwd|pass|token|sec
 _STREAM_URL = re.compile(r"\b(rtmps?|rtmpt|rtmpe|srt)://([^\s/\"'<>]+)((?:/[^\s\"'<>]*)?)", re.IGNORECASE)
 _JSON_FIELD = re.compile(rf'("{_SECRET_NAMES}"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.IGNORECASE)
 _ASSIGNMENT = re.compile(
-    rf"(?<![\w-])({_SECRET_NAMES})(\s*[=:]\s*)(?!{re.escape(MARK)})([^\s&,;\"'<>]+)", re.IGNORECASE
+    rf"(?<![\w.-])({_SECRET_NAMES})(\s*[=:]\s*)(?!{re.escape(MARK)})([^\s&,;\"'<>]+)", re.IGNORECASE
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+(?!<redacted>)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _TWITCH_KEY = re.compile(r"\blive_\d+_[A-Za-z0-9]{10,}\b")

@@ -17,8 +17,6 @@ from agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
-GRACEFUL_SHUTDOWN_S = 2
-
 
 def check_bind(settings: Settings) -> None:
     if not settings.api.is_loopback and settings.api.token is None:
@@ -44,8 +42,7 @@ class AgentServer:
             access_log=False,
             lifespan="off",
             ws="none",
-            # Long-lived requests (SSE clients, ffmpeg's progress upload) must not hold a stop forever.
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            timeout_graceful_shutdown=3,
         )
         self._server = _EmbeddedUvicorn(config)
         self._serve_task: asyncio.Task[None] | None = None
@@ -78,7 +75,8 @@ class AgentServer:
             log.debug("uvicorn gave up starting")
 
     async def stop(self, reason: str = "stopped") -> None:
-        self._server.should_exit = True
+        self.agent.bus.close()  # event streams end first, or the server would wait for them forever
+        self._server.request_exit()
         if self._serve_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serve_task
@@ -92,3 +90,26 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        """uvicorn wakes up ten times a second to refresh its Date header and check for exit. Beside an
+        encoder that is ten wake-ups too many: once a second does the same (the header has a 1 s
+        resolution), and `request_exit` ends the wait at once."""
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000  # multiples of 10: on_tick refreshes the header every call
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_requested.wait(), timeout=1.0)
+            should_exit = await self.on_tick(counter)
+
+    @property
+    def _exit_requested(self) -> asyncio.Event:
+        event: asyncio.Event | None = getattr(self, "_exit_event", None)
+        if event is None:
+            event = self._exit_event = asyncio.Event()
+        return event
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        self._exit_requested.set()

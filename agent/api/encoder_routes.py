@@ -8,7 +8,7 @@ as it arrives. A body that is not `-progress` output ends that request with 400;
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
@@ -16,8 +16,10 @@ from starlette.requests import ClientDisconnect
 
 from agent.errors import ProtocolError
 from agent.runtime import Agent
-from agent.sources.ffmpeg import FfmpegSource
-from agent.sources.obs import ObsSource
+
+if TYPE_CHECKING:  # the source modules (and websockets) load only when their source is enabled
+    from agent.sources.ffmpeg import FfmpegSource
+    from agent.sources.obs import ObsSource
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,34 @@ class ProgressAccepted(BaseModel):
     ended: bool
 
 
+class ProgressEndpoint(BaseModel):
+    accepting: bool
+
+
 class ReconnectRequested(BaseModel):
     detail: str
 
 
 def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix)
+
+    def ffmpeg_source() -> FfmpegSource:
+        source = cast("FfmpegSource | None", next((s for s in agent.sources if s.name == "ffmpeg"), None))
+        if source is None or not source.settings.http_endpoint:
+            raise HTTPException(
+                404, "the agent does not take ffmpeg progress: set sources.ffmpeg.enabled and http_endpoint to true"
+            )
+        return source
+
+    @router.get(
+        "/ffmpeg/progress",
+        response_model=ProgressEndpoint,
+        responses={404: {"description": "the ffmpeg source or its HTTP endpoint is off"}},
+        summary="Whether this agent takes ffmpeg progress (what `streamhealth run` checks)",
+    )
+    async def ffmpeg_progress_accepting() -> ProgressEndpoint:
+        ffmpeg_source()
+        return ProgressEndpoint(accepting=True)
 
     @router.post(
         "/ffmpeg/progress",
@@ -45,12 +69,7 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
             Literal["http", "wrapper"], Query(description="who posts: ffmpeg itself or the wrapper")
         ] = "http",
     ) -> ProgressAccepted:
-        source = next((s for s in agent.sources if isinstance(s, FfmpegSource)), None)
-        if source is None or not source.settings.http_endpoint:
-            raise HTTPException(
-                404, "the agent does not take ffmpeg progress: set sources.ffmpeg.enabled and http_endpoint to true"
-            )
-        feed = source.open_feed(via, agent)
+        feed = ffmpeg_source().open_feed(via, agent)
         try:
             async for chunk in request.stream():
                 feed.feed(chunk)
@@ -65,7 +84,7 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
 
     @router.post("/obs/reconnect", response_model=ReconnectRequested, summary="Connect to OBS again now")
     async def obs_reconnect() -> ReconnectRequested:
-        source = next((s for s in agent.sources if isinstance(s, ObsSource)), None)
+        source = cast("ObsSource | None", next((s for s in agent.sources if s.name == "obs"), None))
         if source is None:
             raise HTTPException(404, "the OBS source is off: set sources.obs.enabled = true")
         source.request_reconnect()

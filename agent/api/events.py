@@ -32,10 +32,14 @@ class Subscription:
         self.queue.put_nowait(event)
 
 
+_CLOSING = Event("closing", "{}")
+
+
 class EventBus:
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
+        self.closed = False
 
     @property
     def subscriber_count(self) -> int:
@@ -46,6 +50,12 @@ class EventBus:
         event = Event(event_type, data_json)
         for subscription in self._subscriptions:
             subscription.offer(event)
+
+    def close(self) -> None:
+        """End every client's stream (the agent is stopping), so the HTTP server can shut down."""
+        self.closed = True
+        for subscription in self._subscriptions:
+            subscription.offer(_CLOSING)
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(asyncio.Queue(self.queue_size))
@@ -59,8 +69,10 @@ class EventBus:
         """Events for one client until it goes away; a `lagged` event reports what it missed."""
         reported_dropped = 0
         try:
-            while True:
+            while not self.closed or not subscription.queue.empty():
                 event = await subscription.queue.get()
+                if event is _CLOSING:
+                    return
                 if subscription.dropped > reported_dropped:
                     missed = subscription.dropped - reported_dropped
                     reported_dropped = subscription.dropped

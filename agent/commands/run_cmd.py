@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from agent.ffmpeg.wrapper import run_wrapped
 from agent.settings import Settings
 
 HELP = "run ffmpeg with -progress added and watch it (streamhealth run -- ffmpeg ARGS...)"
@@ -28,6 +27,8 @@ def add_parser(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.ffmpeg.wrapper import run_wrapped  # only this command needs it, not every agent process
+
     command = list(args.ffmpeg_command)
     if command[:1] == ["--"]:
         command = command[1:]

@@ -43,15 +43,14 @@ def agent_base_url(settings: Settings, port: int | None = None) -> str:
 
 
 async def agent_takes_progress(base_url: str, token: str | None) -> bool:
-    """Whether a streamhealth agent answers at `base_url` with its ffmpeg source on."""
+    """Whether a streamhealth agent answers at `base_url` and takes ffmpeg progress."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
-            response = await client.get(f"{base_url}/api/v1/health", headers=headers)
-        sources = response.json().get("sources", {}) if response.status_code == 200 else {}
+            response = await client.get(f"{base_url}/api/v1/ffmpeg/progress", headers=headers)
+        return response.status_code == 200 and response.json().get("accepting") is True
     except (httpx.HTTPError, OSError, ValueError, AttributeError):
         return False
-    return isinstance(sources, dict) and "ffmpeg" in sources
 
 
 def with_progress(command: Sequence[str], progress_url: str) -> list[str]:
@@ -144,6 +143,8 @@ class AgentRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.first_probe_done = asyncio.Event()
+        self._delivered = False
+        self._announced = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="progress relay")
@@ -176,7 +177,11 @@ class AgentRelay:
                 delay = self.FIRST_RETRY_S
                 self.connected = True
                 self.sessions += 1
-                print(f"streamhealth: ffmpeg progress goes to the agent at {self.base_url}", file=self.out, flush=True)
+                if not self._announced:
+                    self._announced = True
+                    print(
+                        f"streamhealth: ffmpeg progress goes to the agent at {self.base_url}", file=self.out, flush=True
+                    )
                 lost = "the upload ended"
                 try:
                     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=10.0), trust_env=False) as client:
@@ -184,14 +189,25 @@ class AgentRelay:
                             url, params={"via": "wrapper"}, headers=headers, content=self._body()
                         )
                     lost = f"the agent answered {response.status_code}"
+                    if response.status_code in (400, 401, 403, 404):
+                        # Retrying would be refused the same way: say why once and watch here from now on.
+                        self.connected = False
+                        self._drain()
+                        print(
+                            f"streamhealth: the agent refuses ffmpeg progress ({_detail(response)}); watching here",
+                            file=self.out,
+                            flush=True,
+                        )
+                        return
                 except httpx.HTTPError as exc:
                     lost = type(exc).__name__
-                if not self._closing:
+                if not self._closing and self._delivered:  # one line per loss, not one per failed retry
                     print(
                         f"streamhealth: lost the agent ({lost}); watching ffmpeg here, reconnecting",
                         file=self.out,
                         flush=True,
                     )
+                self._delivered = False
                 self.connected = False
                 self._drain()
             if self._closing:
@@ -204,10 +220,20 @@ class AgentRelay:
     async def _body(self) -> AsyncIterator[bytes]:
         while (block := await self._queue.get()) is not None:
             yield block
+            self._delivered = True
+            self._announced = False  # after a loss, say so again when an agent takes over
 
     def _drain(self) -> None:
         while not self._queue.empty():
             self._queue.get_nowait()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return f"HTTP {response.status_code}: {detail}" if isinstance(detail, str) else f"HTTP {response.status_code}"
 
 
 async def _serve_local_progress(printer: ProgressPrinter, relay: AgentRelay | None) -> tuple[asyncio.Server, int]:

@@ -27,6 +27,13 @@ from agent.models.system import EncoderKind
 from agent.settings import SystemSourceSettings
 from agent.sources.base import PollingSource
 
+# While the machine is busier than this, the process list is scanned every `process_scan_interval_s`;
+# otherwise SEARCH_SCAN_FACTOR times less often while no encoder is found (an encoder that starts is
+# found within 15 s by default), and IDLE_SCAN_FACTOR times less often once it is.
+BUSY_CPU_RATIO = 0.5
+SEARCH_SCAN_FACTOR = 3
+IDLE_SCAN_FACTOR = 6
+
 # Encoders in order of preference when several run at once: the streaming app beats a stray ffmpeg.
 _ENCODER_PREFERENCE: tuple[EncoderKind, ...] = ("obs", "streamlabs", "tiktok_live_studio", "ffmpeg")
 
@@ -69,40 +76,67 @@ def _describe_encoder_search(encoder: EncoderProcess | None, last_scan_at: float
     return "none found: no OBS, Streamlabs, TikTok LIVE Studio or ffmpeg process is running"
 
 
+# Read on the scan interval, not every second: route, interface stats, battery, disk, swap.
+_SlowFacts = tuple[
+    str | None,
+    dict[str, "psutil._common.snicstats"],
+    BatteryState | None,
+    DiskSpace | None,
+    "psutil._common.sswap | None",
+]
+
+
 class _ProcessScan:
-    """The slow part: rank processes by CPU and find the encoder. psutil keeps the Process objects."""
+    """The slow part: rank processes by CPU and find the encoder.
+
+    One read of /proc/<pid>/stat per process gives both the name and the CPU times (psutil's
+    `process_iter` with attrs reads them in one `oneshot`); CPU use is the delta against the previous
+    scan, so no second pass is needed. Memory is read only for the few processes reported.
+    """
 
     def __init__(self, top_count: int) -> None:
         self.top_count = top_count
         self.own_pid = os.getpid()
+        self._previous: dict[int, float] = {}
+        self._previous_at: float | None = None
 
     def run(self) -> tuple[list[ProcessUsage], psutil.Process | None, EncoderKind | None]:
-        usages: list[ProcessUsage] = []
+        now = time.monotonic()
+        elapsed_s = None if self._previous_at is None else now - self._previous_at
+        cpu_now: dict[int, float] = {}
+        ranked: list[tuple[float, psutil.Process, str]] = []
         encoders: list[tuple[int, float, psutil.Process, EncoderKind]] = []
-        for process in psutil.process_iter(["name"]):
+        for process in psutil.process_iter(["name", "cpu_times"]):
+            info = process.info
+            times = info.get("cpu_times")
+            if times is None:
+                continue  # access denied or gone
+            name = info.get("name") or ""
+            total = times.user + times.system
+            cpu_now[process.pid] = total
+            before = self._previous.get(process.pid)
+            cpu_ratio = (total - before) / elapsed_s if before is not None and elapsed_s else 0.0
+            kind = encoder_kind(name)
+            if kind is not None:
+                encoders.append((_ENCODER_PREFERENCE.index(kind), -cpu_ratio, process, kind))
+            if cpu_ratio > 0 and process.pid not in (0, self.own_pid):
+                ranked.append((cpu_ratio, process, name))
+        self._previous, self._previous_at = cpu_now, now
+        ranked.sort(key=lambda entry: entry[0], reverse=True)
+        usages: list[ProcessUsage] = []
+        for cpu_ratio, process, name in ranked[: self.top_count]:
             try:
-                name = process.info["name"] or ""
-                cpu_ratio = process.cpu_percent(None) / 100.0
-                kind = encoder_kind(name)
-                if kind is not None:
-                    encoders.append((_ENCODER_PREFERENCE.index(kind), -cpu_ratio, process, kind))
-                if self.top_count and cpu_ratio > 0 and process.pid not in (0, self.own_pid):
-                    usages.append(
-                        ProcessUsage(
-                            pid=process.pid,
-                            name=name,
-                            cpu_core_ratio=round(cpu_ratio, 4),
-                            memory_rss_bytes=process.memory_info().rss,
-                        )
-                    )
+                rss = process.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-        usages.sort(key=lambda usage: usage.cpu_core_ratio, reverse=True)
+            usages.append(
+                ProcessUsage(pid=process.pid, name=name, cpu_core_ratio=round(cpu_ratio, 4), memory_rss_bytes=rss)
+            )
         if not encoders:
-            return usages[: self.top_count], None, None
+            return usages, None, None
         encoders.sort(key=lambda entry: (entry[0], entry[1]))
         _, _, process, kind = encoders[0]
-        return usages[: self.top_count], process, kind
+        return usages, process, kind
 
 
 class SystemSource(PollingSource):
@@ -116,22 +150,28 @@ class SystemSource(PollingSource):
         self._top: list[ProcessUsage] = []
         self._encoder: psutil.Process | None = None
         self._encoder_kind: EncoderKind | None = None
-        self._slow_facts: tuple[str | None, dict[str, psutil._common.snicstats], BatteryState | None, DiskSpace | None]
-        self._slow_facts = (None, {}, None, None)
+        self._slow_facts: _SlowFacts = (None, {}, None, None, None)
         self._previous_counters: tuple[float, dict[str, psutil._common.snetio]] | None = None
+        self._last_cpu_ratio = 0.0
         psutil.cpu_percent(percpu=True)  # prime: the first call has nothing to compare with
 
     async def sample(self) -> SystemSample:
         now = time.monotonic()
-        if now - self._last_scan_at >= self.settings.process_scan_interval_s:
+        if now - self._last_scan_at >= self._scan_interval_s():
             self._last_scan_at = now
             self._top, self._encoder, self._encoder_kind = await asyncio.to_thread(self._scan.run)
             self._slow_facts = await asyncio.to_thread(self._read_slow_facts)
         return self._read(now)
 
-    def _read_slow_facts(
-        self,
-    ) -> tuple[str | None, dict[str, psutil._common.snicstats], BatteryState | None, DiskSpace | None]:
+    def _scan_interval_s(self) -> float:
+        """Scan often while looking for the encoder or while the machine is busy (that is when the
+        busiest processes matter: "close X"); otherwise a few times a minute is plenty."""
+        interval_s = self.settings.process_scan_interval_s
+        if self._last_cpu_ratio >= BUSY_CPU_RATIO:
+            return interval_s
+        return interval_s * (SEARCH_SCAN_FACTOR if self._encoder is None else IDLE_SCAN_FACTOR)
+
+    def _read_slow_facts(self) -> _SlowFacts:
         route_interface = default_route_interface() if sys.platform.startswith("linux") else None
         try:
             interface_stats = psutil.net_if_stats()
@@ -159,13 +199,15 @@ class SystemSource(PollingSource):
             )
         except OSError:
             pass  # the folder may not exist yet; no disk reading is better than a wrong one
-        return route_interface, interface_stats, battery, disk
+        # Swap moves slowly and psutil reads all of /proc/vmstat for it: once per scan is enough.
+        swap = psutil.swap_memory()
+        return route_interface, interface_stats, battery, disk, swap
 
     def _read(self, now: float) -> SystemSample:
         per_core = [round(value / 100.0, 4) for value in psutil.cpu_percent(percpu=True)]
+        self._last_cpu_ratio = sum(per_core) / len(per_core) if per_core else 0.0
         memory = psutil.virtual_memory()
-        swap = psutil.swap_memory()
-        route_interface, interface_stats, battery, disk = self._slow_facts
+        route_interface, interface_stats, battery, disk, swap = self._slow_facts
         interfaces, upload_bps, download_bps = self._interface_rates(now, route_interface, interface_stats)
         encoder, encoder_cpu, encoder_rss = self._encoder_usage()
         try:
@@ -180,8 +222,8 @@ class SystemSource(PollingSource):
             memory_total_bytes=memory.total,
             memory_available_bytes=memory.available,
             memory_used_ratio=round(memory.percent / 100.0, 4),
-            swap_total_bytes=swap.total,
-            swap_used_ratio=round(swap.percent / 100.0, 4),
+            swap_total_bytes=swap.total if swap else 0,
+            swap_used_ratio=round(swap.percent / 100.0, 4) if swap else 0.0,
             default_route_interface=route_interface,
             upload_bps=upload_bps,
             download_bps=download_bps,

@@ -34,6 +34,24 @@ def _run(*args: str) -> None:
         raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.strip()}")
 
 
+def _tbf_args(device: str, rate_kbit: int, burst_bytes: int | None, latency_ms: int) -> list[str]:
+    burst = burst_bytes or max(4096, rate_kbit * 1000 // 8 // 50)  # about 20 ms of traffic
+    return [
+        "qdisc",
+        "replace",
+        "dev",
+        device,
+        "root",
+        "tbf",
+        "rate",
+        f"{rate_kbit}kbit",
+        "burst",
+        str(burst),
+        "latency",
+        f"{latency_ms}ms",
+    ]
+
+
 @dataclass
 class NetnsHost:
     name: str
@@ -48,42 +66,11 @@ class NetnsHost:
 
     def shape_upload(self, rate_kbit: int, burst_bytes: int | None = None, latency_ms: int = 200) -> None:
         """Limit this host -> namespace to `rate_kbit` (token bucket; replaces any previous shaping)."""
-        burst = burst_bytes or max(4096, rate_kbit * 1000 // 8 // 50)  # ~20 ms of traffic
-        _run(
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            self.host_veth,
-            "root",
-            "tbf",
-            "rate",
-            f"{rate_kbit}kbit",
-            "burst",
-            str(burst),
-            "latency",
-            f"{latency_ms}ms",
-        )
+        _run("tc", *_tbf_args(self.host_veth, rate_kbit, burst_bytes, latency_ms))
 
     def shape_download(self, rate_kbit: int, burst_bytes: int | None = None, latency_ms: int = 200) -> None:
-        burst = burst_bytes or max(4096, rate_kbit * 1000 // 8 // 50)
-        _run(
-            *self.exec_args(
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                self.ns_veth,
-                "root",
-                "tbf",
-                "rate",
-                f"{rate_kbit}kbit",
-                "burst",
-                str(burst),
-                "latency",
-                f"{latency_ms}ms",
-            )
-        )
+        """Limit namespace -> this host to `rate_kbit`."""
+        _run(*self.exec_args("tc", *_tbf_args(self.ns_veth, rate_kbit, burst_bytes, latency_ms)))
 
     def unshape(self) -> None:
         subprocess.run(["tc", "qdisc", "del", "dev", self.host_veth, "root"], capture_output=True)

@@ -123,3 +123,16 @@ async def test_ffmpeg_going_silent_without_end_is_reported(tmp_path: Path, start
     status = agent.tick().sources["ffmpeg"]
     await async_wait_until(lambda: agent.tick().sources["ffmpeg"].state == "stale", 4, "stale")
     assert "stalled" in (status.error or "")
+
+
+async def test_the_progress_endpoint_says_whether_it_takes_progress(tmp_path: Path, started: Any) -> None:
+    on = await started(_settings(tmp_path))
+    off = await started(_settings(tmp_path, STREAMHEALTH_SOURCES__FFMPEG__HTTP_ENDPOINT="false"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(on)), base_url="http://a") as client:
+        assert (await client.get("/api/v1/ffmpeg/progress")).json() == {"accepting": True}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(off)), base_url="http://a") as client:
+        refused = await client.get("/api/v1/ffmpeg/progress")
+        assert refused.status_code == 404 and "http_endpoint" in refused.json()["detail"]
+        posted = await client.post("/api/v1/ffmpeg/progress", content=b"frame=1\nprogress=continue\n")
+        assert posted.status_code == 404
+    assert off.tick().ffmpeg is None

@@ -1,0 +1,43 @@
+"""Bounded ring buffers: history never grows past its capacity, however long the stream runs."""
+
+from __future__ import annotations
+
+from agent.history import History, RingSeries
+
+
+def test_ring_keeps_the_newest_points_in_order_once_full() -> None:
+    series = RingSeries(capacity=3)
+    for t in range(5):
+        series.append(float(t), t * 10.0)
+    assert series.points() == [(2.0, 20.0), (3.0, 30.0), (4.0, 40.0)]
+    assert series.latest() == (4.0, 40.0)
+    assert len(series) == 3
+
+
+def test_points_since_filters_by_time() -> None:
+    series = RingSeries(capacity=10)
+    for t in range(6):
+        series.append(float(t), 1.5)
+    assert [t for t, _ in series.points(since=3.5)] == [4.0, 5.0]
+
+
+def test_memory_is_allocated_once_and_stays_flat() -> None:
+    history = History(capacity=100)
+    history.record(0.0, {"a.x": 1.0, "a.y": 2.0})
+    size_before = history.nbytes
+    for t in range(10_000):
+        history.record(float(t), {"a.x": float(t), "a.y": 1.0})
+    assert history.nbytes == size_before == 2 * 100 * 12
+    assert len(history.series("a.x") or []) == 100
+
+
+def test_history_refuses_unbounded_numbers_of_metrics() -> None:
+    history = History(capacity=4, max_metrics=3)
+    history.record(0.0, {f"m{i}": 1.0 for i in range(10)})
+    assert len(history.metrics()) == 3
+
+
+def test_values_read_back_without_float32_noise() -> None:
+    series = RingSeries(capacity=2)
+    series.append(1.0, 0.528)
+    assert series.points() == [(1.0, 0.528)]
