@@ -47,6 +47,20 @@ class RingSeries:
             return [(times[i], float(f"{values[i]:.7g}")) for i in indices]
         return [(times[i], float(f"{values[i]:.7g}")) for i in indices if times[i] >= since]
 
+    def recent(self, since: float) -> list[tuple[float, float]]:
+        """Points with time >= `since`, oldest first, reading back from the newest: costs the window,
+        not the whole buffer (rules read a few seconds of hours of history every tick)."""
+        times, values = self._times, self._values
+        found: list[tuple[float, float]] = []
+        index = self._next
+        for _ in range(self._count):
+            index = (index - 1) % self.capacity
+            if times[index] < since:
+                break
+            found.append((times[index], float(f"{values[index]:.7g}")))
+        found.reverse()
+        return found
+
     def latest(self) -> tuple[float, float] | None:
         if self._count == 0:
             return None

@@ -53,6 +53,13 @@ STOP_TIMEOUT_S = 5.0
 _SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
+def _default_rules(settings: Settings) -> RuleEvaluator:
+    """The rule engine built from the settings (shipped rules + the user's); already validated at load."""
+    from agent.rules.engine import RuleEngine
+
+    return RuleEngine.from_settings(settings)
+
+
 class RecordSink(Protocol):
     """Anything that takes the agent's records as redacted JSON lines (log writer, shipper, ...)."""
 
@@ -81,7 +88,7 @@ class Agent:
     ) -> None:
         self.settings = settings
         self.sources = build_sources(settings) if sources is None else sources
-        self.rules = rules
+        self.rules = rules if rules is not None else _default_rules(settings)
         self.clock = clock
         self.bus = EventBus()
         self.jobs = Jobs(self)

@@ -183,6 +183,27 @@ class IngestSettings(Section):
     backups: list[IngestUrl] = Field(default_factory=list)
 
 
+class StreamSettings(Section):
+    """What the stream is meant to be, for encoders the agent cannot ask (ffmpeg) and for the rules."""
+
+    video_bitrate_kbps: int | None = Field(None, gt=0, le=200_000)
+    audio_bitrate_kbps: int | None = Field(None, gt=0, le=2_000)
+    width: int | None = Field(None, gt=0, le=8192)
+    height: int | None = Field(None, gt=0, le=8192)
+    fps: float | None = Field(None, gt=0, le=240)
+    keyframe_interval_s: float | None = Field(None, ge=0, le=20)
+    expect_live: bool = False
+
+
+class RulesSettings(Section):
+    """Which alert rules run and with what thresholds; the rules themselves are in configs/rules.toml."""
+
+    file: ExpandedPath | None = None
+    playbook_file: ExpandedPath | None = None
+    disabled: list[str] = Field(default_factory=list)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -198,6 +219,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     bandwidth: BandwidthSettings = Field(default_factory=BandwidthSettings)
     platform: PlatformName = "custom"
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -299,7 +322,15 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
         _toml_layers.reset(layers_token)
         _environ_override.reset(environ_token)
     _register_settings_secrets(settings)
+    _check_rules(settings, str(user_file) if user_file is not None else "settings")
     return settings
+
+
+def _check_rules(settings: Settings, user_origin: str) -> None:
+    """An invalid rule, playbook or platform preset stops start-up here, naming the file and the rule."""
+    from agent.rules.config import load_rule_set  # the rules read settings; import late to avoid a cycle
+
+    load_rule_set(settings, user_origin=user_origin)
 
 
 def _register_settings_secrets(settings: Settings) -> None:

@@ -38,6 +38,15 @@ def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     for severity in ("warning", "critical"):
         alerts.add_metric([severity], sum(1 for alert in snapshot.alerts if alert.severity == severity))
     yield alerts
+    by_kind = GaugeMetricFamily(
+        "streamhealth_alerts_active_by_kind", "Active alerts by kind and severity.", labels=["kind", "severity"]
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for alert in snapshot.alerts:
+        counts[(alert.kind, alert.severity)] = counts.get((alert.kind, alert.severity), 0) + 1
+    for (kind, severity), count in sorted(counts.items()):
+        by_kind.add_metric([kind, severity], count)
+    yield by_kind
     up = GaugeMetricFamily("streamhealth_source_up", "1 when the source's last sample is fresh.", labels=["source"])
     age = GaugeMetricFamily(
         "streamhealth_source_sample_age_seconds", "Seconds since the source's last sample.", labels=["source"]

@@ -1,0 +1,76 @@
+"""Preflight routes: start a preflight on the running agent as a job (progress on the event stream,
+the report as the `job_finished` event and in the health log) and read the last report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from agent.jobs import JobBusy, ProgressReporter
+from agent.models import ErrorBody, PreflightReport
+from agent.platforms import load_preset
+from agent.preflight import DEFAULT_DURATION_S, run_preflight
+from agent.redact import redact
+from agent.runtime import Agent
+from agent.settings import PlatformName
+
+JOB = "preflight"
+
+
+class PreflightRequest(BaseModel):
+    platform: PlatformName | None = Field(None, description="tiktok, twitch, youtube or custom; default `platform`")
+    duration_s: float = Field(DEFAULT_DURATION_S, ge=1, le=300, description="Seconds to watch")
+    bandwidth: bool = Field(True, description="Run the bandwidth test (bandwidth.backend) during the window")
+
+
+class PreflightStarted(BaseModel):
+    job_id: str
+    job: str = JOB
+    events: str = Field(description="Where progress and the report arrive (Server-Sent Events)")
+
+
+def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
+    errors: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 409: {"model": ErrorBody}}
+
+    @app.post(
+        f"{prefix}/preflight",
+        status_code=202,
+        response_model=PreflightStarted,
+        responses=errors,
+        summary="Start a preflight go / no-go check; progress and the report arrive on the event stream",
+    )
+    async def start_preflight(request: PreflightRequest | None = None) -> JSONResponse:
+        body = request or PreflightRequest()
+        load_preset(body.platform or agent.settings.platform)  # shipped presets were validated at start-up
+
+        async def work(reporter: ProgressReporter) -> PreflightReport:
+            return await run_preflight(
+                agent, reporter=reporter, platform=body.platform, duration_s=body.duration_s, bandwidth=body.bandwidth
+            )
+
+        deadline_s = body.duration_s + (agent.settings.bandwidth.deadline_s if body.bandwidth else 0) + 30
+        try:
+            job_id = agent.jobs.start(JOB, work, deadline_s=deadline_s)
+        except JobBusy as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse(PreflightStarted(job_id=job_id, events=f"{prefix}/events").model_dump(), status_code=202)
+
+    @app.get(
+        f"{prefix}/preflight",
+        response_model=PreflightReport,
+        responses=errors,
+        summary="The last preflight report",
+    )
+    async def last_preflight() -> Response:
+        finished = agent.jobs.last(JOB)
+        if finished is None:
+            running = agent.jobs.running(JOB)
+            detail = f"a preflight is running (job {running})" if running else "no preflight has run yet"
+            raise HTTPException(404, f"{detail}; POST {prefix}/preflight starts one")
+        if finished.report is None:
+            raise HTTPException(404, f"the last preflight ended without a report: {finished.error}")
+        report = PreflightReport.model_validate(finished.report)
+        return Response(redact(report.model_dump_json()), media_type="application/json")

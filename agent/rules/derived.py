@@ -1,0 +1,197 @@
+"""Derived metrics: figures no single source measures, computed once per tick from the snapshot, the
+stream settings and the platform preset (upload headroom, throughput actually achieved, ...).
+
+The rules and the playbook read them as `derived.<name>`; the engine keeps their history so trend
+rules work on them too. Everything here is cheap arithmetic on the latest samples.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from agent.models import HealthSnapshot
+from agent.platforms import PlatformPreset
+from agent.settings import Settings
+
+DERIVED_METRICS: dict[str, str] = {
+    "configured_bitrate_bps": "Video + audio bitrate the encoder is set to send (OBS settings, else stream.*).",
+    "configured_video_kbps": "Video bitrate the encoder is set to send.",
+    "audio_kbps": "Audio bitrate the encoder is set to send (OBS, stream.*, else the preset's).",
+    "output_throughput_bps": "Bits per second actually leaving the encoder (OBS output, or ffmpeg's bytes over wall time).",
+    "output_bitrate_ratio": "Throughput / configured bitrate: below 1 the uplink is not keeping up.",
+    "upload_capacity_bps": "Best estimate of the uplink: the throughput while falling behind, else the bandwidth test.",
+    "upload_headroom_ratio": "Upload capacity / configured bitrate (1.5 is comfortable).",
+    "ffmpeg_speed_ratio": "Media time ffmpeg produced per wall second over the last 2 s (below 1: falling behind).",
+    "render_budget_ratio": "OBS frame render time / frame budget.",
+    "encoder_cpu_ratio": "Encoder process CPU as a share of the whole machine, 0..1.",
+    "fps_ratio": "Frames per second achieved / configured.",
+    "video_bitrate_preset_ratio": "Configured video bitrate / the preset's minimum for this resolution and frame rate.",
+    "keyframe_interval_wrong": "1 when the keyframe interval does not suit the platform.",
+    "recording_minutes_left": "Minutes of recording at the configured bitrate that fit in the free disk space.",
+    "stream_down": "1 when the stream should be live (stream.expect_live) and is not.",
+}
+
+# Throughput is averaged over this window (see `_throughput`).
+THROUGHPUT_WINDOW_S = 2.0
+MIN_EVIDENCE_S = 1.5
+FALLING_BEHIND_RATIO = 0.95
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """What the stream is meant to be when the encoder cannot tell us (settings.stream)."""
+
+    video_bitrate_kbps: int | None = None
+    audio_bitrate_kbps: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    keyframe_interval_s: float | None = None
+    expect_live: bool = False
+
+
+def stream_target(settings: Settings) -> StreamTarget:
+    stream = settings.stream
+    return StreamTarget(
+        video_bitrate_kbps=stream.video_bitrate_kbps,
+        audio_bitrate_kbps=stream.audio_bitrate_kbps,
+        width=stream.width,
+        height=stream.height,
+        fps=stream.fps,
+        keyframe_interval_s=stream.keyframe_interval_s,
+        expect_live=stream.expect_live,
+    )
+
+
+class DerivedCalculator:
+    """Computes the derived metrics tick by tick; remembers ffmpeg's byte counts to get its throughput."""
+
+    def __init__(self, target: StreamTarget, preset: PlatformPreset) -> None:
+        self.target = target
+        self.preset = preset
+        self._ffmpeg_bytes: deque[tuple[float, int]] = deque(maxlen=64)
+        self._obs_bitrates: deque[tuple[float, float]] = deque(maxlen=64)
+        self._ffmpeg_media: deque[tuple[float, float]] = deque(maxlen=64)
+
+    def compute(self, snapshot: HealthSnapshot) -> dict[str, float]:
+        values: dict[str, float | None] = {}
+        obs, ffmpeg, system = snapshot.obs, snapshot.ffmpeg, snapshot.system
+        settings = obs.settings if obs is not None and obs.connection == "connected" else None
+
+        video_kbps = (settings.video_bitrate_kbps if settings else None) or self.target.video_bitrate_kbps
+        audio_kbps = (
+            (settings.audio_bitrate_kbps if settings else None)
+            or self.target.audio_bitrate_kbps
+            or self.preset.audio.recommended_kbps
+        )
+        values["audio_kbps"] = float(audio_kbps)
+        values["configured_video_kbps"] = float(video_kbps) if video_kbps else None
+        configured_bps = (video_kbps + audio_kbps) * 1000.0 if video_kbps else None
+        values["configured_bitrate_bps"] = configured_bps
+
+        throughput = self._throughput(snapshot)
+        values["output_throughput_bps"] = throughput
+        recent = self._recent_throughput()
+        ratio = throughput / configured_bps if throughput is not None and configured_bps else None
+        values["output_bitrate_ratio"] = ratio
+
+        tested = snapshot.bandwidth.upload_bps if snapshot.bandwidth is not None and snapshot.bandwidth.ok else None
+        capacity = tested
+        if ratio is not None and ratio < FALLING_BEHIND_RATIO and throughput is not None:
+            # What gets through: the window's average, or the last second's if lower (right after a
+            # stream starts congested, the window still holds the socket buffer filling up).
+            achieved = throughput if recent is None else min(throughput, recent)
+            capacity = achieved if tested is None else min(achieved, tested)
+        values["upload_capacity_bps"] = capacity
+        values["upload_headroom_ratio"] = capacity / configured_bps if capacity is not None and configured_bps else None
+
+        values["ffmpeg_speed_ratio"] = self._ffmpeg_speed(snapshot)
+        if obs is not None and obs.average_frame_render_ms is not None and obs.frame_budget_ms:
+            values["render_budget_ratio"] = obs.average_frame_render_ms / obs.frame_budget_ms
+        if system is not None and system.encoder_cpu_core_ratio is not None and system.cpu_count_logical:
+            values["encoder_cpu_ratio"] = system.encoder_cpu_core_ratio / system.cpu_count_logical
+
+        width = (settings.width if settings else None) or self.target.width
+        height = (settings.height if settings else None) or self.target.height
+        fps_configured = (
+            (obs.configured_fps if obs is not None else None) or (settings.fps if settings else None) or self.target.fps
+        )
+        fps_actual = obs.active_fps if obs is not None and obs.streaming else None
+        if fps_actual is None and ffmpeg is not None and not ffmpeg.ended:
+            fps_actual = ffmpeg.fps
+        if fps_actual is not None and fps_configured:
+            values["fps_ratio"] = fps_actual / fps_configured
+
+        if video_kbps:
+            profile = self.preset.profile_for(width, height, fps_configured)
+            values["video_bitrate_preset_ratio"] = video_kbps / profile.min_video_kbps
+        keyframe_known = settings is not None or self.target.keyframe_interval_s is not None
+        if keyframe_known:
+            interval = settings.keyframe_interval_s if settings is not None else self.target.keyframe_interval_s
+            values["keyframe_interval_wrong"] = 1.0 if self.preset.keyframe_problem(interval) else 0.0
+
+        if system is not None and system.disk is not None and configured_bps:
+            values["recording_minutes_left"] = system.disk.free_bytes * 8 / configured_bps / 60
+        if self.target.expect_live:
+            live = (obs is not None and obs.streaming) or (ffmpeg is not None and not ffmpeg.ended)
+            values["stream_down"] = 0.0 if live else 1.0
+        return {name: value for name, value in values.items() if value is not None}
+
+    def _ffmpeg_speed(self, snapshot: HealthSnapshot) -> float | None:
+        """ffmpeg's own `speed` is averaged since it started, so a slow start drags it down for the
+        whole run; this is the same figure over the last window only."""
+        ffmpeg = snapshot.ffmpeg
+        if ffmpeg is None or ffmpeg.ended or ffmpeg.out_time_s is None:
+            self._ffmpeg_media.clear()
+            return None
+        t = ffmpeg.taken_at.timestamp()
+        if not self._ffmpeg_media or t > self._ffmpeg_media[-1][0]:
+            if self._ffmpeg_media and ffmpeg.out_time_s < self._ffmpeg_media[-1][1]:
+                self._ffmpeg_media.clear()
+            self._ffmpeg_media.append((t, ffmpeg.out_time_s))
+        while len(self._ffmpeg_media) > 2 and t - self._ffmpeg_media[1][0] >= THROUGHPUT_WINDOW_S:
+            self._ffmpeg_media.popleft()
+        first_t, first_out = self._ffmpeg_media[0]
+        if t - first_t < MIN_EVIDENCE_S:
+            return None
+        return (ffmpeg.out_time_s - first_out) / (t - first_t)
+
+    def _recent_throughput(self) -> float | None:
+        """ffmpeg's rate between its last two readings at least half a second apart."""
+        if len(self._ffmpeg_bytes) < 2:
+            return None
+        t, size = self._ffmpeg_bytes[-1]
+        for earlier_t, earlier_size in reversed(list(self._ffmpeg_bytes)[:-1]):
+            if t - earlier_t >= 0.5:
+                return (size - earlier_size) * 8 / (t - earlier_t)
+        return None
+
+    def _throughput(self, snapshot: HealthSnapshot) -> float | None:
+        """Bits per second getting out over the last THROUGHPUT_WINDOW_S: long enough to average out
+        keyframes and muxer bursts, short enough that a collapsing uplink shows within two ticks."""
+        obs, ffmpeg = snapshot.obs, snapshot.ffmpeg
+        if obs is not None and obs.streaming and obs.output_bitrate_bps is not None:
+            t = obs.taken_at.timestamp()
+            if not self._obs_bitrates or t > self._obs_bitrates[-1][0]:
+                self._obs_bitrates.append((t, obs.output_bitrate_bps))
+            while self._obs_bitrates and t - self._obs_bitrates[0][0] > THROUGHPUT_WINDOW_S:
+                self._obs_bitrates.popleft()
+            return statistics.fmean(value for _, value in self._obs_bitrates)
+        self._obs_bitrates.clear()
+        if ffmpeg is None or ffmpeg.ended or ffmpeg.total_size_bytes is None:
+            self._ffmpeg_bytes.clear()
+            return None
+        t = ffmpeg.taken_at.timestamp()
+        if not self._ffmpeg_bytes or t > self._ffmpeg_bytes[-1][0]:
+            if self._ffmpeg_bytes and ffmpeg.total_size_bytes < self._ffmpeg_bytes[-1][1]:
+                self._ffmpeg_bytes.clear()  # a new ffmpeg run started counting from zero
+            self._ffmpeg_bytes.append((t, ffmpeg.total_size_bytes))
+        # Keep the newest reading that is at least a window old as the start of the window.
+        while len(self._ffmpeg_bytes) > 2 and t - self._ffmpeg_bytes[1][0] >= THROUGHPUT_WINDOW_S:
+            self._ffmpeg_bytes.popleft()
+        first_t, first_bytes = self._ffmpeg_bytes[0]
+        if t - first_t < MIN_EVIDENCE_S:
+            return None  # not enough wall time yet to say anything honest
+        return (ffmpeg.total_size_bytes - first_bytes) * 8 / (t - first_t)
