@@ -27,7 +27,8 @@ def test_memory_is_allocated_once_and_stays_flat() -> None:
     size_before = history.nbytes
     for t in range(10_000):
         history.record(float(t), {"a.x": float(t), "a.y": 1.0})
-    assert history.nbytes == size_before == 2 * 100 * 12
+    # One source "a": a shared float64 time ring plus a float32 value ring per metric.
+    assert history.nbytes == size_before == 100 * 8 + 2 * 100 * 4
     assert len(history.series("a.x") or []) == 100
 
 
@@ -41,3 +42,25 @@ def test_values_read_back_without_float32_noise() -> None:
     series = RingSeries(capacity=2)
     series.append(1.0, 0.528)
     assert series.points() == [(1.0, 0.528)]
+
+
+def test_metrics_of_one_source_share_times_and_gaps_are_skipped() -> None:
+    history = History(capacity=10)
+    history.record(1.0, {"obs.congestion": 0.1, "obs.bitrate": 2500.0})
+    history.record(2.0, {"obs.bitrate": 2400.0})  # congestion missing from this sample
+    history.record(3.0, {"obs.congestion": 0.3, "obs.bitrate": 2300.0, "system.cpu": 0.5})
+    congestion = history.series("obs.congestion")
+    assert congestion is not None
+    assert congestion.points() == [(1.0, 0.1), (3.0, 0.3)]
+    assert congestion.recent(since=2.0) == [(3.0, 0.3)]
+    assert (history.series("obs.bitrate") or RingSeries(1)).latest() == (3.0, 2300.0)
+    assert history.metrics() == ["obs.bitrate", "obs.congestion", "system.cpu"]
+
+
+def test_a_metric_first_seen_late_has_no_invented_past() -> None:
+    history = History(capacity=4)
+    for t in range(6):
+        history.record(float(t), {"s.a": 1.0})
+    history.record(6.0, {"s.a": 1.0, "s.b": 2.0})
+    series = history.series("s.b")
+    assert series is not None and series.points() == [(6.0, 2.0)]
