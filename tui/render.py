@@ -333,15 +333,36 @@ SOURCE_LEVELS: dict[str, Level] = {
 }
 
 
-def source_line(status: SourceStatus, width: int = 40) -> Text:
-    level = SOURCE_LEVELS[status.state]
-    text = Text(f"{status.name:<9}", style="bold")
+_OBS_CONNECTION_LABELS = {
+    "connecting": "CONNECTING",
+    "not_connected": "NOT CONNECTED",
+    "auth_failed": "AUTH FAILED",
+    "kicked": "KICKED",
+}
+
+
+def source_view(status: SourceStatus, snapshot: HealthSnapshot | None) -> tuple[Level, str, str | None]:
+    """Level, label and detail of one source as a user means it: the OBS source works fine while OBS
+    itself is closed, but "OK" would say the wrong thing; a source that waits for ffmpeg is waiting."""
+    obs = snapshot.obs if snapshot is not None else None
+    if status.name == "obs" and status.state == "ok" and obs is not None and obs.connection != "connected":
+        level: Level = "critical" if obs.connection == "auth_failed" else "warning"
+        return level, _OBS_CONNECTION_LABELS.get(obs.connection, obs.connection.upper()), obs.connection_detail
+    if status.state == "starting":
+        return "nodata", "WAITING", "no data yet"
     label = status.state.upper()
     if status.state == "stale":
         label = f"STALE {fmt_age(status.age_s)}"
+    detail = status.error if status.state in ("error", "stale") else None
+    return SOURCE_LEVELS[status.state], label, detail
+
+
+def source_line(status: SourceStatus, snapshot: HealthSnapshot | None = None, width: int = 40) -> Text:
+    level, label, detail = source_view(status, snapshot)
+    text = Text(f"{status.name:<9}", style="bold")
     text.append_text(badge(level, label))
-    if status.error and status.state in ("error", "stale"):
-        text.append(" " + status.error, style="dim")
+    if detail:
+        text.append(" " + detail, style="dim")
     text.truncate(width, overflow="ellipsis")
     return text
 
@@ -350,10 +371,10 @@ def sources_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
     if snapshot is None or not snapshot.sources:
         return _nodata("sources", "Sources", "no sources reported", "")
     statuses = sorted(snapshot.sources.values(), key=lambda status: status.name)
-    levels = [SOURCE_LEVELS[status.state] for status in statuses]
-    level = worst(*levels)
-    healthy = sum(status.state == "ok" for status in statuses)
-    lines = [source_line(status) for status in statuses]
+    views = [source_view(status, snapshot) for status in statuses]
+    level = worst(*(view[0] for view in views))
+    healthy = sum(view[0] == "ok" for view in views)
+    lines = [source_line(status, snapshot) for status in statuses]
     return TileView("sources", "Sources", level, f"{healthy}/{len(statuses)} ok", lines)
 
 

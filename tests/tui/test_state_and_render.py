@@ -121,3 +121,18 @@ def test_sparkline_fits_the_width_with_the_newest_value_on_the_right() -> None:
 def test_durations_read_as_hours_minutes_seconds() -> None:
     assert fmt_duration(3725) == "1:02:05"
     assert fmt_duration(None) == "—"
+
+
+def test_sources_tile_says_obs_is_not_connected_instead_of_ok() -> None:
+    from agent.models import ObsSample, SourceStatus
+    from tui.render import source_view
+
+    status = SourceStatus(name="obs", state="ok")
+    closed = ObsSample(connection="not_connected", connection_detail="nothing answers at ws://127.0.0.1:4455")
+    snapshot = data.bare_snapshot().model_copy(update={"obs": closed, "sources": {"obs": status}})
+    level, label, detail = source_view(status, snapshot)
+    assert (level, label) == ("warning", "NOT CONNECTED")
+    assert detail is not None and "4455" in detail
+    connected = data.bare_snapshot().model_copy(update={"obs": ObsSample(connection="connected")})
+    assert source_view(status, connected)[:2] == ("ok", "OK")
+    assert source_view(SourceStatus(name="ffmpeg", state="starting"), connected)[1] == "WAITING"
