@@ -374,7 +374,7 @@ def sources_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
     views = [source_view(status, snapshot) for status in statuses]
     level = worst(*(view[0] for view in views))
     healthy = sum(view[0] == "ok" for view in views)
-    lines = [source_line(status, snapshot) for status in statuses]
+    lines = [source_line(status, snapshot, width=200) for status in statuses]  # render_tile cuts to the tile
     return TileView("sources", "Sources", level, f"{healthy}/{len(statuses)} ok", lines)
 
 
