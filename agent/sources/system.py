@@ -27,11 +27,10 @@ from agent.models.system import EncoderKind
 from agent.settings import SystemSourceSettings
 from agent.sources.base import PollingSource
 
-# While the machine is busier than this, the process list is scanned every `process_scan_interval_s`;
-# otherwise SEARCH_SCAN_FACTOR times less often while no encoder is found (an encoder that starts is
-# found within 15 s by default), and IDLE_SCAN_FACTOR times less often once it is.
+# While the machine is busier than this, the busiest processes are ranked every `process_scan_interval_s`
+# (that is when "close X" matters); otherwise IDLE_SCAN_FACTOR times less often. Looking for an encoder
+# that has not started yet costs only the processes started since the last look, every interval.
 BUSY_CPU_RATIO = 0.5
-SEARCH_SCAN_FACTOR = 3
 IDLE_SCAN_FACTOR = 6
 
 # Encoders in order of preference when several run at once: the streaming app beats a stray ffmpeg.
@@ -99,11 +98,36 @@ class _ProcessScan:
         self.own_pid = os.getpid()
         self._previous: dict[int, float] = {}
         self._previous_at: float | None = None
+        self._names: dict[int, str] = {}  # pid -> name, as of the last full scan or new-process look
+
+    def find_new_encoder(self) -> tuple[psutil.Process | None, EncoderKind | None]:
+        """The encoder among processes started since the last look: one listing of /proc plus one read
+        per new process, instead of a read of every process (a full scan refreshes all names)."""
+        pids = psutil.pids()
+        current = set(pids)
+        for gone in self._names.keys() - current:
+            del self._names[gone]
+        found: list[tuple[int, psutil.Process, EncoderKind]] = []
+        for pid in current - self._names.keys():
+            try:
+                process = psutil.Process(pid)
+                name = process.name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            self._names[pid] = name
+            kind = encoder_kind(name)
+            if kind is not None:
+                found.append((_ENCODER_PREFERENCE.index(kind), process, kind))
+        if not found:
+            return None, None
+        _, process, kind = min(found, key=lambda entry: entry[0])
+        return process, kind
 
     def run(self) -> tuple[list[ProcessUsage], psutil.Process | None, EncoderKind | None]:
         now = time.monotonic()
         elapsed_s = None if self._previous_at is None else now - self._previous_at
         cpu_now: dict[int, float] = {}
+        self._names = {}
         ranked: list[tuple[float, psutil.Process, str]] = []
         encoders: list[tuple[int, float, psutil.Process, EncoderKind]] = []
         for process in psutil.process_iter(["name", "cpu_times"]):
@@ -112,6 +136,7 @@ class _ProcessScan:
             if times is None:
                 continue  # access denied or gone
             name = info.get("name") or ""
+            self._names[process.pid] = name
             total = times.user + times.system
             cpu_now[process.pid] = total
             before = self._previous.get(process.pid)
@@ -147,6 +172,7 @@ class SystemSource(PollingSource):
         self.settings = settings
         self._scan = _ProcessScan(settings.top_processes_count)
         self._last_scan_at = -float("inf")
+        self._last_search_at = -float("inf")
         self._top: list[ProcessUsage] = []
         self._encoder: psutil.Process | None = None
         self._encoder_kind: EncoderKind | None = None
@@ -158,18 +184,19 @@ class SystemSource(PollingSource):
     async def sample(self) -> SystemSample:
         now = time.monotonic()
         if now - self._last_scan_at >= self._scan_interval_s():
-            self._last_scan_at = now
+            self._last_scan_at = self._last_search_at = now
             self._top, self._encoder, self._encoder_kind = await asyncio.to_thread(self._scan.run)
             self._slow_facts = await asyncio.to_thread(self._read_slow_facts)
+        elif self._encoder is None and now - self._last_search_at >= self.settings.process_scan_interval_s:
+            self._last_search_at = now
+            self._encoder, self._encoder_kind = await asyncio.to_thread(self._scan.find_new_encoder)
         return self._read(now)
 
     def _scan_interval_s(self) -> float:
-        """Scan often while looking for the encoder or while the machine is busy (that is when the
-        busiest processes matter: "close X"); otherwise a few times a minute is plenty."""
+        """Rank the busiest processes often while the machine is busy (that is when they matter:
+        "close X"); otherwise a few times a minute is plenty."""
         interval_s = self.settings.process_scan_interval_s
-        if self._last_cpu_ratio >= BUSY_CPU_RATIO:
-            return interval_s
-        return interval_s * (SEARCH_SCAN_FACTOR if self._encoder is None else IDLE_SCAN_FACTOR)
+        return interval_s if self._last_cpu_ratio >= BUSY_CPU_RATIO else interval_s * IDLE_SCAN_FACTOR
 
     def _read_slow_facts(self) -> _SlowFacts:
         route_interface = default_route_interface() if sys.platform.startswith("linux") else None

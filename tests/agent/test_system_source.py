@@ -116,3 +116,24 @@ def test_default_route_is_read_from_the_route_table(tmp_path: Path) -> None:
     )
     assert default_route_interface(table) == "eth0"
     assert default_route_interface(tmp_path / "missing") is None
+
+
+@pytest.mark.integration
+async def test_an_encoder_started_later_is_found_without_a_full_scan(tmp_path: Path) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg (apt install ffmpeg)")
+    source = make_source(tmp_path)  # full scans every 0.2 s x IDLE_SCAN_FACTOR, new-process looks every 0.2 s
+    first = await source.sample()
+    assert first.encoder_process is None or first.encoder_process.kind != "ffmpeg"
+    full_scan_at = source._last_scan_at
+    ffmpeg = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "nullsrc", "-f", "null", "-"],
+    )
+    try:
+        await asyncio.sleep(0.3)
+        sample = await source.sample()
+        assert source._last_scan_at == full_scan_at  # found by the cheap look, not a full scan
+        assert sample.encoder_process is not None and sample.encoder_process.pid == ffmpeg.pid
+    finally:
+        ffmpeg.kill()
+        ffmpeg.wait()
