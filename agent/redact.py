@@ -92,15 +92,28 @@ def _redact_stream_url(match: re.Match[str]) -> str:
 # where one of its hints occurs, so skipping it when none does changes nothing but the cost.
 _NAME_ENDINGS = ("key", "password", "passwd", "pass", "token", "secret", "auth", "sign", "signature")
 _URL_HINTS = ("rtmp", "srt://")
-_JSON_FIELD_HINTS = tuple(f'{name}"' for name in _NAME_ENDINGS)
-_ASSIGNMENT_HINTS = tuple(
-    f"{name}{sep}" for name in _NAME_ENDINGS for sep in ("=", ":", " =", " :", "  =", "  :", "\t=", "\t:")
-)
+_ASSIGNMENT_SEPARATORS = ("=", ":", " =", " :", "  =", "  :", "\t=", "\t:")
 _BEARER_HINTS = ("bearer", "basic")
 
 
 def _any_in(hints: tuple[str, ...], lowered: str) -> bool:
     return any(hint in lowered for hint in hints)
+
+
+def _names_present(lowered: str) -> list[str]:
+    return [name for name in _NAME_ENDINGS if name in lowered]
+
+
+def _json_field_hint(names: list[str], lowered: str) -> bool:
+    return any(f'{name}"' in lowered for name in names)
+
+
+def _assignment_hint(names: list[str], lowered: str) -> bool:
+    for name in names:
+        for separator in _ASSIGNMENT_SEPARATORS:
+            if name + separator in lowered:
+                return True
+    return False
 
 
 def redact(text: str) -> str:
@@ -113,9 +126,10 @@ def redact(text: str) -> str:
     lowered = text.lower()
     if _any_in(_URL_HINTS, lowered):
         text = _STREAM_URL.sub(_redact_stream_url, text)
-    if _any_in(_JSON_FIELD_HINTS, lowered):
+    names = _names_present(lowered)  # most text holds none of the secret names: both checks end here
+    if names and _json_field_hint(names, lowered):
         text = _JSON_FIELD.sub(lambda m: f"{m.group(1)}{MARK}{m.group(3)}", text)
-    if _any_in(_ASSIGNMENT_HINTS, lowered):
+    if names and _assignment_hint(names, lowered):
         text = _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MARK}", text)
     if _any_in(_BEARER_HINTS, lowered):
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MARK}", text)
