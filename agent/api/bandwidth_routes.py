@@ -11,6 +11,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from agent.api.job_results import last_report_response
 from agent.bandwidth import run_bandwidth_test
 from agent.errors import ConfigError
 from agent.jobs import JobBusy, ProgressReporter
@@ -77,15 +78,13 @@ def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
         summary="The last bandwidth test's result",
     )
     async def last_bandwidth_test() -> Response:
-        finished = agent.jobs.last(JOB)
-        if finished is None:
-            running = agent.jobs.running(JOB)
-            detail = f"a test is running (job {running})" if running else "no bandwidth test has run yet"
-            raise HTTPException(404, f"{detail}; POST {prefix}/bandwidth-test starts one")
-        if finished.report is None:
-            raise HTTPException(404, f"the last bandwidth test ended without a result: {finished.error}")
-        result = BandwidthResult.model_validate(finished.report)
-        return Response(redact(result.model_dump_json()), media_type="application/json")
+        return last_report_response(
+            agent.jobs,
+            JOB,
+            BandwidthResult,
+            noun="bandwidth test",
+            start_hint=f"POST {prefix}/bandwidth-test starts one",
+        )
 
 
 def _check_configured(agent: Agent, backend: str, url: str | None) -> None:

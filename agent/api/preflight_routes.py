@@ -9,11 +9,11 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from agent.api.job_results import last_report_response
 from agent.jobs import JobBusy, ProgressReporter
 from agent.models import ErrorBody, PreflightReport
 from agent.platforms import load_preset
 from agent.preflight import DEFAULT_DURATION_S, run_preflight
-from agent.redact import redact
 from agent.runtime import Agent
 from agent.settings import PlatformName
 
@@ -65,12 +65,6 @@ def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
         summary="The last preflight report",
     )
     async def last_preflight() -> Response:
-        finished = agent.jobs.last(JOB)
-        if finished is None:
-            running = agent.jobs.running(JOB)
-            detail = f"a preflight is running (job {running})" if running else "no preflight has run yet"
-            raise HTTPException(404, f"{detail}; POST {prefix}/preflight starts one")
-        if finished.report is None:
-            raise HTTPException(404, f"the last preflight ended without a report: {finished.error}")
-        report = PreflightReport.model_validate(finished.report)
-        return Response(redact(report.model_dump_json()), media_type="application/json")
+        return last_report_response(
+            agent.jobs, JOB, PreflightReport, noun="preflight", start_hint=f"POST {prefix}/preflight starts one"
+        )
