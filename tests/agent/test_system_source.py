@@ -119,9 +119,13 @@ def test_default_route_is_read_from_the_route_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-async def test_an_encoder_started_later_is_found_without_a_full_scan(tmp_path: Path) -> None:
+async def test_an_encoder_started_later_is_found_without_a_full_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs ffmpeg (apt install ffmpeg)")
+    # A busy machine (this test suite on 2 cores) would rank processes with full scans every interval.
+    monkeypatch.setattr("agent.sources.system.BUSY_CPU_RATIO", 2.0)
     source = make_source(tmp_path)  # full scans every 0.2 s x IDLE_SCAN_FACTOR, new-process looks every 0.2 s
     first = await source.sample()
     assert first.encoder_process is None or first.encoder_process.kind != "ffmpeg"
