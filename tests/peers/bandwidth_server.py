@@ -8,7 +8,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.peers.wait import free_port, port_open, wait_until
+from tests.peers.process import listening_process
+from tests.peers.wait import free_port
 
 
 @dataclass
@@ -25,26 +26,8 @@ class BandwidthServer:
 @contextlib.contextmanager
 def bandwidth_server(host: str = "127.0.0.1", netns_exec: list[str] | None = None) -> Iterator[BandwidthServer]:
     port = free_port() if netns_exec is None else free_port("127.0.0.1")
-    command = [*(netns_exec or []), sys.executable, "-m", "agent.cli", "bandwidth-server", "--host", host]
-    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    netns = netns_exec[3] if netns_exec and netns_exec[:3] == ["ip", "netns", "exec"] else None
-    try:
-        wait_until(
-            lambda: process.poll() is not None or port_open(host, port, netns),
-            20,
-            f"bandwidth-server to listen on {host}:{port}",
-        )
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"bandwidth-server exited with {process.returncode}: {stderr}")
+    command = [sys.executable, "-m", "agent.cli", "bandwidth-server", "--host", host, "--port", str(port)]
+    with listening_process(
+        command, host, port, what="bandwidth-server", netns_exec=netns_exec, timeout_s=20
+    ) as process:
         yield BandwidthServer(host, port, process)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        if process.stderr:
-            process.stderr.close()

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers.wait import free_port, port_open, wait_until
+from tests.peers.process import listening_process
+from tests.peers.wait import free_port
 
 MODULE_CANDIDATES = (
     Path("/usr/lib/nginx/modules/ngx_rtmp_module.so"),
@@ -85,28 +86,17 @@ rtmp {{
     )
     for folder in ("client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"):
         (workdir / folder).mkdir()
-    command = [*(netns_exec or []), "nginx", "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = NginxRtmp(host, port, app, workdir, process)
-    netns = netns_exec[3] if netns_exec and netns_exec[:3] == ["ip", "netns", "exec"] else None
+    command = ["nginx", "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")]
+    error_log = workdir / "error.log"
     try:
-        wait_until(
-            lambda: process.poll() is not None or port_open(host, port, netns),
-            10,
-            f"nginx-rtmp to listen on {host}:{port}",
-        )
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"nginx exited with {process.returncode}: {stderr}{server.error_log}")
-        yield server
+        with listening_process(
+            command,
+            host,
+            port,
+            what="nginx",
+            netns_exec=netns_exec,
+            diagnostics=lambda: error_log.read_text(errors="replace") if error_log.exists() else "",
+        ) as process:
+            yield NginxRtmp(host, port, app, workdir, process)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        if process.stderr:
-            process.stderr.close()
         shutil.rmtree(workdir, ignore_errors=True)
