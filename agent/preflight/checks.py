@@ -56,15 +56,7 @@ class Observation:
             obs = snapshot.obs
             if obs is not None and obs.settings is not None and obs.connection == "connected":
                 return obs.settings
-        t = self.target
-        return EncoderSettings(
-            video_bitrate_kbps=t.video_bitrate_kbps,
-            audio_bitrate_kbps=t.audio_bitrate_kbps,
-            width=t.width,
-            height=t.height,
-            fps=t.fps,
-            keyframe_interval_s=t.keyframe_interval_s,
-        )
+        return self.target.encoder_settings()
 
     def profile(self) -> VideoProfile:
         settings = self.encoder_settings()

@@ -11,7 +11,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
-from agent.models import HealthSnapshot
+from agent.models import EncoderSettings, HealthSnapshot
 from agent.platforms import PlatformPreset
 from agent.settings import Settings
 
@@ -50,6 +50,17 @@ class StreamTarget:
     fps: float | None = None
     keyframe_interval_s: float | None = None
     expect_live: bool = False
+
+    def encoder_settings(self) -> EncoderSettings:
+        """These figures as encoder settings, for checks that read an encoder's configuration."""
+        return EncoderSettings(
+            video_bitrate_kbps=self.video_bitrate_kbps,
+            audio_bitrate_kbps=self.audio_bitrate_kbps,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            keyframe_interval_s=self.keyframe_interval_s,
+        )
 
 
 def stream_target(settings: Settings) -> StreamTarget:
