@@ -101,6 +101,11 @@ class Agent:
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
+        # Start-up: "starting" until every source that measures on its own has reported (a sample or a
+        # failure), or until the slowest of them should have (its stale_after_s after start()).
+        self._awaited_sources = {s.name for s in self.sources if not s.waits_for_peer}
+        self._startup_deadline: float | None = None
+        self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._snapshot = self._build_snapshot()
@@ -128,6 +133,8 @@ class Agent:
                 )
                 self.log_writer = None
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
+        awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
+        self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
@@ -271,11 +278,21 @@ class Agent:
             bandwidth=self._last_bandwidth(),
             taken_at=utc_now(),
             agent=self._agent_info(),
-            overall=overall_state(alerts),
+            overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
             **samples,
         )
+
+    def _has_measured(self) -> bool:
+        """Whether the sources have reported since start-up; once true, it stays true."""
+        if not self._measured:
+            reported = all(
+                health.state != "starting" for name, health in self._health.items() if name in self._awaited_sources
+            )
+            overdue = self._startup_deadline is not None and self.clock() >= self._startup_deadline
+            self._measured = reported or overdue
+        return self._measured
 
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""
