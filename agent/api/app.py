@@ -7,27 +7,27 @@ Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import create_encoder_router
+from agent.api.errors import declare_common_errors, error_responses, install_error_handlers
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.logs.sessions import RunIndex
-from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
+from agent.models import Alert, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
 from agent.redact import redact
 from agent.runtime import Agent
 
@@ -44,19 +44,15 @@ class MetricNames(BaseModel):
     metrics: list[str]
 
 
-def _parse_since(since: str | None, last_s: float | None) -> float | None:
+def _start_of(since: float | datetime | None, last_s: float | None) -> float | None:
+    """The Unix time the series starts at: `last_s` before now, else `since` (a time without a zone is UTC)."""
     if last_s is not None:
         return time.time() - last_s
-    if since is None:
-        return None
-    try:
-        return float(since)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(since).timestamp()
-    except ValueError:
-        raise HTTPException(400, "since must be Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z") from None
+    if isinstance(since, datetime):
+        return (since if since.tzinfo is not None else since.replace(tzinfo=UTC)).timestamp()
+    if since is not None and not math.isfinite(since):  # pydantic's allow_inf_nan cannot apply to a union
+        raise HTTPException(422, "query.since: must be a finite number of Unix seconds or an ISO 8601 time")
+    return since
 
 
 def create_app(agent: Agent) -> FastAPI:
@@ -66,19 +62,8 @@ def create_app(agent: Agent) -> FastAPI:
         description="Live stream health measured beside the encoder: snapshot, history, alerts, events, metrics.",
     )
     registry = build_registry(lambda: agent.snapshot)
-    errors: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = ErrorBody(error=_reason(exc.status_code), detail=redact(str(exc.detail)))
-        return JSONResponse(body.model_dump(), status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        return JSONResponse(ErrorBody(error="bad request", detail=redact(problems)).model_dump(), status_code=422)
+    install_error_handlers(app)
 
     @app.get(f"{API_PREFIX}/health", response_model=HealthSnapshot, summary="The latest health snapshot")
     async def health() -> Response:
@@ -87,20 +72,24 @@ def create_app(agent: Agent) -> FastAPI:
     @app.get(
         f"{API_PREFIX}/history",
         response_model=HistorySeries | MetricNames,
-        responses=errors,
+        responses=error_responses(404),
         summary="A metric's recent values; without `metric`, the metric names",
     )
     async def history(
         metric: Annotated[str | None, Query(description="e.g. system.cpu_usage_ratio")] = None,
-        since: Annotated[str | None, Query(description="Unix seconds or ISO 8601 time")] = None,
-        last_s: Annotated[float | None, Query(gt=0, description="Only the last N seconds")] = None,
+        since: Annotated[
+            float | datetime | None,
+            Query(description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"),
+        ] = None,
+        last_s: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description="Only the last N seconds")] = None,
     ) -> HistorySeries | MetricNames:
+        start = _start_of(since, last_s)  # a bad `since` is a 422 (validated above) whether or not `metric` is given
         if metric is None:
             return MetricNames(metrics=agent.history.metrics())
         series = agent.history.series(metric)
         if series is None:
             raise HTTPException(404, f"no metric named {metric!r}; GET {API_PREFIX}/history lists them")
-        return HistorySeries(metric=metric, points=series.points(_parse_since(since, last_s)))
+        return HistorySeries(metric=metric, points=series.points(start))
 
     @app.get(f"{API_PREFIX}/alerts", response_model=AlertsView, summary="Active and recently cleared alerts")
     async def alerts() -> AlertsView:
@@ -133,7 +122,7 @@ def create_app(agent: Agent) -> FastAPI:
     @app.get(
         f"{API_PREFIX}/runs/{{run_id}}",
         response_model=RunDetail,
-        responses=errors,
+        responses=error_responses(404),
         summary="One run with its alert timeline",
     )
     async def run(run_id: str) -> RunDetail:
@@ -151,12 +140,7 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(create_encoder_router(agent, API_PREFIX))
 
     token = agent.settings.api.token
+    declare_common_errors(app, token_required=token is not None)
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token.get_secret_value())
     return app
-
-
-def _reason(status: int) -> str:
-    return {400: "bad request", 401: "unauthorized", 404: "not found", 405: "method not allowed", 409: "conflict"}.get(
-        status, "error"
-    )
