@@ -305,7 +305,11 @@ def user_config_path(explicit: Path | None, environ: Mapping[str, str] | None = 
 
 
 def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from every layer, or raise one `ConfigError` that says what to fix."""
+    """Build the settings from every layer, or raise one `ConfigError` that says what to fix.
+
+    The rules these settings name are checked by `agent.configuration.load_configuration`, which the
+    commands use: the rule engine reads settings, so settings must not import it.
+    """
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
@@ -324,15 +328,7 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
         _toml_layers.reset(layers_token)
         _environ_override.reset(environ_token)
     _register_settings_secrets(settings)
-    _check_rules(settings, str(user_file) if user_file is not None else "settings")
     return settings
-
-
-def _check_rules(settings: Settings, user_origin: str) -> None:
-    """An invalid rule, playbook or platform preset stops start-up here, naming the file and the rule."""
-    from agent.rules.config import load_rule_set  # the rules read settings; import late to avoid a cycle
-
-    load_rule_set(settings, user_origin=user_origin)
 
 
 def _register_settings_secrets(settings: Settings) -> None:
