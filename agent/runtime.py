@@ -43,6 +43,7 @@ from agent.models import (
 )
 from agent.redact import redact, redact_url
 from agent.rules import RuleEvaluator
+from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
 from agent.sources import Source, build_sources
 
@@ -103,6 +104,14 @@ class Agent:
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        # One live stream at a time: tags records with its id and writes its summary when it ends.
+        self.sessions = SessionRecorder(
+            gap_s=settings.sessions.gap_s,
+            interval_s=settings.sampling.interval_s,
+            platform=settings.platform,
+            configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
+            run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
+        )
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -152,6 +161,8 @@ class Agent:
                     await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
+        for record in self.sessions.close(self.clock(), detail=reason):
+            self.emit(record)
         self.emit(RunStopped(at=utc_now(), reason=reason))
         if self.log_writer is not None:
             self.log_writer.close()
@@ -228,6 +239,8 @@ class Agent:
             if last is not None and now - last > health.stale_after_s and health.state == "ok":
                 self._set_state(health, "stale")
         snapshot = self._build_snapshot()
+        for record in self.sessions.before_tick(snapshot, now):
+            self.emit(record)
         if self.rules is not None:
             changes = self.rules.evaluate(snapshot, self.history)
             for change in changes:
@@ -305,6 +318,7 @@ class Agent:
 
     def emit(self, record: BaseModel, event_type: str | None = None) -> None:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
+        record = self.sessions.observe(record)  # tagged with the live session's id, counted in its summary
         line = redact(record.model_dump_json())
         kind = event_type or str(getattr(record, "type", type(record).__name__))
         self.bus.publish(kind, line)
