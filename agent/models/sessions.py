@@ -15,6 +15,7 @@ from pydantic import Field
 
 from agent.models.alerts import OverallState, Severity
 from agent.models.base import SCHEMA_VERSION, Contract
+from agent.models.runs import AlertTimelineEntry
 
 LiveOrigin = Literal["obs", "ffmpeg", "relay"]
 SessionEndReason = Literal["stream_stopped", "agent_stopped", "agent_stopped_unexpectedly"]
@@ -116,6 +117,13 @@ class SessionSummary(Contract):
     ticks_written: int = 0
     ticks_expected: int = 0
     run_id: str | None = None
+
+
+class SessionDetail(SessionSummary):
+    """A summary with the session's alert timeline, read from the log (never written to it)."""
+
+    alerts_timeline: list[AlertTimelineEntry] = Field(default_factory=list, description="Alert changes, oldest first.")
+    alerts_truncated: bool = Field(False, description="True when only the newest changes are kept.")
 
 
 class SessionList(Contract):
