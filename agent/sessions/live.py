@@ -13,6 +13,9 @@ from collections.abc import Callable
 from agent.models import HealthSnapshot, LiveOrigin
 
 LiveIndicator = Callable[[HealthSnapshot], bool]
+# ffmpeg's bitrate is its output size over media time: its first report (1 ms of media, the headers and a
+# keyframe) says tens of Mb/s. It means something once a second of media is out.
+FFMPEG_BITRATE_AFTER_S = 1.0
 
 
 def obs_live(snapshot: HealthSnapshot) -> bool:
@@ -45,8 +48,9 @@ def output_bitrate_bps(snapshot: HealthSnapshot) -> float | None:
     """What actually leaves the encoder: OBS's output when it streams, else ffmpeg's progress bitrate."""
     if snapshot.obs is not None and snapshot.obs.streaming and snapshot.obs.output_bitrate_bps is not None:
         return snapshot.obs.output_bitrate_bps
-    if snapshot.ffmpeg is not None and not snapshot.ffmpeg.ended:
-        return snapshot.ffmpeg.bitrate_bps
+    ffmpeg = snapshot.ffmpeg
+    if ffmpeg is not None and not ffmpeg.ended and (ffmpeg.out_time_s or 0.0) >= FFMPEG_BITRATE_AFTER_S:
+        return ffmpeg.bitrate_bps
     return None
 
 

@@ -8,6 +8,7 @@ than `sessions.gap_s` (an encoder reconnecting) stays in the same session.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +27,8 @@ from agent.models import (
 )
 from agent.sessions.live import live_origins, target_bitrate_bps
 from agent.sessions.summary import SessionAccumulator, expected_ticks
+
+log = logging.getLogger(__name__)
 
 
 def new_session_id(at: datetime) -> str:
@@ -50,7 +53,7 @@ class SessionRecorder:
         self.run_id = run_id
         self.current: SessionAccumulator | None = None
         self.last_summary: SessionSummary | None = None
-        self._opened_at_s = 0.0
+        self._opened_at_s = self._last_tick_s = 0.0
         self._gap_since_s: float | None = None
 
     @property
@@ -72,17 +75,18 @@ class SessionRecorder:
                 tick_interval_s=self.interval_s,
                 run_id=self.run_id(),
             )
-            self.current, self._opened_at_s, self._gap_since_s = SessionAccumulator(started), now_s, None
+            self.current, self._gap_since_s = SessionAccumulator(started), None
+            self._opened_at_s = self._last_tick_s = now_s
+            log.info("stream session %s started (live from %s)", started.session_id, ", ".join(origins))
             return [started]
         if origins:
             self._gap_since_s = None
-            return []
-        if self._gap_since_s is None:
+        elif self._gap_since_s is None:
             self._gap_since_s = now_s
-            return []
-        if now_s - self._gap_since_s >= self.gap_s:
+        elif now_s - self._gap_since_s >= self.gap_s:
             detail = f"not live for {now_s - self._gap_since_s:.0f} s (sessions.gap_s = {self.gap_s:g})"
             return self._close(now_s, "stream_stopped", detail, closed_on_tick=True)
+        self._last_tick_s = now_s  # this tick will be the session's
         return []
 
     def observe(self, record: BaseModel) -> BaseModel:
@@ -120,7 +124,16 @@ class SessionRecorder:
         in_gap = self._gap_since_s is not None
         ended_at = session.last_live_at if in_gap or reason == "stream_stopped" else utc_now()
         ended = SessionEnded(session_id=session.started.session_id, at=ended_at, reason=reason, detail=detail)
-        expected = expected_ticks(self._opened_at_s, now_s, self.interval_s, closed_on_tick=closed_on_tick)
+        expected = expected_ticks(
+            self._opened_at_s, self._last_tick_s, now_s, self.interval_s, closed_on_tick=closed_on_tick
+        )
         summary = session.summary(ended_at=ended_at, reason=reason, detail=detail, ticks_expected=expected)
         self.current, self._gap_since_s, self.last_summary = None, None, summary
+        log.info(
+            "stream session %s ended (%s), health score %s; `streamhealth logs summary %s` shows it",
+            summary.session_id,
+            reason.replace("_", " "),
+            "-" if summary.health_score is None else f"{summary.health_score:.0f}",
+            summary.session_id,
+        )
         return [ended, summary]

@@ -37,8 +37,6 @@ WEIGHT_ALERTS = 20.0
 FRAMES_DROPPED_RATIO_AT_ZERO = 0.05
 STATE_SCORE: dict[str, float] = {"ok": 1.0, "warning": 0.5, "critical": 0.0}
 _STATE_RANK: dict[str, int] = {"ok": 0, "warning": 1, "critical": 2}
-# Tick times jitter by a few ms: a tick slot counts as expected only once this share of it has passed.
-EXPECTED_SLOT_MARGIN = 0.25
 # Ticks of a gap waiting to be judged; the agent ends a session after sessions.gap_s, far fewer.
 MAX_PENDING_TICKS = 3600
 
@@ -380,15 +378,19 @@ class SessionAccumulator:
         return result
 
 
-def expected_ticks(opened_at_s: float, closed_at_s: float, interval_s: float, *, closed_on_tick: bool) -> int:
+def expected_ticks(opened_at_s: float, last_tick_s: float, closed_at_s: float, interval_s: float, *,
+                   closed_on_tick: bool) -> int:  # fmt: skip
     """Tick slots from the session's first tick to its close (monotonic seconds).
 
     Closed on a tick (the gap ran out): that tick is not the session's, so the slots are [open, close).
-    Closed between ticks (the agent stopped): every slot that had begun a margin before the stop."""
-    slots = (closed_at_s - opened_at_s) / interval_s
+    Closed between ticks (the agent stopped): every slot up to the last tick written, and at least every
+    slot that came due a whole interval before the stop (the one due just before it may still have been
+    on its way, so it counts only if it was written)."""
     if closed_on_tick:
-        return round(slots)
-    return math.floor(slots - EXPECTED_SLOT_MARGIN) + 1 if slots >= 0 else 0
+        return round((closed_at_s - opened_at_s) / interval_s)
+    written_up_to = round((last_tick_s - opened_at_s) / interval_s) + 1
+    due_before_stop = math.floor((closed_at_s - opened_at_s) / interval_s)
+    return max(written_up_to, due_before_stop)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

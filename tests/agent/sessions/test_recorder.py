@@ -56,7 +56,9 @@ class Harness:
         self.agent.publish("system", system_sample(cpu=cpu))
         if ffmpeg:
             self.frame += 30
-            sample = FfmpegSample(frame=self.frame, bitrate_bps=2_000_000, drop_frames_total=drops, ended=ended)
+            sample = FfmpegSample(
+                frame=self.frame, out_time_s=self.frame / 30, bitrate_bps=2e6, drop_frames_total=drops, ended=ended
+            )
             self.agent.publish("ffmpeg", sample)
         self.agent.tick()
 

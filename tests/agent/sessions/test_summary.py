@@ -14,7 +14,7 @@ from agent.models import (
     SessionStarted,
     SourceStatus,
 )
-from agent.sessions.summary import SessionAccumulator, health_score
+from agent.sessions.summary import SessionAccumulator, expected_ticks, health_score
 from tests.agent.helpers import system_sample
 
 T0 = datetime(2026, 11, 25, 20, 0, 0, tzinfo=UTC)
@@ -30,7 +30,9 @@ def _snapshot(second: int, *, bitrate: float | None, frame: int, drops: int = 0,
         agent=INFO,
         overall=overall,  # type: ignore[arg-type]
         sources={"ffmpeg": SourceStatus(name="ffmpeg", state="ok" if live else "stale")},
-        ffmpeg=FfmpegSample(taken_at=at, frame=frame, bitrate_bps=bitrate, drop_frames_total=drops),
+        ffmpeg=FfmpegSample(
+            taken_at=at, frame=frame, bitrate_bps=bitrate, drop_frames_total=drops, out_time_s=second + 1
+        ),
         network=NetworkSample(taken_at=at, ingest_rtt_ms=rtt, ingest_jitter_ms=rtt / 10, ingest_loss_ratio=0.0),
         system=system_sample(cpu=cpu, taken_at=at),
     )
@@ -106,3 +108,14 @@ def test_alerts_are_tallied_by_kind_and_severity() -> None:
         ("ingest_loss", "warning", 2),
     ]
     assert summary.alerts_raised == 3
+
+
+def test_expected_ticks_at_a_stop_count_every_slot_due_and_catch_a_stalled_tick_loop() -> None:
+    # Ticks at 0..5 s written, stopped 2 ms after the last: 6 expected.
+    assert expected_ticks(0.0, 5.0, 5.002, 1.0, closed_on_tick=False) == 6
+    # Stopped 0.9 s later: the slot at 6 s may still have been on its way, not counted against us.
+    assert expected_ticks(0.0, 5.0, 5.9, 1.0, closed_on_tick=False) == 6
+    # The tick loop stalled after 5 s and the agent stopped at 12.5 s: slots 6..11 were due and missing.
+    assert expected_ticks(0.0, 5.0, 12.5, 1.0, closed_on_tick=False) == 12
+    # A gap ran out on the tick at 20 s: ticks 0..19 are the session's.
+    assert expected_ticks(0.0, 19.0, 20.0, 1.0, closed_on_tick=True) == 20
