@@ -31,6 +31,7 @@ from agent.models import (
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
+    LoggingStatus,
     RunStarted,
     RunStopped,
     Sample,
@@ -98,6 +99,7 @@ class Agent:
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
+        self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
@@ -127,6 +129,10 @@ class Agent:
                     exc.strerror,
                 )
                 self.log_writer = None
+                self._log_open_error = (
+                    f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
+                    "set logs.dir to a writable folder"
+                )
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
@@ -274,8 +280,16 @@ class Agent:
             overall=overall_state(alerts),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
+            logging=self._logging_status(),
             **samples,
         )
+
+    def _logging_status(self) -> LoggingStatus:
+        if self.log_writer is not None:
+            return self.log_writer.status()
+        if self._log_open_error is not None:
+            return LoggingStatus(state="failing", error=self._log_open_error)
+        return LoggingStatus(state="off")
 
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""

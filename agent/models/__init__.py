@@ -13,6 +13,7 @@ from agent.models.records import (
     ErrorBody,
     HistorySeries,
     JobFinished,
+    LogGap,
     LogRecord,
     Progress,
     RunStarted,
@@ -30,7 +31,13 @@ from agent.models.reports import (
     Verdict,
 )
 from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
-from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
+from agent.models.snapshot import (
+    AgentInfo,
+    HealthSnapshot,
+    LoggingStatus,
+    SourceStateName,
+    SourceStatus,
+)
 from agent.models.system import (
     BatteryState,
     DiskSpace,
@@ -63,7 +70,9 @@ __all__ = [
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
+    "LogGap",
     "LogRecord",
+    "LoggingStatus",
     "NetworkSample",
     "ObsConnection",
     "ObsSample",

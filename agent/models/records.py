@@ -24,6 +24,7 @@ class RunStopped(Contract):
     schema_version: int = SCHEMA_VERSION
     at: datetime
     reason: str
+    uptime_s: float | None = Field(None, description="How long the run lasted, from the monotonic clock.")
 
 
 class TickRecord(Contract):
@@ -44,6 +45,17 @@ class SourceStateRecord(Contract):
     schema_version: int = SCHEMA_VERSION
     at: datetime
     status: SourceStatus
+
+
+class LogGap(Contract):
+    """Written first when the health log can be written again: how many records are missing, and when."""
+
+    type: Literal["log_gap"] = "log_gap"
+    schema_version: int = SCHEMA_VERSION
+    at: datetime
+    failing_since: datetime
+    lost_records: int
+    error: str
 
 
 class HistorySeries(Contract):
@@ -82,7 +94,7 @@ class JobFinished(Contract):
 
 
 LogRecord = Annotated[
-    RunStarted | RunStopped | TickRecord | AlertRecord | SourceStateRecord | JobFinished,
+    RunStarted | RunStopped | TickRecord | AlertRecord | SourceStateRecord | JobFinished | LogGap,
     Field(discriminator="type"),
 ]
 LOG_RECORD: TypeAdapter[LogRecord] = TypeAdapter(LogRecord)
