@@ -96,6 +96,7 @@ class Agent:
         self._bandwidth_cache: tuple[str, BandwidthResult] | None = None
         self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
         self.started_at = utc_now()
+        self.started_monotonic = clock()  # durations come from the monotonic clock; wall time only labels
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
@@ -158,7 +159,7 @@ class Agent:
                     await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
-        self.emit(RunStopped(at=utc_now(), reason=reason))
+        self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
 
@@ -201,7 +202,7 @@ class Agent:
         health.error = None
         health.consecutive_failures = 0
         self._set_state(health, "ok")
-        self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -264,7 +265,7 @@ class Agent:
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
-            uptime_s=round((utc_now() - self.started_at).total_seconds(), 3),
+            uptime_s=round(self.clock() - self.started_monotonic, 3),
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
