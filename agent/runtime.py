@@ -31,6 +31,7 @@ from agent.models import (
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
+    LoggingStatus,
     RunStarted,
     RunStopped,
     Sample,
@@ -99,10 +100,12 @@ class Agent:
         self._bandwidth_cache: tuple[str, BandwidthResult] | None = None
         self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
         self.started_at = utc_now()
+        self.started_monotonic = clock()  # durations come from the monotonic clock; wall time only labels
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
         self.notifier: Notifier | None = None
+        self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
@@ -145,6 +148,10 @@ class Agent:
                     exc.strerror,
                 )
                 self.log_writer = None
+                self._log_open_error = (
+                    f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
+                    "set logs.dir to a writable folder"
+                )
         if self.settings.notify.webhooks:
             from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
 
@@ -182,7 +189,7 @@ class Agent:
             self.emit(record)
         if self.notifier is not None:
             await self.notifier.close()
-        self.emit(RunStopped(at=utc_now(), reason=reason))
+        self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
 
@@ -225,7 +232,7 @@ class Agent:
         health.error = None
         health.consecutive_failures = 0
         self._set_state(health, "ok")
-        self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -290,7 +297,7 @@ class Agent:
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
-            uptime_s=round((utc_now() - self.started_at).total_seconds(), 3),
+            uptime_s=round(self.clock() - self.started_monotonic, 3),
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
@@ -306,6 +313,7 @@ class Agent:
             overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
+            logging=self._logging_status(),
             **samples,
         )
 
@@ -318,6 +326,13 @@ class Agent:
             overdue = self._startup_deadline is not None and self.clock() >= self._startup_deadline
             self._measured = reported or overdue
         return self._measured
+
+    def _logging_status(self) -> LoggingStatus:
+        if self.log_writer is not None:
+            return self.log_writer.status()
+        if self._log_open_error is not None:
+            return LoggingStatus(state="failing", error=self._log_open_error)
+        return LoggingStatus(state="off")
 
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""
