@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -31,6 +31,7 @@ from agent.models import (
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
+    LoggingStatus,
     RunStarted,
     RunStopped,
     Sample,
@@ -43,8 +44,12 @@ from agent.models import (
 )
 from agent.redact import redact, redact_url
 from agent.rules import RuleEvaluator
+from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
 from agent.sources import Source, build_sources
+
+if TYPE_CHECKING:
+    from agent.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +100,12 @@ class Agent:
         self._bandwidth_cache: tuple[str, BandwidthResult] | None = None
         self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
         self.started_at = utc_now()
+        self.started_monotonic = clock()  # durations come from the monotonic clock; wall time only labels
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
+        self.notifier: Notifier | None = None
+        self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
@@ -108,6 +116,14 @@ class Agent:
         self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        # One live stream at a time: tags records with its id and writes its summary when it ends.
+        self.sessions = SessionRecorder(
+            gap_s=settings.sessions.gap_s,
+            interval_s=settings.sampling.interval_s,
+            platform=settings.platform,
+            configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
+            run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
+        )
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -132,6 +148,16 @@ class Agent:
                     exc.strerror,
                 )
                 self.log_writer = None
+                self._log_open_error = (
+                    f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
+                    "set logs.dir to a writable folder"
+                )
+        if self.settings.notify.webhooks:
+            from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
+
+            self.notifier = Notifier(self.settings.notify)
+            self.sinks.append(self.notifier)
+            self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
         awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
         self._startup_deadline = self.clock() + max(awaited, default=0.0)
@@ -159,7 +185,11 @@ class Agent:
                     await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
-        self.emit(RunStopped(at=utc_now(), reason=reason))
+        for record in self.sessions.close(self.clock(), detail=reason):
+            self.emit(record)
+        if self.notifier is not None:
+            await self.notifier.close()
+        self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
 
@@ -202,7 +232,7 @@ class Agent:
         health.error = None
         health.consecutive_failures = 0
         self._set_state(health, "ok")
-        self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -235,6 +265,8 @@ class Agent:
             if last is not None and now - last > health.stale_after_s and health.state == "ok":
                 self._set_state(health, "stale")
         snapshot = self._build_snapshot()
+        for record in self.sessions.before_tick(snapshot, now):
+            self.emit(record)
         if self.rules is not None:
             changes = self.rules.evaluate(snapshot, self.history)
             for change in changes:
@@ -265,7 +297,7 @@ class Agent:
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
-            uptime_s=round((utc_now() - self.started_at).total_seconds(), 3),
+            uptime_s=round(self.clock() - self.started_monotonic, 3),
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
@@ -281,6 +313,7 @@ class Agent:
             overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
+            logging=self._logging_status(),
             **samples,
         )
 
@@ -293,6 +326,13 @@ class Agent:
             overdue = self._startup_deadline is not None and self.clock() >= self._startup_deadline
             self._measured = reported or overdue
         return self._measured
+
+    def _logging_status(self) -> LoggingStatus:
+        if self.log_writer is not None:
+            return self.log_writer.status()
+        if self._log_open_error is not None:
+            return LoggingStatus(state="failing", error=self._log_open_error)
+        return LoggingStatus(state="off")
 
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""
@@ -322,6 +362,7 @@ class Agent:
 
     def emit(self, record: BaseModel, event_type: str | None = None) -> None:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
+        record = self.sessions.observe(record)  # tagged with the live session's id, counted in its summary
         line = redact(record.model_dump_json())
         kind = event_type or str(getattr(record, "type", type(record).__name__))
         self.bus.publish(kind, line)

@@ -29,6 +29,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from agent import paths
 from agent.errors import ConfigError
+from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
 
 ENV_PREFIX = "STREAMHEALTH_"
@@ -204,6 +205,12 @@ class RulesSettings(Section):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class SessionsSettings(Section):
+    """Stream sessions (one live stream each): how long a stream may be down and still be the same one."""
+
+    gap_s: float = Field(30.0, ge=0, le=3600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -221,6 +228,8 @@ class Settings(BaseSettings):
     platform: PlatformName = "custom"
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -334,6 +343,8 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.api.token.get_secret_value())
     if settings.sources.obs.password is not None:
         register_secret(settings.sources.obs.password.get_secret_value())
+    for hook in settings.notify.webhooks:
+        register_secret(hook.url.get_secret_value())
     for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
         if url:
             path = urlsplit(url).path.strip("/").split("/", 1)
@@ -362,7 +373,9 @@ def _describe_validation_error(
 
 def _is_secret_field(loc: list[str]) -> bool:
     # Ingest URLs carry the stream key, possibly in a form `redact` cannot recognise (a mistyped scheme).
-    return bool(set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url"})
+    return bool(
+        set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url", "webhooks", "url"}
+    )
 
 
 def _origin_of(loc: list[str], layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> str:

@@ -7,8 +7,8 @@ Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -26,6 +26,7 @@ from agent.api.encoder_routes import create_encoder_router
 from agent.api.errors import declare_common_errors, error_responses, install_error_handlers
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
+from agent.api.session_routes import add_session_routes
 from agent.logs.sessions import RunIndex
 from agent.models import Alert, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
 from agent.redact import redact
@@ -44,10 +45,8 @@ class MetricNames(BaseModel):
     metrics: list[str]
 
 
-def _start_of(since: float | datetime | None, last_s: float | None) -> float | None:
-    """The Unix time the series starts at: `last_s` before now, else `since` (a time without a zone is UTC)."""
-    if last_s is not None:
-        return time.time() - last_s
+def _since_of(since: float | datetime | None) -> float | None:
+    """`since` as Unix time (a time without a zone is UTC); a number that is not finite is a 422."""
     if isinstance(since, datetime):
         return (since if since.tzinfo is not None else since.replace(tzinfo=UTC)).timestamp()
     if since is not None and not math.isfinite(since):  # pydantic's allow_inf_nan cannot apply to a union
@@ -81,15 +80,32 @@ def create_app(agent: Agent) -> FastAPI:
             float | datetime | None,
             Query(description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"),
         ] = None,
-        last_s: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description="Only the last N seconds")] = None,
-    ) -> HistorySeries | MetricNames:
-        start = _start_of(since, last_s)  # a bad `since` is a 422 (validated above) whether or not `metric` is given
+        last_s: Annotated[
+            float | None,
+            Query(gt=0, allow_inf_nan=False, description="Only the last N seconds (by the monotonic clock)"),
+        ] = None,
+        max_points: Annotated[
+            int | None, Query(ge=2, le=100_000, description="Thin to at most this many evenly spaced points")
+        ] = None,
+    ) -> HistorySeries | MetricNames | Response:
+        since_wall = _since_of(since)  # a bad `since` is a 422 whether or not `metric` is given
         if metric is None:
             return MetricNames(metrics=agent.history.metrics())
         series = agent.history.series(metric)
         if series is None:
             raise HTTPException(404, f"no metric named {metric!r}; GET {API_PREFIX}/history lists them")
-        return HistorySeries(metric=metric, points=series.points(start))
+        # "The last N seconds" is a window on the monotonic clock: a wall clock set back an hour must
+        # not turn it into an hour and N seconds. The copy is cheap; the per-point work and the JSON
+        # go to a thread so a full 6 h ring never holds up the tick.
+        window = series.window(None if last_s is None else agent.clock() - last_s)
+
+        def render() -> bytes:
+            if since_wall is None and max_points is None:  # the whole window: cached JSON blocks
+                return f'{{"metric":{json.dumps(metric)},"points":[{window.points_json()}]}}'.encode()
+            points = window.points(since_wall, max_points)
+            return HistorySeries.model_construct(metric=metric, points=points).model_dump_json().encode()
+
+        return Response(await asyncio.to_thread(render), media_type="application/json")
 
     @app.get(f"{API_PREFIX}/alerts", response_model=AlertsView, summary="Active and recently cleared alerts")
     async def alerts() -> AlertsView:
@@ -137,6 +153,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     add_bandwidth_routes(app, agent, API_PREFIX)
     add_preflight_routes(app, agent, API_PREFIX)
+    add_session_routes(app, agent, API_PREFIX)
     app.include_router(create_encoder_router(agent, API_PREFIX))
 
     token = agent.settings.api.token

@@ -7,12 +7,14 @@ from agent.models.alerts import Alert, AlertChange, OverallState, Severity, Sugg
 from agent.models.base import SCHEMA_VERSION, Contract, Sample, utc_now
 from agent.models.encoder import EncoderSettings, FfmpegSample, ObsConnection, ObsSample
 from agent.models.network import LinkInfo, NetworkSample, TargetStability, TcpInfo, UploadUser
+from agent.models.notify import AlertNotification, NotifiedAlert
 from agent.models.records import (
     LOG_RECORD,
     AlertRecord,
     ErrorBody,
     HistorySeries,
     JobFinished,
+    LogGap,
     LogRecord,
     Progress,
     RunStarted,
@@ -30,7 +32,27 @@ from agent.models.reports import (
     Verdict,
 )
 from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
-from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
+from agent.models.sessions import (
+    AlertTally,
+    FramesDropped,
+    LiveOrigin,
+    ScorePart,
+    SessionDetail,
+    SessionEnded,
+    SessionEndReason,
+    SessionList,
+    SessionStarted,
+    SessionSummary,
+    TimeSpan,
+    WorstMinute,
+)
+from agent.models.snapshot import (
+    AgentInfo,
+    HealthSnapshot,
+    LoggingStatus,
+    SourceStateName,
+    SourceStatus,
+)
 from agent.models.system import (
     BatteryState,
     DiskSpace,
@@ -46,7 +68,9 @@ __all__ = [
     "AgentInfo",
     "Alert",
     "AlertChange",
+    "AlertNotification",
     "AlertRecord",
+    "AlertTally",
     "AlertTimelineEntry",
     "BandwidthBackend",
     "BandwidthResult",
@@ -58,13 +82,18 @@ __all__ = [
     "EncoderSettings",
     "ErrorBody",
     "FfmpegSample",
+    "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
+    "LiveOrigin",
+    "LogGap",
     "LogRecord",
+    "LoggingStatus",
     "NetworkSample",
+    "NotifiedAlert",
     "ObsConnection",
     "ObsSample",
     "OverallState",
@@ -79,6 +108,13 @@ __all__ = [
     "RunStopped",
     "RunSummary",
     "Sample",
+    "ScorePart",
+    "SessionDetail",
+    "SessionEndReason",
+    "SessionEnded",
+    "SessionList",
+    "SessionStarted",
+    "SessionSummary",
     "Severity",
     "SourceStateName",
     "SourceStateRecord",
@@ -88,8 +124,10 @@ __all__ = [
     "TargetStability",
     "TcpInfo",
     "TickRecord",
+    "TimeSpan",
     "UploadUser",
     "Verdict",
+    "WorstMinute",
     "overall_state",
     "utc_now",
 ]
