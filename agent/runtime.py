@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from agent import __version__
+from agent import __version__, os_features
 from agent.api.events import EventBus
 from agent.history import History
 from agent.jobs import Jobs
@@ -124,6 +124,8 @@ class Agent:
             configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
             run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
         )
+        self._os = os_features.current()  # read once: what this machine offers does not change while it runs
+        self._unavailable_features = self._os.unavailable()
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -301,6 +303,8 @@ class Agent:
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
+            os=self._os.platform,
+            unavailable_features=self._unavailable_features,
         )
 
     def _build_snapshot(self) -> HealthSnapshot:

@@ -37,6 +37,12 @@ class AgentInfo(Contract):
     platform: str
     ingest_primary: str | None = Field(None, description="The primary ingest URL with its key redacted.")
     ingest_backups: list[str] = Field(default_factory=list, description="Backup ingest URLs, keys redacted.")
+    os: str | None = Field(None, description="The operating system (Python's sys.platform: linux, win32, darwin).")
+    unavailable_features: dict[str, str] = Field(
+        default_factory=dict,
+        description="What this operating system does not offer the agent, each saying 'not available on this "
+        "platform' and what is measured instead.",
+    )
 
 
 LoggingStateName = Literal["ok", "failing", "off"]
