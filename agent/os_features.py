@@ -86,3 +86,17 @@ def overridden(features: OsFeatures) -> Iterator[OsFeatures]:
         yield features
     finally:
         _current = before
+
+
+def release_freed_memory() -> None:
+    """Hand the heap pages freed by start-up (imports, schema building) back to the OS: glibc keeps them
+    otherwise, and they count in the agent's RSS for as long as it runs (about 1.5 MB). Elsewhere: nothing."""
+    if not current().platform.startswith("linux"):
+        return
+    import ctypes  # only here: most commands never need it
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to hand back this way
+        return

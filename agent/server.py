@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from agent import os_features
 from agent.api.app import create_app
 from agent.errors import BindRefused
 from agent.runtime import Agent
@@ -67,6 +68,7 @@ class AgentServer:
             await asyncio.sleep(0.02)
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api.port
+        os_features.release_freed_memory()  # start-up's garbage, not the agent's working set
 
     async def _serve(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The settings tree (pydantic-settings): the only place that reads configuration files and env vars.
+"""The settings tree (pydantic models): the only place that reads configuration files and env vars.
 
 Layers, lowest first: model defaults < `configs/default.toml` shipped with the package < the user's
 file (`--config`, `STREAMHEALTH_CONFIG`, or the platform config folder) < `STREAMHEALTH_*` environment
@@ -12,22 +12,14 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
-from pydantic_settings.sources.utils import parse_env_vars
 
 from agent import paths
+from agent.env_layer import env_layer
 from agent.errors import ConfigError
 from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
@@ -211,13 +203,8 @@ class SessionsSettings(Section):
     gap_s: float = Field(30.0, ge=0, le=3600)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter=ENV_NESTED_DELIMITER,
-        extra="forbid",
-        case_sensitive=False,
-    )
+class Settings(Section):
+    """Every setting. Built by `load_settings` from the defaults, the TOML files and the environment."""
 
     api: ApiSettings = Field(default_factory=ApiSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
@@ -231,49 +218,8 @@ class Settings(BaseSettings):
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        environ = _environ_override.get()
-        if environ is not None:
-            env_settings = _MappingEnvSource(settings_cls, environ)
-        return (init_settings, env_settings, _LayeredTomlSource(settings_cls))
-
 
 # --- loading -------------------------------------------------------------------------------------
-
-_toml_layers: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("_toml_layers", default=())
-_environ_override: ContextVar[Mapping[str, str] | None] = ContextVar("_environ_override", default=None)
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """Environment variables from a given mapping instead of `os.environ` (tests, embedded agents)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._given_environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._given_environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
-
-
-class _LayeredTomlSource(PydanticBaseSettingsSource):
-    """The TOML files, already read and deep-merged by `load_settings` (lowest layer first)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        raise NotImplementedError  # __call__ below returns the whole mapping at once
-
-    def __call__(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for layer in _toml_layers.get():
-            _deep_merge(merged, layer)
-        return merged
 
 
 def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
@@ -323,17 +269,15 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     if user_file is not None:
         layers.append((str(user_file), read_toml(user_file)))
 
-    layers_token = _toml_layers.set(tuple(layer for _, layer in layers))
-    environ_token = _environ_override.set(environ)
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        _deep_merge(merged, layer)
+    _deep_merge(merged, env_layer(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER))
     try:
-        settings = Settings()
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, layers, environ)) from None
-    except SettingsError as exc:
-        raise ConfigError(f"environment: {redact(str(exc))}") from None
-    finally:
-        _toml_layers.reset(layers_token)
-        _environ_override.reset(environ_token)
     _register_settings_secrets(settings)
     return settings
 

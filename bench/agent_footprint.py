@@ -4,15 +4,22 @@
 
 Prints CPU seconds, % of one core and peak RSS for both, and the agent/Glances CPU ratio. Both run at the
 same time on the same machine, so background load affects them alike. Glances runs headless
-(`glances -q -t 1 --stop-after N`), refreshing every second like the agent. Targets for the agent:
-at most 0.5% of one core, 60 MB RSS, and a fifth of Glances' CPU.
+(`glances -q -t 1 --stop-after N`), refreshing every second like the agent. The window starts once the
+agent's API answers plus `--settle` seconds, so start-up (imports, first scans) is not counted as running
+cost. Targets for the agent: at most 0.5% of one core, 60 MB RSS, and a fifth of Glances' CPU.
+
+Then "where the memory goes": the RSS each layer of the agent adds, imported in order in a fresh
+interpreter (Python itself, pydantic, Starlette, FastAPI with its OpenAPI models and OpenTelemetry API,
+uvicorn, the Prometheus client, ... our models, the whole agent, the app built with every route).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -72,17 +79,74 @@ def _rss_bytes(handle: psutil.Process) -> int:
     return sum(process.memory_info().rss for process in _tree(handle))
 
 
+_LAYERS = [
+    ("Python, asyncio, ssl, json, logging (the floor)", "import asyncio, ssl, json, logging, psutil"),
+    ("pydantic (core and a first model)", "import pydantic\nclass _M(pydantic.BaseModel):\n    x: int = 0"),
+    ("Starlette and anyio", "import starlette.applications, starlette.responses, anyio"),
+    ("FastAPI (routing, OpenAPI models, OpenTelemetry API)", "import fastapi"),
+    ("uvicorn (h11, click)", "import uvicorn, uvicorn.protocols.http.h11_impl"),
+    ("prometheus_client, sse-starlette", "import prometheus_client, sse_starlette"),
+    ("websockets (the OBS source)", "import websockets.asyncio.client"),
+    ("our data contract (agent.models)", "import agent.models"),
+    ("settings, rules, sources, API, commands (agent.cli)", "import agent.cli, agent.api.app, agent.sources.obs"),
+    (
+        "the app built: every route's models, the sources, the rules",
+        "import tempfile\nfrom agent.api.app import create_app\nfrom agent.runtime import Agent\n"
+        "from agent.configuration import load_configuration\n"
+        "_app = create_app(Agent(load_configuration(None, environ={'STREAMHEALTH_LOGS__DIR': tempfile.mkdtemp()})))",
+    ),
+]
+
+
+def import_costs() -> list[tuple[str, float, float]]:
+    """(layer, MB it adds, MB so far), measured in one fresh interpreter importing the layers in order."""
+    script = "import json, psutil\n_p = psutil.Process()\n_out = []\n"
+    for name, code in _LAYERS:
+        script += f"{code}\n_out.append(({name!r}, _p.memory_info().rss))\n"
+    script += "print(json.dumps(_out))\n"
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    rows = json.loads(completed.stdout.strip().splitlines()[-1])
+    costs, before = [], 0.0
+    for name, rss in rows:
+        costs.append((name, (rss - before) / 1e6 if before else rss / 1e6, rss / 1e6))
+        before = rss
+    return costs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_serving(port: int, timeout_s: float = 60.0) -> float:
+    """Seconds until the agent's API answered."""
+    import urllib.request
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1):
+                return time.monotonic() - started
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"the agent did not answer on port {port} within {timeout_s:g} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="measurement window (default 60)")
-    parser.add_argument("--settle", type=float, default=5.0, help="start-up seconds not measured (default 5)")
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="seconds after the API answers before measuring (default 5)"
+    )
     parser.add_argument("--no-glances", action="store_true", help="measure the agent alone")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="streamhealth-bench-")
+    port = _free_port()
     env = {
         **os.environ,
-        "STREAMHEALTH_API__PORT": "0",
+        "STREAMHEALTH_API__PORT": str(port),
         "STREAMHEALTH_LOGS__DIR": os.path.join(workdir, "logs"),
         "STREAMHEALTH_SAMPLING__INTERVAL_S": "1.0",
     }
@@ -107,6 +171,7 @@ def main() -> int:
             env={**os.environ, "HOME": workdir},
         )
     try:
+        ready_s = _wait_until_serving(port)
         results = watch(processes, args.seconds, args.settle)
     finally:
         for process in processes.values():
@@ -118,7 +183,10 @@ def main() -> int:
                 process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"{args.seconds:.0f} s at 1 Hz, measured after {args.settle:.0f} s of start-up, {psutil.cpu_count()} cores")
+    print(
+        f"{args.seconds:.0f} s at 1 Hz, measured from {args.settle:.0f} s after the API answered "
+        f"({ready_s:.1f} s after launch), {psutil.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'process':<22} {'CPU s':>8} {'% of a core':>12} {'peak RSS MB':>12}")
     for result in results.values():
         print(
@@ -133,6 +201,9 @@ def main() -> int:
         f"targets: <= 0.5% of a core ({'met' if agent.core_percent <= 0.5 else 'NOT met'}), "
         f"<= 60 MB RSS ({'met' if agent.peak_rss_bytes <= 60e6 else 'NOT met'})"
     )
+    print("\nwhere the memory goes (RSS each layer adds, imported in order in a fresh interpreter):")
+    for name, added_mb, total_mb in import_costs():
+        print(f"  {name:<62} {added_mb:>+6.1f} MB  {total_mb:>6.1f} MB")
     return 0
 
 

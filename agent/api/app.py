@@ -22,8 +22,9 @@ from sse_starlette.sse import EventSourceResponse
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
-from agent.api.encoder_routes import create_encoder_router
+from agent.api.encoder_routes import add_encoder_routes
 from agent.api.errors import declare_common_errors, error_responses, install_error_handlers
+from agent.api.lean import without_pydantic_v1_import
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.api.session_routes import add_session_routes
@@ -55,6 +56,12 @@ def _since_of(since: float | datetime | None) -> float | None:
 
 
 def create_app(agent: Agent) -> FastAPI:
+    """The agent's API: every route, the error handlers and the token check."""
+    with without_pydantic_v1_import():
+        return _build_app(agent)
+
+
+def _build_app(agent: Agent) -> FastAPI:
     app = FastAPI(
         title="streamhealth agent",
         version=__version__,
@@ -154,7 +161,7 @@ def create_app(agent: Agent) -> FastAPI:
     add_bandwidth_routes(app, agent, API_PREFIX)
     add_preflight_routes(app, agent, API_PREFIX)
     add_session_routes(app, agent, API_PREFIX)
-    app.include_router(create_encoder_router(agent, API_PREFIX))
+    add_encoder_routes(app, agent, API_PREFIX)
 
     token = agent.settings.api.token
     declare_common_errors(app, token_required=token is not None)
