@@ -284,7 +284,8 @@ class Agent:
 
     def _status_of(self, health: _SourceHealth) -> SourceStatus:
         age = None if health.last_sample_monotonic is None else round(self.clock() - health.last_sample_monotonic, 3)
-        return SourceStatus(
+        # Built every tick from our own typed state: construct it, do not validate it again.
+        return SourceStatus.model_construct(
             name=health.name,
             state=health.state,
             last_sample_at=health.last_sample_at,
@@ -295,7 +296,7 @@ class Agent:
 
     def _agent_info(self) -> AgentInfo:
         ingest = self.settings.ingest
-        return AgentInfo(
+        return AgentInfo.model_construct(
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
