@@ -33,7 +33,8 @@ import psutil
 class Footprint:
     name: str
     cpu_seconds: float = 0.0
-    peak_rss_bytes: int = 0
+    peak_rss_bytes: int = 0  # the process and its children (the agent's `ss` scans, Glances' helpers)
+    peak_own_rss_bytes: int = 0  # the process alone
     wall_seconds: float = 0.0
 
     @property
@@ -54,6 +55,7 @@ def watch(processes: dict[str, subprocess.Popen[bytes]], seconds: float, settle_
             try:
                 last_cpu[name] = _cpu_seconds(handle)
                 results[name].peak_rss_bytes = max(results[name].peak_rss_bytes, _rss_bytes(handle))
+                results[name].peak_own_rss_bytes = max(results[name].peak_own_rss_bytes, handle.memory_info().rss)
             except psutil.NoSuchProcess:
                 continue
         time.sleep(0.5)
@@ -187,11 +189,11 @@ def main() -> int:
         f"{args.seconds:.0f} s at 1 Hz, measured from {args.settle:.0f} s after the API answered "
         f"({ready_s:.1f} s after launch), {psutil.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'process':<22} {'CPU s':>8} {'% of a core':>12} {'peak RSS MB':>12}")
+    print(f"{'process':<22} {'CPU s':>8} {'% of a core':>12} {'peak RSS MB':>12} {'(alone)':>8}")
     for result in results.values():
         print(
             f"{result.name:<22} {result.cpu_seconds:>8.2f} {result.core_percent:>12.2f} "
-            f"{result.peak_rss_bytes / 1e6:>12.1f}"
+            f"{result.peak_rss_bytes / 1e6:>12.1f} {result.peak_own_rss_bytes / 1e6:>8.1f}"
         )
     agent = results["streamhealth agent"]
     if "glances -q -t 1" in results and results["glances -q -t 1"].cpu_seconds > 0:
