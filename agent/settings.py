@@ -150,11 +150,20 @@ class FfmpegSourceSettings(Section):
     stale_after_s: float = Field(5.0, gt=0, le=600)
 
 
+class UplinkSourceSettings(Section):
+    """The kernel's view of the encoder's ingest connection (Linux sock_diag); see agent/sources/uplink.py."""
+
+    enabled: bool = True
+    interval_s: float = Field(0.25, ge=0.05, le=10)
+    discover_interval_s: float = Field(2.0, gt=0, le=60)
+
+
 class SourcesSettings(Section):
     system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
     network: NetworkSourceSettings = Field(default_factory=NetworkSourceSettings)
     obs: ObsSourceSettings = Field(default_factory=ObsSourceSettings)
     ffmpeg: FfmpegSourceSettings = Field(default_factory=FfmpegSourceSettings)
+    uplink: UplinkSourceSettings = Field(default_factory=UplinkSourceSettings)
 
 
 class BandwidthSettings(Section):

@@ -16,13 +16,9 @@ import resource
 import socket
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from agent.net.sockdiag_reader import SockDiagReader  # noqa: E402
+from agent.net.sockdiag_reader import SockDiagReader
 
 
 def spread(samples_s: list[float]) -> str:

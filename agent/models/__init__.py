@@ -39,6 +39,7 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.uplink import UplinkSample, UplinkState
 
 __all__ = [
     "LOG_RECORD",
@@ -88,6 +89,8 @@ __all__ = [
     "TargetStability",
     "TcpInfo",
     "TickRecord",
+    "UplinkSample",
+    "UplinkState",
     "UploadUser",
     "Verdict",
     "overall_state",
