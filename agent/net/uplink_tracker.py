@@ -26,7 +26,8 @@ LINK_SAMPLES_KEPT = 48  # 12 s of congested readings at 4 Hz
 HEADROOM_RATIO = 0.8
 SUGGESTION_STEP_KBPS = 50
 SUGGESTION_MIN_KBPS = 200
-SUGGESTION_CHANGE_RATIO = 0.2  # a new suggestion only when the link rate moved this much
+SUGGESTION_CHANGE_RATIO = 0.2  # a new suggestion only when the link rate moved this much ...
+SUGGESTION_SETTLE_S = 2.0  # ... for this long
 RECOVERY_SHOWN_S = 60.0
 TCP_CA_LOSS = 4  # the connection is recovering from a retransmission timeout: its rates mean nothing
 
@@ -56,6 +57,7 @@ class UplinkTracker:
     cleared_at: float | None = None
     suggestion_kbps: int | None = None
     suggestion_link_bps: float | None = None
+    _moved_since: float | None = None
     delivery_samples_bps: deque[float] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
     acked_window: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
 
@@ -91,14 +93,18 @@ class UplinkTracker:
             retransmitted = retransmits > 0
             sndbuf_blocked = sndbuf_ratio > 0.05
             unsent_growing = unsent >= UNSENT_MIN_BYTES and unsent >= previous.unsent_bytes
+        # The kernel flags each delivery-rate sample the sender (the encoder) limited; a stream that fits
+        # its link is app-limited nearly all the time, so a sample that is not, with queueing, is the link.
+        network_limited = previous is not None and info.delivery_rate_app_limited is False
         queueing = rtt_ms - min_rtt_ms >= max(QUEUE_DELAY_MIN_MS, 0.5 * min_rtt_ms)
         signals = [
             name
             for name, on in (
-                (f"RTT {rtt_ms:.0f} ms against a {min_rtt_ms:.0f} ms baseline", queueing),
+                (f"RTT {_ms(rtt_ms)} against a {_ms(min_rtt_ms)} baseline", queueing),
                 (f"{unsent / 1024:.0f} KiB waiting unsent", unsent_growing),
                 (f"{retransmits_per_s or 0:.0f} retransmits/s", retransmitted),
                 ("the encoder blocked on a full send buffer", sndbuf_blocked),
+                ("the link, not the encoder, sets the pace", network_limited),
             )
             if on
         ]
@@ -111,7 +117,7 @@ class UplinkTracker:
         self._step(now, trouble, queueing or unsent_growing or retransmitted)
         congested = self.congested_since is not None
         if congested:
-            self._suggest()
+            self._suggest(now)
         return UplinkSample(
             state="congested" if congested else "ok",
             local_port=record.local_port,
@@ -172,25 +178,35 @@ class UplinkTracker:
         ca_state: int,
         stalled: bool,
     ) -> None:
-        """Keep what the congested link delivered; a stall or a timeout says nothing about its rate."""
-        if stalled or ca_state == TCP_CA_LOSS or acked_bps is None or elapsed <= 0:
+        """Keep what the congested link delivered: every interval counts towards the acknowledged total (a floor),
+        but the delivery-rate samples of a stall or a timeout say nothing about the rate and are left out."""
+        if acked_bps is None or elapsed <= 0:
             return
         self.acked_window.append((elapsed, acked_bps * elapsed))
+        if stalled or ca_state == TCP_CA_LOSS:
+            return
         if delivery_bps is not None and not app_limited:
             self.delivery_samples_bps.append(delivery_bps)
 
-    def _suggest(self) -> None:
+    def _suggest(self, now: float) -> None:
         if not self.delivery_samples_bps and not self.acked_window:
             return
+        # Acknowledged bytes over the whole congested window, stalls included: a rate the link surely
+        # carried (a floor). Per-interval acked rates are not used: after a stall one cumulative ACK
+        # covers everything at once, and that interval would claim more than the link can do.
         seconds = sum(elapsed for elapsed, _ in self.acked_window)
         carried_bps = sum(bits for _, bits in self.acked_window) / seconds if seconds > 0 else 0.0
         delivered_bps = statistics.median(self.delivery_samples_bps) if self.delivery_samples_bps else 0.0
         link_bps = max(carried_bps, delivered_bps)  # never below what the link really carried
-        if (
-            self.suggestion_link_bps is not None
-            and abs(link_bps / self.suggestion_link_bps - 1) < SUGGESTION_CHANGE_RATIO
-        ):
-            return  # the same link: keep the same number
+        if self.suggestion_link_bps is not None:
+            if abs(link_bps / self.suggestion_link_bps - 1) < SUGGESTION_CHANGE_RATIO:
+                self._moved_since = None
+                return  # the same link: keep the same number
+            if self._moved_since is None:
+                self._moved_since = now
+            if now - self._moved_since < SUGGESTION_SETTLE_S:
+                return  # a new number only once the link has really changed, not on one odd reading
+        self._moved_since = None
         video_kbps = (link_bps * HEADROOM_RATIO - self.audio_bitrate_bps) / 1000
         video_kbps = max(SUGGESTION_MIN_KBPS, int(video_kbps // SUGGESTION_STEP_KBPS) * SUGGESTION_STEP_KBPS)
         if self.video_bitrate_cap_kbps:
@@ -201,3 +217,7 @@ class UplinkTracker:
         if self.congested_since is not None or self.cleared_at is None or now - self.cleared_at > RECOVERY_SHOWN_S:
             return None
         return round(now - self.cleared_at, 1)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"

@@ -43,6 +43,7 @@ class Link:
         delivery_bps: float = 2_600_000,
         retransmits: int = 0,
         sndbuf_limited: bool = False,
+        app_limited: bool = True,
     ) -> tuple[float, TcpDiagRecord]:
         self.now += STEP_S
         self.acked += int(acked_bps / 8 * STEP_S)
@@ -57,7 +58,7 @@ class Link:
             bytes_acked=self.acked,
             total_retrans=self.retrans,
             delivery_rate_bytes_per_s=int(delivery_bps / 8),
-            delivery_rate_app_limited=False,
+            delivery_rate_app_limited=app_limited,
             sndbuf_limited_us=self.sndbuf_us,
             ca_state=0,
         )
@@ -74,6 +75,7 @@ def cut_readings(link: Link, seconds: float, *, rate_bps: float = 1_190_000) -> 
             delivery_bps=rate_bps * (0.95 + 0.1 * (index % 3) / 2),
             retransmits=2 if index % 3 == 2 else 0,
             sndbuf_limited=index > 4,
+            app_limited=False,
         )
 
 
@@ -103,7 +105,9 @@ def test_a_stall_does_not_drag_the_suggestion_down(captured: TcpDiagRecord) -> N
     for now, record in cut_readings(link, 3):
         first = tracker.update(now, record).suggested_video_bitrate_kbps
     for _ in range(8):  # two seconds with nothing acknowledged, a timeout: rates collapse
-        sample = tracker.update(*link.read(rtt_ms=400, unsent=300_000, acked_bps=0, delivery_bps=50_000, retransmits=1))
+        sample = tracker.update(
+            *link.read(rtt_ms=400, unsent=300_000, acked_bps=0, delivery_bps=50_000, retransmits=1, app_limited=False)
+        )
         assert sample.congested and sample.suggested_video_bitrate_kbps == first
     assert first is not None and first >= 600
 
@@ -113,7 +117,9 @@ def test_one_burst_does_not_warn(captured: TcpDiagRecord) -> None:
     for index in range(40):
         burst = index % 8 == 0  # a keyframe every 2 s: one reading of queueing, then gone
         sample = tracker.update(
-            *link.read(rtt_ms=90 if burst else 21, unsent=40_000 if burst else 0, retransmits=int(burst))
+            *link.read(
+                rtt_ms=90 if burst else 21, unsent=40_000 if burst else 0, retransmits=int(burst), app_limited=not burst
+            )
         )
         assert not sample.congested
 
