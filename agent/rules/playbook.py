@@ -23,6 +23,7 @@ from agent.models import HealthSnapshot, Suggestion
 from agent.net.uplink_tracker import HEADROOM_RATIO as UPLINK_HEADROOM_RATIO
 from agent.platforms import PlatformPreset
 from agent.rules.templates import fill
+from agent.settings import read_toml
 
 # The figures an entry's text may use. Each is None when it cannot be computed right now.
 CONTEXT_KEYS: dict[str, str] = {
@@ -113,8 +114,6 @@ def shipped_playbook_file() -> Path:
 
 def load_playbook(user_file: Path | None = None) -> Playbook:
     """The shipped playbook, with the user's entries and plans merged over it; validated."""
-    from agent.settings import read_toml
-
     shipped = shipped_playbook_file()
     data = read_toml(shipped)
     origin = str(shipped)
