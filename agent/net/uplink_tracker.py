@@ -28,6 +28,7 @@ SUGGESTION_STEP_KBPS = 50
 SUGGESTION_MIN_KBPS = 200
 SUGGESTION_CHANGE_RATIO = 0.2  # a new suggestion only when the link rate moved this much ...
 SUGGESTION_SETTLE_S = 2.0  # ... for this long
+CLEAN_WINDOW_MIN_S = 1.0  # clean congested readings needed before their throughput is the link rate
 RECOVERY_SHOWN_S = 60.0
 TCP_CA_LOSS = 4  # the connection is recovering from a retransmission timeout: its rates mean nothing
 
@@ -59,7 +60,8 @@ class UplinkTracker:
     suggestion_link_bps: float | None = None
     _moved_since: float | None = None
     delivery_samples_bps: deque[float] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
-    acked_window: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
+    _stalled_before: bool = False
+    acked_window: deque[tuple[float, float, bool]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
 
     def update(self, now: float, record: TcpDiagRecord, **identity: object) -> UplinkSample:
         info = record.tcp_info
@@ -110,10 +112,12 @@ class UplinkTracker:
         ]
         trouble = (queueing and len(signals) >= 2) or (unsent_growing and (retransmitted or sndbuf_blocked))
         stalled = previous is not None and acked_bps == 0 and unsent + (record.send_queue_bytes or 0) > 0
-        if trouble or self.congested_since is not None:
-            self._learn_link(
-                now, elapsed, acked_bps, delivery_bps, info.delivery_rate_app_limited, info.ca_state, stalled
-            )
+        # The first troubled reading's interval straddles the change (part of it was the old link): skip it.
+        if self.trouble_since is not None or self.congested_since is not None:
+            backlogged = unsent > 0 or info.delivery_rate_app_limited is False
+            clean = not stalled and not self._stalled_before and info.ca_state != TCP_CA_LOSS and backlogged
+            self._learn_link(elapsed, acked_bps, delivery_bps, info.delivery_rate_app_limited, clean)
+        self._stalled_before = stalled
         self._step(now, trouble, queueing or unsent_growing or retransmitted)
         congested = self.congested_since is not None
         if congested:
@@ -169,35 +173,32 @@ class UplinkTracker:
             self.acked_window.clear()
 
     def _learn_link(
-        self,
-        now: float,
-        elapsed: float,
-        acked_bps: float | None,
-        delivery_bps: float | None,
-        app_limited: bool | None,
-        ca_state: int,
-        stalled: bool,
+        self, elapsed: float, acked_bps: float | None, delivery_bps: float | None, app_limited: bool | None, clean: bool
     ) -> None:
-        """Keep what the congested link delivered: every interval counts towards the acknowledged total (a floor),
-        but the delivery-rate samples of a stall or a timeout say nothing about the rate and are left out."""
+        """Keep what the congested link delivered. Every interval counts towards the acknowledged total (a
+        floor); the rate itself comes only from clean intervals: no stall, not the catch-up right after one
+        (one cumulative ACK then covers seconds of data), no timeout recovery, data waiting to be sent."""
         if acked_bps is None or elapsed <= 0:
             return
-        self.acked_window.append((elapsed, acked_bps * elapsed))
-        if stalled or ca_state == TCP_CA_LOSS:
-            return
-        if delivery_bps is not None and not app_limited:
+        self.acked_window.append((elapsed, acked_bps * elapsed, clean))
+        if clean and delivery_bps is not None and not app_limited:
             self.delivery_samples_bps.append(delivery_bps)
 
     def _suggest(self, now: float) -> None:
         if not self.delivery_samples_bps and not self.acked_window:
             return
-        # Acknowledged bytes over the whole congested window, stalls included: a rate the link surely
-        # carried (a floor). Per-interval acked rates are not used: after a stall one cumulative ACK
-        # covers everything at once, and that interval would claim more than the link can do.
-        seconds = sum(elapsed for elapsed, _ in self.acked_window)
-        carried_bps = sum(bits for _, bits in self.acked_window) / seconds if seconds > 0 else 0.0
-        delivered_bps = statistics.median(self.delivery_samples_bps) if self.delivery_samples_bps else 0.0
-        link_bps = max(carried_bps, delivered_bps)  # never below what the link really carried
+        seconds = sum(elapsed for elapsed, _, _ in self.acked_window)
+        carried_bps = sum(bits for _, bits, _ in self.acked_window) / seconds if seconds > 0 else 0.0
+        clean_seconds = sum(elapsed for elapsed, _, clean in self.acked_window if clean)
+        clean_bits = sum(bits for _, bits, clean in self.acked_window if clean)
+        if clean_seconds >= CLEAN_WINDOW_MIN_S:
+            # A backlogged connection's acknowledged throughput over a second or more is the link's rate.
+            estimate_bps = clean_bits / clean_seconds
+        elif self.delivery_samples_bps:
+            estimate_bps = statistics.median(self.delivery_samples_bps)  # the kernel's per-RTT rate samples
+        else:
+            estimate_bps = carried_bps
+        link_bps = max(carried_bps, estimate_bps)  # never below what the link really carried
         if self.suggestion_link_bps is not None:
             if abs(link_bps / self.suggestion_link_bps - 1) < SUGGESTION_CHANGE_RATIO:
                 self._moved_since = None

@@ -39,7 +39,7 @@ class CutFigures:
 
         return (
             f"alert {s(self.alert_after_s)}, first dropped frame {s(self.first_drop_after_s)}, "
-            f"suggestions {sorted(set(self.suggestions_kbps))} kbps, link {self.link_rate_bps or 0:,.0f} bit/s, "
+            f"suggestions {list(dict.fromkeys(self.suggestions_kbps))} kbps, link {self.link_rate_bps or 0:,.0f} bit/s, "
             f"cleared {s(self.cleared_after_s)} after recovery, false alerts before the cut {self.false_alerts_before_cut}"
         )
 
