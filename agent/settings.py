@@ -121,6 +121,8 @@ class ObsBackupSceneSettings(Section):
     scene: str | None = None
     return_scene: str | None = None
     on_reconnecting: bool = True
+    on_uplink_congested: bool = True
+    drop_enter_ratio: float = Field(0.05, gt=0, le=1)
     congestion_enter_ratio: float = Field(0.5, gt=0, le=1)
     congestion_exit_ratio: float = Field(0.15, ge=0, le=1)
     enter_after_s: float = Field(5.0, ge=0, le=600)

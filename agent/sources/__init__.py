@@ -32,9 +32,12 @@ def build_sources(settings: Settings) -> list[Source]:
         from agent.sources.uplink import UplinkSource
 
         obs_settings = (lambda: obs_source.encoder_settings) if obs_source is not None else (lambda: None)
-        sources.append(
-            UplinkSource(settings.sources.uplink, settings.ingest, settings.stream, obs_settings=obs_settings)
+        uplink_source = UplinkSource(
+            settings.sources.uplink, settings.ingest, settings.stream, obs_settings=obs_settings
         )
+        sources.append(uplink_source)
+        if obs_source is not None:
+            obs_source.uplink = lambda: uplink_source.latest
     return sources
 
 

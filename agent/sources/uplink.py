@@ -48,6 +48,7 @@ class UplinkSource(Source):
         self.clock = clock
         self.connection: IngestConnection | None = None
         self.tracker: UplinkTracker | None = None
+        self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
 
     @property
     def stale_after_s(self) -> float:
@@ -76,6 +77,7 @@ class UplinkSource(Source):
         if reason is not None:
             while True:
                 sink.publish(self.name, UplinkSample(state="unavailable", note=reason))
+                self.latest = None
                 await asyncio.sleep(UNAVAILABLE_REPEAT_S)
         reader, finder_reader = SockDiagReader(), SockDiagReader()
         finder = ConnectionFinder(finder_reader)
@@ -100,7 +102,8 @@ class UplinkSource(Source):
             found = None
         if found is None:
             where = ", ".join(destination.name for destination in destinations) or "an OBS or ffmpeg ingest"
-            sink.publish(self.name, UplinkSample(state="searching", note=f"no live stream connection to {where}"))
+            self.latest = UplinkSample(state="searching", note=f"no live stream connection to {where}")
+            sink.publish(self.name, self.latest)
             await asyncio.sleep(self.settings.discover_interval_s)
             return
         log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)
@@ -123,7 +126,7 @@ class UplinkSource(Source):
         if record is None:
             if not records:
                 log.info("uplink: the connection to %s ended", connection.name)
-                self.connection = self.tracker = None
+                self.connection = self.tracker = self.latest = None
                 return
             # The encoder reconnected to the same ingest: follow the new connection, with a fresh baseline.
             record = max(records, key=lambda r: r.tcp_info.bytes_acked or 0 if r.tcp_info else 0)
@@ -148,4 +151,5 @@ class UplinkSource(Source):
             pid=connection.pid,
             found_by=connection.found_by,
         )
+        self.latest = sample
         sink.publish(self.name, sample)
