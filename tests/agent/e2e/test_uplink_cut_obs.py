@@ -6,7 +6,7 @@ carry; it clears after the recovery. Exact figures over several runs: bench/upli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,20 +16,11 @@ from agent.server import AgentServer
 from agent.settings import load_settings
 from tests.agent.e2e.uplink_cut import run_cut
 from tests.peers.netns import NetnsHost
-from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
+from tests.peers.nginx_rtmp import NginxRtmp
 from tests.peers.obs_studio import ObsStudio, connect
 from tests.peers.wait import async_wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-
-
-@pytest.fixture
-def ingest_in_namespace(netns_host: NetnsHost) -> Iterator[NginxRtmp]:
-    available, reason = nginx_rtmp_available()
-    if not available:
-        pytest.skip(reason)
-    with nginx_rtmp(host=netns_host.address, netns_exec=netns_host.exec_args()) as server:
-        yield server
 
 
 def obs_agent_config(tmp_path: Path, obs: ObsStudio, extra: str = "") -> Path:
