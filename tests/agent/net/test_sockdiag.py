@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 
 from agent.net.sockdiag import DumpParser, SockDiagError, TcpDiagRecord, dump_request, parse_tcp_info
+from tests.conftest import FIXTURES_DIR
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sockdiag"
+FIXTURES = FIXTURES_DIR / "sockdiag"
 
 
 def datagrams(name: str) -> list[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from agent.runtime import Agent
 from agent.settings import IngestSettings, UplinkSourceSettings
 from agent.sources.uplink import UplinkSource
 from tests.agent.helpers import make_settings
+from tests.peers.nginx_rtmp import NginxRtmp
 from tests.peers.wait import async_wait_until
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sock_diag is Linux only")
@@ -129,3 +131,27 @@ async def test_elsewhere_it_says_not_available_and_the_agent_goes_on(
         assert agent.snapshot.system is not None or agent.snapshot.sources["system"].state != "error"
     finally:
         await agent.stop()
+
+
+@linux_only
+@pytest.mark.integration
+async def test_finds_an_ffmpeg_publishing_to_an_ingest_nobody_configured(nginx_ingest: NginxRtmp) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg (apt install ffmpeg)")
+    publisher = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-c:v", "libx264", "-preset", "ultrafast",
+        "-b:v", "300k", "-f", "flv", nginx_ingest.url("unconfigured-key"),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        source = UplinkSource(UplinkSourceSettings(discover_interval_s=0.2), IngestSettings())
+        sink = Collect()
+        async with running(source, sink):
+            await async_wait_until(lambda: any(s.state == "ok" for s in sink.samples), 20, "the ffmpeg's connection")
+        found = next(s for s in sink.samples if s.state == "ok")
+        assert (found.found_by, found.process, found.pid) == ("ffmpeg", "ffmpeg", publisher.pid)
+        assert found.connection == f"127.0.0.1:{nginx_ingest.port}"
+    finally:
+        publisher.terminate()
+        await publisher.wait()
