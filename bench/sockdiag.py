@@ -19,6 +19,7 @@ import subprocess
 import time
 
 from agent.net.sockdiag_reader import SockDiagReader
+from agent.net.uplink_tracker import UplinkTracker
 
 
 def spread(samples_s: list[float]) -> str:
@@ -57,9 +58,19 @@ def measure(label: str, ingest_port: int, reads: int) -> None:
     ss_args = ["ss", "-tin", "dst", f"127.0.0.1:{ingest_port}"]
     ss_times = time_calls(lambda: subprocess.run(ss_args, capture_output=True, check=True), 30)
     ss_all = time_calls(lambda: subprocess.run(["ss", "-tin"], capture_output=True, check=True), 30)
+    tracker = UplinkTracker()
+
+    def full_reading() -> None:
+        (current,) = reader.read("127.0.0.1", ingest_port)
+        tracker.update(time.monotonic(), current, connection=f"127.0.0.1:{ingest_port}")
+
+    full = time_calls(full_reading, reads)
     reader.close()
     print(f"--- {label}: {total} established TCP sockets on the machine")
     print(f"sock_diag, filtered in the kernel ({found} match): {spread(filtered)}")
+    print(
+        f"one uplink reading (read + tracker + sample):  {spread(full)}  -> x4/s = {statistics.median(full) * 4 * 100:.3f} % of a core"
+    )
     print(f"sock_diag, every socket:                          {spread(everything)}")
     print(f"ss -tin dst ADDR:PORT (new process):               {spread(ss_times)}")
     print(f"ss -tin (every socket, new process):               {spread(ss_all)}")

@@ -52,6 +52,16 @@ class SockDiagReader:
             records.extend(self._dump(family, address, port))
         return records
 
+    def read_socket(self, sock: socket.socket) -> TcpDiagRecord | None:
+        """The record of one of our own connected sockets (the relay's egress to the ingest), or None."""
+        try:
+            local_port = sock.getsockname()[1]
+            remote_address, remote_port = sock.getpeername()[:2]
+        except OSError:
+            return None
+        records = self.read(str(remote_address), int(remote_port))
+        return next((record for record in records if record.local_port == local_port), None)
+
     def _dump(self, family: int, address: str | None, port: int | None) -> list[TcpDiagRecord]:
         sock = self._open()
         sequence = next(self._sequence)

@@ -43,6 +43,22 @@ def test_reads_only_the_connection_to_the_destination(connection: tuple[socket.s
     assert [record.local_port for record in again] == [client.getsockname()[1]]
 
 
+def test_reads_one_of_its_own_sockets_by_its_four_tuple(connection: tuple[socket.socket, int]) -> None:
+    client, _ = connection
+    client.sendall(b"y" * 3000)
+    other = socket.create_connection(client.getpeername())  # a second connection to the same listener
+    reader = SockDiagReader()
+    try:
+        record = reader.read_socket(client)
+        assert record is not None and record.local_port == client.getsockname()[1]
+        assert record.tcp_info is not None and record.tcp_info.bytes_acked == 3001
+        other.close()
+        assert reader.read_socket(other) is None  # closed: nothing to read, no error
+    finally:
+        reader.close()
+        other.close()
+
+
 def test_a_port_with_no_connection_reads_nothing(connection: tuple[socket.socket, int]) -> None:
     reader = SockDiagReader()
     try:
