@@ -20,9 +20,10 @@ import pytest
 
 from agent.server import AgentServer
 from agent.settings import load_settings
-from tests.agent.e2e.uplink_cut import run_cut
+from tests.agent.e2e.uplink_cut import run_cut, uplink_alert
 from tests.peers.netns import NetnsHost
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
+from tests.peers.wait import async_wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -122,3 +123,30 @@ async def test_ffmpeg_cut_to_1200_kbit_warns_quickly_with_a_bitrate_the_link_car
     assert len(set(figures.suggestions_kbps)) <= 2, f"the suggestion swung: {figures.line()}"
     assert figures.cleared_after_s is not None and figures.cleared_after_s <= 10.0, figures.line()
     assert figures.message is not None and "e2e-secret-key" not in figures.message
+
+
+async def test_ffmpeg_on_a_tight_link_that_carries_it_never_warns(
+    netns_host: NetnsHost, ingest_in_namespace: NginxRtmp, tmp_path: Path
+) -> None:
+    """3.3 Mbit/s for 2.5 + 0.13 Mbit/s (1.25x): keyframes queue for a moment, which must not flap the warning."""
+    netns_host.shape_upload(3300)
+    ingest_url = ingest_in_namespace.url("e2e-secret-key")
+    server = AgentServer(load_settings(agent_config(tmp_path, ingest_url), environ={}))
+    await server.start()
+    readings = 0
+    try:
+        async with streamhealth_run(server, ingest_url):
+            await async_wait_until(
+                lambda: (u := server.agent.snapshot.uplink) is not None and u.state == "ok", 20, "the uplink"
+            )
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 12
+            while loop.time() < until:
+                uplink = server.agent.snapshot.uplink
+                assert uplink is not None and not uplink.congested, uplink
+                assert uplink_alert(server.agent) is None
+                readings += 1
+                await asyncio.sleep(0.25)
+    finally:
+        await server.stop()
+    assert readings >= 40
