@@ -216,6 +216,12 @@ class RulesSettings(Section):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class SessionsSettings(Section):
+    """Stream sessions (one live stream each): how long a stream may be down and still be the same one."""
+
+    gap_s: float = Field(30.0, ge=0, le=3600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -233,6 +239,7 @@ class Settings(BaseSettings):
     platform: PlatformName = "custom"
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod

@@ -301,6 +301,7 @@ class RuleEngine:
             "uplink": snapshot.uplink,
             "bandwidth": snapshot.bandwidth,
             "sources": snapshot.sources,
+            "logging": snapshot.logging,
             "derived": SimpleNamespace(**self.derived),
             "stream": self.target,
             "preset": SimpleNamespace(

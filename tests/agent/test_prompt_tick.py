@@ -28,10 +28,11 @@ async def test_the_uplink_warning_is_raised_and_cleared_without_waiting_for_a_ti
     agent.publish("uplink", uplink(False))
     agent.publish("uplink", uplink(False))
     await asyncio.sleep(0)
-    assert agent.ticks == 0  # nothing changed: no extra evaluation
+    assert agent.snapshot.uplink is None  # nothing changed: no extra evaluation
     agent.publish("uplink", uplink(True))
     await asyncio.sleep(0)
-    assert agent.ticks == 1
+    assert agent.ticks == 0  # an evaluation between ticks, not a tick (sessions count one per interval)
+    assert agent.snapshot.uplink is not None and agent.snapshot.uplink.congested
     (alert,) = [a for a in agent.snapshot.alerts if a.id.startswith("uplink_congested")]
     assert "750 kbps" in alert.message and "1,190,000 bit/s" in alert.message
     lower = next(s for s in alert.suggestions if "bitrate" in s.text.lower())
