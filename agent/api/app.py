@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
+from agent.api.limits import BodyLimitMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import create_encoder_router
 from agent.api.metrics import build_registry
@@ -165,6 +166,7 @@ def create_app(agent: Agent) -> FastAPI:
     add_preflight_routes(app, agent, API_PREFIX)
     app.include_router(create_encoder_router(agent, API_PREFIX))
 
+    app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"}))
     token = agent.settings.api.token
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token.get_secret_value())
@@ -172,6 +174,11 @@ def create_app(agent: Agent) -> FastAPI:
 
 
 def _reason(status: int) -> str:
-    return {400: "bad request", 401: "unauthorized", 404: "not found", 405: "method not allowed", 409: "conflict"}.get(
-        status, "error"
-    )
+    return {
+        400: "bad request",
+        401: "unauthorized",
+        404: "not found",
+        405: "method not allowed",
+        409: "conflict",
+        413: "payload too large",
+    }.get(status, "error")
