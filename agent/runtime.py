@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -44,8 +44,12 @@ from agent.models import (
 )
 from agent.redact import redact, redact_url
 from agent.rules import RuleEvaluator
+from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
 from agent.sources import Source, build_sources
+
+if TYPE_CHECKING:
+    from agent.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +104,26 @@ class Agent:
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
+        self.notifier: Notifier | None = None
         self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
+        # Start-up: "starting" until every source that measures on its own has reported (a sample or a
+        # failure), or until the slowest of them should have (its stale_after_s after start()).
+        self._awaited_sources = {s.name for s in self.sources if not s.waits_for_peer}
+        self._startup_deadline: float | None = None
+        self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        # One live stream at a time: tags records with its id and writes its summary when it ends.
+        self.sessions = SessionRecorder(
+            gap_s=settings.sessions.gap_s,
+            interval_s=settings.sampling.interval_s,
+            platform=settings.platform,
+            configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
+            run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
+        )
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -134,7 +152,15 @@ class Agent:
                     f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
                     "set logs.dir to a writable folder"
                 )
+        if self.settings.notify.webhooks:
+            from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
+
+            self.notifier = Notifier(self.settings.notify)
+            self.sinks.append(self.notifier)
+            self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
+        awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
+        self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
@@ -159,6 +185,10 @@ class Agent:
                     await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
+        for record in self.sessions.close(self.clock(), detail=reason):
+            self.emit(record)
+        if self.notifier is not None:
+            await self.notifier.close()
         self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
@@ -235,6 +265,8 @@ class Agent:
             if last is not None and now - last > health.stale_after_s and health.state == "ok":
                 self._set_state(health, "stale")
         snapshot = self._build_snapshot()
+        for record in self.sessions.before_tick(snapshot, now):
+            self.emit(record)
         if self.rules is not None:
             changes = self.rules.evaluate(snapshot, self.history)
             for change in changes:
@@ -278,12 +310,22 @@ class Agent:
             bandwidth=self._last_bandwidth(),
             taken_at=utc_now(),
             agent=self._agent_info(),
-            overall=overall_state(alerts),
+            overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
             logging=self._logging_status(),
             **samples,
         )
+
+    def _has_measured(self) -> bool:
+        """Whether the sources have reported since start-up; once true, it stays true."""
+        if not self._measured:
+            reported = all(
+                health.state != "starting" for name, health in self._health.items() if name in self._awaited_sources
+            )
+            overdue = self._startup_deadline is not None and self.clock() >= self._startup_deadline
+            self._measured = reported or overdue
+        return self._measured
 
     def _logging_status(self) -> LoggingStatus:
         if self.log_writer is not None:
@@ -320,6 +362,7 @@ class Agent:
 
     def emit(self, record: BaseModel, event_type: str | None = None) -> None:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
+        record = self.sessions.observe(record)  # tagged with the live session's id, counted in its summary
         line = redact(record.model_dump_json())
         kind = event_type or str(getattr(record, "type", type(record).__name__))
         self.bus.publish(kind, line)

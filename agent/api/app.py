@@ -27,6 +27,7 @@ from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import create_encoder_router
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
+from agent.api.session_routes import add_session_routes
 from agent.logs.sessions import RunIndex
 from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
 from agent.redact import redact
@@ -164,6 +165,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     add_bandwidth_routes(app, agent, API_PREFIX)
     add_preflight_routes(app, agent, API_PREFIX)
+    add_session_routes(app, agent, API_PREFIX)
     app.include_router(create_encoder_router(agent, API_PREFIX))
 
     app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"}))

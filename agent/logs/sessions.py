@@ -31,7 +31,7 @@ from agent.models import (
 )
 
 MAX_TIMELINE_ENTRIES = 1000
-_STATE_RANK: dict[str, int] = {"ok": 0, "warning": 1, "critical": 2}
+_STATE_RANK: dict[str, int] = {"starting": -1, "ok": 0, "warning": 1, "critical": 2}
 _READ_CHUNK_BYTES = 1 << 20
 
 

@@ -7,6 +7,7 @@ from agent.models.alerts import Alert, AlertChange, OverallState, Severity, Sugg
 from agent.models.base import SCHEMA_VERSION, Contract, Sample, utc_now
 from agent.models.encoder import EncoderSettings, FfmpegSample, ObsConnection, ObsSample
 from agent.models.network import LinkInfo, NetworkSample, TargetStability, TcpInfo, UploadUser
+from agent.models.notify import AlertNotification, NotifiedAlert
 from agent.models.records import (
     LOG_RECORD,
     AlertRecord,
@@ -31,6 +32,20 @@ from agent.models.reports import (
     Verdict,
 )
 from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
+from agent.models.sessions import (
+    AlertTally,
+    FramesDropped,
+    LiveOrigin,
+    ScorePart,
+    SessionDetail,
+    SessionEnded,
+    SessionEndReason,
+    SessionList,
+    SessionStarted,
+    SessionSummary,
+    TimeSpan,
+    WorstMinute,
+)
 from agent.models.snapshot import (
     AgentInfo,
     HealthSnapshot,
@@ -53,7 +68,9 @@ __all__ = [
     "AgentInfo",
     "Alert",
     "AlertChange",
+    "AlertNotification",
     "AlertRecord",
+    "AlertTally",
     "AlertTimelineEntry",
     "BandwidthBackend",
     "BandwidthResult",
@@ -65,15 +82,18 @@ __all__ = [
     "EncoderSettings",
     "ErrorBody",
     "FfmpegSample",
+    "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
+    "LiveOrigin",
     "LogGap",
     "LogRecord",
     "LoggingStatus",
     "NetworkSample",
+    "NotifiedAlert",
     "ObsConnection",
     "ObsSample",
     "OverallState",
@@ -88,6 +108,13 @@ __all__ = [
     "RunStopped",
     "RunSummary",
     "Sample",
+    "ScorePart",
+    "SessionDetail",
+    "SessionEndReason",
+    "SessionEnded",
+    "SessionList",
+    "SessionStarted",
+    "SessionSummary",
     "Severity",
     "SourceStateName",
     "SourceStateRecord",
@@ -97,8 +124,10 @@ __all__ = [
     "TargetStability",
     "TcpInfo",
     "TickRecord",
+    "TimeSpan",
     "UploadUser",
     "Verdict",
+    "WorstMinute",
     "overall_state",
     "utc_now",
 ]
