@@ -22,9 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
-from agent.api.limits import BodyLimitMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import create_encoder_router
+from agent.api.limits import BodyLimitMiddleware
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.api.session_routes import add_session_routes
