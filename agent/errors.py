@@ -42,4 +42,4 @@ class ProtocolError(StreamHealthError):
 
 
 class BindRefused(StreamHealthError):
-    """Refusing to serve the API on a non-loopback address without `api.token`."""
+    """Cannot or will not serve the API: a non-loopback address without `api.token`, or a busy port."""
