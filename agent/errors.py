@@ -43,3 +43,7 @@ class ProtocolError(StreamHealthError):
 
 class BindRefused(StreamHealthError):
     """Cannot or will not serve the API: a non-loopback address without `api.token`, or a busy port."""
+
+
+class PortBusy(BindRefused):
+    """The API's port is taken (another agent?): nothing was started, the caller may pick another port."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from agent.api.app import create_app
-from agent.errors import BindRefused
+from agent.errors import BindRefused, PortBusy
 from agent.runtime import Agent
 from agent.settings import Settings
 
@@ -85,7 +85,7 @@ class AgentServer:
             listening.listen(128)
         except OSError as exc:
             listening.close()
-            raise BindRefused(
+            raise PortBusy(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                 "(is another agent running? set api.port to a free port)"
             ) from None

@@ -16,7 +16,6 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,21 +28,21 @@ from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.api.session_routes import add_session_routes
 from agent.logs.sessions import RunIndex
-from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
+from agent.models import (
+    AlertsView,
+    ErrorBody,
+    HealthSnapshot,
+    HistorySeries,
+    MetricNames,
+    RunDetail,
+    RunList,
+    TickRecord,
+)
 from agent.redact import redact
 from agent.runtime import Agent
 
 API_PREFIX = "/api/v1"
 SSE_PING_S = 15
-
-
-class AlertsView(BaseModel):
-    active: list[Alert]
-    recently_cleared: list[Alert]
-
-
-class MetricNames(BaseModel):
-    metrics: list[str]
 
 
 def _parse_since(since: str | None) -> float | None:

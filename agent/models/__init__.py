@@ -61,6 +61,7 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
     "LOG_RECORD",
@@ -72,6 +73,7 @@ __all__ = [
     "AlertRecord",
     "AlertTally",
     "AlertTimelineEntry",
+    "AlertsView",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -92,6 +94,7 @@ __all__ = [
     "LogGap",
     "LogRecord",
     "LoggingStatus",
+    "MetricNames",
     "NetworkSample",
     "NotifiedAlert",
     "ObsConnection",
@@ -99,6 +102,7 @@ __all__ = [
     "OverallState",
     "PreflightCheck",
     "PreflightReport",
+    "PreflightStarted",
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
