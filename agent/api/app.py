@@ -16,7 +16,6 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,25 +23,26 @@ from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import create_encoder_router
+from agent.api.limits import BodyLimitMiddleware
 from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.api.session_routes import add_session_routes
 from agent.logs.sessions import RunIndex
-from agent.models import Alert, ErrorBody, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
+from agent.models import (
+    AlertsView,
+    ErrorBody,
+    HealthSnapshot,
+    HistorySeries,
+    MetricNames,
+    RunDetail,
+    RunList,
+    TickRecord,
+)
 from agent.redact import redact
 from agent.runtime import Agent
 
 API_PREFIX = "/api/v1"
 SSE_PING_S = 15
-
-
-class AlertsView(BaseModel):
-    active: list[Alert]
-    recently_cleared: list[Alert]
-
-
-class MetricNames(BaseModel):
-    metrics: list[str]
 
 
 def _parse_since(since: str | None) -> float | None:
@@ -167,6 +167,7 @@ def create_app(agent: Agent) -> FastAPI:
     add_session_routes(app, agent, API_PREFIX)
     app.include_router(create_encoder_router(agent, API_PREFIX))
 
+    app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"}))
     token = agent.settings.api.token
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token.get_secret_value())
@@ -174,6 +175,11 @@ def create_app(agent: Agent) -> FastAPI:
 
 
 def _reason(status: int) -> str:
-    return {400: "bad request", 401: "unauthorized", 404: "not found", 405: "method not allowed", 409: "conflict"}.get(
-        status, "error"
-    )
+    return {
+        400: "bad request",
+        401: "unauthorized",
+        404: "not found",
+        405: "method not allowed",
+        409: "conflict",
+        413: "payload too large",
+    }.get(status, "error")

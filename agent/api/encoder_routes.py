@@ -80,6 +80,11 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
             # ffmpeg was killed or lost the connection mid-body: what arrived was published; the silence
             # watch reports that progress stopped without progress=end.
             log.info("ffmpeg progress upload (%s) ended without progress=end", via)
+        else:
+            if feed.blocks == 0:
+                raise HTTPException(
+                    400, "no ffmpeg -progress block in the body (no progress= line); send ffmpeg's -progress output"
+                )
         return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
 
     @router.post("/obs/reconnect", response_model=ReconnectRequested, summary="Connect to OBS again now")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from agent.api.job_results import last_report_response
 from agent.jobs import JobBusy, ProgressReporter
-from agent.models import ErrorBody, PreflightReport
+from agent.models import ErrorBody, PreflightReport, PreflightStarted
 from agent.platforms import load_preset
 from agent.preflight import DEFAULT_DURATION_S, run_preflight
 from agent.runtime import Agent
@@ -24,12 +24,6 @@ class PreflightRequest(BaseModel):
     platform: PlatformName | None = Field(None, description="tiktok, twitch, youtube or custom; default `platform`")
     duration_s: float = Field(DEFAULT_DURATION_S, ge=1, le=300, description="Seconds to watch")
     bandwidth: bool = Field(True, description="Run the bandwidth test (bandwidth.backend) during the window")
-
-
-class PreflightStarted(BaseModel):
-    job_id: str
-    job: str = JOB
-    events: str = Field(description="Where progress and the report arrive (Server-Sent Events)")
 
 
 def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
