@@ -98,12 +98,12 @@ def record_session(ticks: int, log_path: Path) -> tuple[float, int, int, int]:
 
     Timed without tracemalloc (it slows allocation-heavy code several times); memory measured in a second
     pass under tracemalloc."""
-    snapshots = [snapshot(second) for second in range(ticks)]
     recorder = SessionRecorder(gap_s=30, interval_s=1.0, platform="twitch", configured_kbps=(6000, 160))
     lines = 0
     elapsed = 0.0
     with log_path.open("w", encoding="utf-8") as log:
-        for second, snap in enumerate(snapshots):
+        for second in range(ticks):  # snapshots made one at a time, as the agent does: no big heap for the GC
+            snap = snapshot(second)
             started = time.perf_counter()
             records = recorder.before_tick(snap, float(second))
             tick = recorder.observe(TickRecord(snapshot=snap))
@@ -118,13 +118,14 @@ def record_session(ticks: int, log_path: Path) -> tuple[float, int, int, int]:
     recorder = SessionRecorder(gap_s=30, interval_s=1.0, platform="twitch", configured_kbps=(6000, 160))
     gc.collect()
     tracemalloc.start()
-    for second, snap in enumerate(snapshots):
+    for second in range(ticks):
+        snap = snapshot(second)
         recorder.before_tick(snap, float(second))
         recorder.observe(TickRecord(snapshot=snap))
+    del snap
     gc.collect()
     summary_bytes = tracemalloc.get_traced_memory()[0]  # what the recorder still holds: ticks were dropped
     tracemalloc.stop()
-    del snapshots
     gc.collect()
     tracemalloc.start()
     kept = [TickRecord(snapshot=snapshot(second)) for second in range(ticks)]
