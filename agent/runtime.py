@@ -31,6 +31,7 @@ from agent.models import (
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
+    LoggingStatus,
     RunStarted,
     RunStopped,
     Sample,
@@ -99,13 +100,20 @@ class Agent:
         self._bandwidth_cache: tuple[str, BandwidthResult] | None = None
         self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
         self.started_at = utc_now()
+        self.started_monotonic = clock()  # durations come from the monotonic clock; wall time only labels
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
         self.notifier: Notifier | None = None
+        self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
+        # Start-up: "starting" until every source that measures on its own has reported (a sample or a
+        # failure), or until the slowest of them should have (its stale_after_s after start()).
+        self._awaited_sources = {s.name for s in self.sources if not s.waits_for_peer}
+        self._startup_deadline: float | None = None
+        self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         # One live stream at a time: tags records with its id and writes its summary when it ends.
@@ -140,6 +148,10 @@ class Agent:
                     exc.strerror,
                 )
                 self.log_writer = None
+                self._log_open_error = (
+                    f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
+                    "set logs.dir to a writable folder"
+                )
         if self.settings.notify.webhooks:
             from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
 
@@ -147,6 +159,8 @@ class Agent:
             self.sinks.append(self.notifier)
             self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
+        awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
+        self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
@@ -175,7 +189,7 @@ class Agent:
             self.emit(record)
         if self.notifier is not None:
             await self.notifier.close()
-        self.emit(RunStopped(at=utc_now(), reason=reason))
+        self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
 
@@ -218,7 +232,7 @@ class Agent:
         health.error = None
         health.consecutive_failures = 0
         self._set_state(health, "ok")
-        self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -283,7 +297,7 @@ class Agent:
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
-            uptime_s=round((utc_now() - self.started_at).total_seconds(), 3),
+            uptime_s=round(self.clock() - self.started_monotonic, 3),
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
@@ -296,11 +310,29 @@ class Agent:
             bandwidth=self._last_bandwidth(),
             taken_at=utc_now(),
             agent=self._agent_info(),
-            overall=overall_state(alerts),
+            overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
+            logging=self._logging_status(),
             **samples,
         )
+
+    def _has_measured(self) -> bool:
+        """Whether the sources have reported since start-up; once true, it stays true."""
+        if not self._measured:
+            reported = all(
+                health.state != "starting" for name, health in self._health.items() if name in self._awaited_sources
+            )
+            overdue = self._startup_deadline is not None and self.clock() >= self._startup_deadline
+            self._measured = reported or overdue
+        return self._measured
+
+    def _logging_status(self) -> LoggingStatus:
+        if self.log_writer is not None:
+            return self.log_writer.status()
+        if self._log_open_error is not None:
+            return LoggingStatus(state="failing", error=self._log_open_error)
+        return LoggingStatus(state="off")
 
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""

@@ -7,7 +7,7 @@ Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
 from __future__ import annotations
 
 import asyncio
-import time
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -45,9 +45,7 @@ class MetricNames(BaseModel):
     metrics: list[str]
 
 
-def _parse_since(since: str | None, last_s: float | None) -> float | None:
-    if last_s is not None:
-        return time.time() - last_s
+def _parse_since(since: str | None) -> float | None:
     if since is None:
         return None
     try:
@@ -94,14 +92,31 @@ def create_app(agent: Agent) -> FastAPI:
     async def history(
         metric: Annotated[str | None, Query(description="e.g. system.cpu_usage_ratio")] = None,
         since: Annotated[str | None, Query(description="Unix seconds or ISO 8601 time")] = None,
-        last_s: Annotated[float | None, Query(gt=0, description="Only the last N seconds")] = None,
-    ) -> HistorySeries | MetricNames:
+        last_s: Annotated[
+            float | None, Query(gt=0, description="Only the last N seconds (by the monotonic clock)")
+        ] = None,
+        max_points: Annotated[
+            int | None, Query(ge=2, le=100_000, description="Thin to at most this many evenly spaced points")
+        ] = None,
+    ) -> HistorySeries | MetricNames | Response:
         if metric is None:
             return MetricNames(metrics=agent.history.metrics())
         series = agent.history.series(metric)
         if series is None:
             raise HTTPException(404, f"no metric named {metric!r}; GET {API_PREFIX}/history lists them")
-        return HistorySeries(metric=metric, points=series.points(_parse_since(since, last_s)))
+        since_wall = _parse_since(since)
+        # "The last N seconds" is a window on the monotonic clock: a wall clock set back an hour must
+        # not turn it into an hour and N seconds. The copy is cheap; the per-point work and the JSON
+        # go to a thread so a full 6 h ring never holds up the tick.
+        window = series.window(None if last_s is None else agent.clock() - last_s)
+
+        def render() -> bytes:
+            if since_wall is None and max_points is None:  # the whole window: cached JSON blocks
+                return f'{{"metric":{json.dumps(metric)},"points":[{window.points_json()}]}}'.encode()
+            points = window.points(since_wall, max_points)
+            return HistorySeries.model_construct(metric=metric, points=points).model_dump_json().encode()
+
+        return Response(await asyncio.to_thread(render), media_type="application/json")
 
     @app.get(f"{API_PREFIX}/alerts", response_model=AlertsView, summary="Active and recently cleared alerts")
     async def alerts() -> AlertsView:

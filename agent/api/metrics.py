@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics, stream_metrics
 from agent.models import HealthSnapshot
 
-_STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
+_STATE_VALUE = {"starting": -1, "ok": 0, "warning": 1, "critical": 2}
 
 
 def _gauge(name: str, documentation: str, value: float | None, unit: str = "") -> Iterator[Metric]:
@@ -32,7 +32,7 @@ def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     )
     yield GaugeMetricFamily(
         "streamhealth_health_state",
-        "Overall health: 0 ok, 1 warning, 2 critical.",
+        "Overall health: -1 starting (not every source has reported yet), 0 ok, 1 warning, 2 critical.",
         value=_STATE_VALUE[snapshot.overall],
     )
     yield GaugeMetricFamily(

@@ -14,6 +14,7 @@ from agent.models.records import (
     ErrorBody,
     HistorySeries,
     JobFinished,
+    LogGap,
     LogRecord,
     Progress,
     RunStarted,
@@ -45,7 +46,13 @@ from agent.models.sessions import (
     TimeSpan,
     WorstMinute,
 )
-from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
+from agent.models.snapshot import (
+    AgentInfo,
+    HealthSnapshot,
+    LoggingStatus,
+    SourceStateName,
+    SourceStatus,
+)
 from agent.models.system import (
     BatteryState,
     DiskSpace,
@@ -82,7 +89,9 @@ __all__ = [
     "JobFinished",
     "LinkInfo",
     "LiveOrigin",
+    "LogGap",
     "LogRecord",
+    "LoggingStatus",
     "NetworkSample",
     "NotifiedAlert",
     "ObsConnection",

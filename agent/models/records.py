@@ -25,6 +25,7 @@ class RunStopped(Contract):
     schema_version: int = SCHEMA_VERSION
     at: datetime
     reason: str
+    uptime_s: float | None = Field(None, description="How long the run lasted, from the monotonic clock.")
 
 
 class TickRecord(Contract):
@@ -48,6 +49,17 @@ class SourceStateRecord(Contract):
     session_id: str | None = Field(None, description="The stream session live when this was written, if any.")
     at: datetime
     status: SourceStatus
+
+
+class LogGap(Contract):
+    """Written first when the health log can be written again: how many records are missing, and when."""
+
+    type: Literal["log_gap"] = "log_gap"
+    schema_version: int = SCHEMA_VERSION
+    at: datetime
+    failing_since: datetime
+    lost_records: int
+    error: str
 
 
 class HistorySeries(Contract):
@@ -95,7 +107,8 @@ LogRecord = Annotated[
     | JobFinished
     | SessionStarted
     | SessionEnded
-    | SessionSummary,
+    | SessionSummary
+    | LogGap,
     Field(discriminator="type"),
 ]
 LOG_RECORD: TypeAdapter[LogRecord] = TypeAdapter(LogRecord)

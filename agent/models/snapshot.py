@@ -39,6 +39,19 @@ class AgentInfo(Contract):
     ingest_backups: list[str] = Field(default_factory=list, description="Backup ingest URLs, keys redacted.")
 
 
+LoggingStateName = Literal["ok", "failing", "off"]
+
+
+class LoggingStatus(Contract):
+    """Whether the health log is being written: a full disk must show, not only lose records quietly."""
+
+    state: LoggingStateName
+    path: str | None = Field(None, description="The file being written.")
+    error: str | None = Field(None, description="Why records are not being written, and what to do.")
+    failing_since: datetime | None = None
+    lost_records: int = Field(0, description="Records not written since logging started failing.")
+
+
 class HealthSnapshot(Contract):
     schema_version: int = SCHEMA_VERSION
     taken_at: datetime
@@ -51,3 +64,4 @@ class HealthSnapshot(Contract):
     ffmpeg: FfmpegSample | None = None
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
+    logging: LoggingStatus | None = Field(None, description="The health log: written, failing (disk full?) or off.")

@@ -300,6 +300,7 @@ class RuleEngine:
             "ffmpeg": snapshot.ffmpeg,
             "bandwidth": snapshot.bandwidth,
             "sources": snapshot.sources,
+            "logging": snapshot.logging,
             "derived": SimpleNamespace(**self.derived),
             "stream": self.target,
             "preset": SimpleNamespace(

@@ -50,6 +50,7 @@ class _ScoreInputs:
     bitrate_share_sum: float = 0.0
     bitrate_share_count: int = 0
     state_score_sum: float = 0.0
+    state_ticks: int = 0  # ticks with a judged state ('starting' is not judged yet)
     frames_dropped: int = 0
     frames_total: int = 0
     worst_state: OverallState = "ok"
@@ -58,9 +59,11 @@ class _ScoreInputs:
     def add(self, *, outage: bool, state: OverallState, bitrate_share: float | None, dropped: int, frames: int) -> None:
         self.ticks += 1
         self.outage_ticks += outage
-        self.state_score_sum += STATE_SCORE[state]
-        if _STATE_RANK[state] > _STATE_RANK[self.worst_state]:
-            self.worst_state = state
+        if state in STATE_SCORE:
+            self.state_ticks += 1
+            self.state_score_sum += STATE_SCORE[state]
+            if _STATE_RANK[state] > _STATE_RANK[self.worst_state]:
+                self.worst_state = state
         if bitrate_share is not None:
             self.bitrate_share_sum += bitrate_share
             self.bitrate_share_count += 1
@@ -74,7 +77,7 @@ class _ScoreInputs:
         if self.frames_total:
             ratio = self.frames_dropped / self.frames_total
             frames = max(0.0, 1 - ratio / FRAMES_DROPPED_RATIO_AT_ZERO)
-        alerts = self.state_score_sum / self.ticks if self.ticks else None
+        alerts = self.state_score_sum / self.state_ticks if self.state_ticks else None
         return [
             ScorePart(
                 name="availability",
