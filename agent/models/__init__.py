@@ -62,6 +62,7 @@ from agent.models.system import (
     SystemSample,
 )
 from agent.models.uplink import UplinkSample, UplinkState
+from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
     "LOG_RECORD",
@@ -73,6 +74,7 @@ __all__ = [
     "AlertRecord",
     "AlertTally",
     "AlertTimelineEntry",
+    "AlertsView",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -93,6 +95,7 @@ __all__ = [
     "LogGap",
     "LogRecord",
     "LoggingStatus",
+    "MetricNames",
     "NetworkSample",
     "NotifiedAlert",
     "ObsConnection",
@@ -100,6 +103,7 @@ __all__ = [
     "OverallState",
     "PreflightCheck",
     "PreflightReport",
+    "PreflightStarted",
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
