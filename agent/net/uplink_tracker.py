@@ -2,11 +2,12 @@
 
 Rates come from the difference between two readings (acknowledged bytes, retransmits, limited times).
 The early warning fires when the path stops keeping up: the RTT well above its baseline (the kernel's
-min RTT) together with bytes piling up unsent, retransmits or a send buffer that blocks the encoder,
-held for a fraction of a second so one burst (a keyframe) does not make it flap. It clears after the
-path has looked healthy for a few seconds. The link rate is what the congested connection delivered
-(the kernel's delivery rate, and the acknowledged throughput, leaving out stalls and samples the
-encoder itself limited); the bitrate suggestion keeps headroom under it and stays put while it holds.
+min RTT) together with bytes piling up unsent, retransmits, a send buffer that blocks the encoder or a
+link (not the encoder) setting the pace, held for a fraction of a second so one burst (a keyframe) does
+not make it flap. It clears after the path has looked healthy for a few seconds. The link rate is what
+the congested connection delivered (the median of the kernel's delivery-rate samples, leaving out stalls,
+timeouts and samples the encoder itself limited; the acknowledged throughput as a floor); the bitrate
+suggestion keeps headroom under it and stays put while it holds.
 """
 
 from __future__ import annotations
