@@ -162,10 +162,10 @@ class StreamHealthApp(App[None]):
                 except AgentRequestError:
                     continue  # a metric the agent has not recorded yet
                 self.state.apply_series(metric, [value for _, value in series.points])
-            if self.state.preflight.finished is None and not self.state.preflight.running:
+            if self.state.preflight.report is None and not self.state.preflight.running:
                 last = await self.client.last_preflight()
                 if last is not None:
-                    self.state.apply_job_finished(last)
+                    self.state.apply_preflight_report(last)
         except AgentRequestError as exc:
             self.notify(f"Could not catch up with the agent: {exc}", severity="warning")
         self.revision += 1

@@ -196,6 +196,14 @@ class DashboardState:
         elif finished.ok:
             preflight.error = "the preflight finished without a report"
 
+    def apply_preflight_report(self, report: PreflightReport) -> None:
+        """A preflight that finished before we connected (or that another client started)."""
+        preflight = self.preflight
+        preflight.running = False
+        preflight.report = report
+        preflight.error = None
+        preflight.fraction = 1.0
+
     # --- reading ---------------------------------------------------------------------------------
 
     @property

@@ -61,6 +61,8 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.uplink import UplinkSample, UplinkState
+from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
     "LOG_RECORD",
@@ -72,6 +74,7 @@ __all__ = [
     "AlertRecord",
     "AlertTally",
     "AlertTimelineEntry",
+    "AlertsView",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -92,6 +95,7 @@ __all__ = [
     "LogGap",
     "LogRecord",
     "LoggingStatus",
+    "MetricNames",
     "NetworkSample",
     "NotifiedAlert",
     "ObsConnection",
@@ -99,6 +103,7 @@ __all__ = [
     "OverallState",
     "PreflightCheck",
     "PreflightReport",
+    "PreflightStarted",
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
@@ -125,6 +130,8 @@ __all__ = [
     "TcpInfo",
     "TickRecord",
     "TimeSpan",
+    "UplinkSample",
+    "UplinkState",
     "UploadUser",
     "Verdict",
     "WorstMinute",

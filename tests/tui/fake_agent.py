@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from agent.models import RunDetail, RunSummary, SessionDetail
+from agent.models import PreflightStarted, RunDetail, RunSummary, SessionDetail
 
 _CLOSE = object()
 
@@ -77,7 +77,8 @@ class FakeAgent:
             self.preflight_bodies.append(json.loads(request.content))
             if self.preflight_status != 202:
                 return httpx.Response(self.preflight_status, json={"error": "conflict", "detail": "running"})
-            return httpx.Response(202, json={"job_id": "job1"})
+            started = PreflightStarted(job_id="job1", events="/api/v1/events")
+            return httpx.Response(202, content=started.model_dump_json())
         if path == "/api/v1/runs":
             return httpx.Response(200, json={"runs": [run.model_dump(mode="json") for run in self.runs]})
         if path.startswith("/api/v1/runs/"):
