@@ -139,6 +139,8 @@ class ObsBackupSceneSettings(Section):
     scene: str | None = None
     return_scene: str | None = None
     on_reconnecting: bool = True
+    on_uplink_congested: bool = True
+    drop_enter_ratio: float = Field(0.05, gt=0, le=1)
     congestion_enter_ratio: float = Field(0.5, gt=0, le=1)
     congestion_exit_ratio: float = Field(0.15, ge=0, le=1)
     enter_after_s: float = Field(5.0, ge=0, le=600)
@@ -169,11 +171,20 @@ class FfmpegSourceSettings(Section):
     stale_after_s: float = Field(5.0, gt=0, le=600)
 
 
+class UplinkSourceSettings(Section):
+    """The kernel's view of the encoder's ingest connection (Linux sock_diag); see agent/sources/uplink.py."""
+
+    enabled: bool = True
+    interval_s: float = Field(0.25, ge=0.05, le=10)
+    discover_interval_s: float = Field(2.0, gt=0, le=60)
+
+
 class SourcesSettings(Section):
     system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
     network: NetworkSourceSettings = Field(default_factory=NetworkSourceSettings)
     obs: ObsSourceSettings = Field(default_factory=ObsSourceSettings)
     ffmpeg: FfmpegSourceSettings = Field(default_factory=FfmpegSourceSettings)
+    uplink: UplinkSourceSettings = Field(default_factory=UplinkSourceSettings)
 
 
 class BandwidthSettings(Section):

@@ -31,6 +31,9 @@ from agent.models import (
     RunDetail,
     RunList,
     RunSummary,
+    SessionDetail,
+    SessionList,
+    SessionSummary,
     SourceStateRecord,
     TickRecord,
 )
@@ -202,6 +205,12 @@ class AgentClient:
 
     async def run(self, run_id: str) -> RunDetail:
         return await self._get(f"{API}/runs/{run_id}", _model("GET", "/runs/{run_id}", RunDetail))
+
+    async def sessions(self) -> list[SessionSummary]:
+        return (await self._get(f"{API}/sessions", SessionList)).sessions
+
+    async def session(self, session_id: str) -> SessionDetail:
+        return await self._get(f"{API}/sessions/{session_id}", SessionDetail)
 
     async def start_preflight(self, platform: str, duration_s: float, bandwidth: bool) -> str:
         """Start a preflight on the agent; returns its job id. Progress and the report arrive as events."""

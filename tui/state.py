@@ -23,6 +23,7 @@ from agent.models import (
     Progress,
     RunDetail,
     RunSummary,
+    SessionSummary,
     SourceStatus,
     utc_now,
 )
@@ -102,6 +103,8 @@ class DashboardState:
         self.runs: list[RunSummary] | None = None
         self.runs_error: str | None = None
         self.run_detail: RunDetail | None = None
+        self.sessions: list[SessionSummary] | None = None
+        self.sessions_error: str | None = None
 
     # --- updates ---------------------------------------------------------------------------------
 

@@ -7,18 +7,17 @@ summary records in the log; a session whose agent was killed is rebuilt from its
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
+from agent.api.errors import error_responses
 from agent.logs.session_index import SessionIndex
-from agent.models import ErrorBody, SessionDetail, SessionList
+from agent.models import SessionDetail, SessionList
 from agent.runtime import Agent
 
 
 def add_session_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
     index = SessionIndex(agent.settings.logs.dir)
-    errors: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
     def current_run_id() -> str | None:
         return agent.log_writer.stem if agent.log_writer is not None else None
@@ -36,7 +35,7 @@ def add_session_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
     @app.get(
         f"{prefix}/sessions/{{session_id}}",
         response_model=SessionDetail,
-        responses=errors,
+        responses=error_responses(404, s404="No single session with that id (or id prefix) in the health logs"),
         summary="One stream session: its summary and alert timeline (a unique prefix of the id is enough)",
     )
     async def session(session_id: str) -> SessionDetail:

@@ -61,6 +61,7 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.uplink import UplinkSample, UplinkState
 from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
@@ -129,6 +130,8 @@ __all__ = [
     "TcpInfo",
     "TickRecord",
     "TimeSpan",
+    "UplinkSample",
+    "UplinkState",
     "UploadUser",
     "Verdict",
     "WorstMinute",

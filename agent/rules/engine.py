@@ -298,6 +298,7 @@ class RuleEngine:
             "network": snapshot.network,
             "obs": snapshot.obs,
             "ffmpeg": snapshot.ffmpeg,
+            "uplink": snapshot.uplink,
             "bandwidth": snapshot.bandwidth,
             "sources": snapshot.sources,
             "logging": snapshot.logging,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from agent.models import PreflightStarted, RunDetail, RunSummary
+from agent.models import PreflightStarted, RunDetail, RunSummary, SessionDetail
 
 _CLOSE = object()
 
@@ -25,6 +25,7 @@ class FakeAgent:
         self.preflight_status = 202
         self.runs: list[RunSummary] = []
         self.run_details: dict[str, RunDetail] = {}
+        self.sessions: list[SessionDetail] = []
         self.stream_connections = 0
         self._streams: list[asyncio.Queue[object]] = []
 
@@ -85,4 +86,14 @@ class FakeAgent:
             if detail is None:
                 return httpx.Response(404, json={"error": "not found"})
             return httpx.Response(200, content=detail.model_dump_json())
+        if path == "/api/v1/sessions":
+            listed = [session.model_dump(mode="json", exclude={"alerts_timeline", "alerts_truncated"})
+                      for session in self.sessions]  # fmt: skip
+            return httpx.Response(200, json={"sessions": listed})
+        if path.startswith("/api/v1/sessions/"):
+            wanted = path.rsplit("/", 1)[1]
+            found = [session for session in self.sessions if session.session_id.startswith(wanted)]
+            if len(found) != 1:
+                return httpx.Response(404, json={"error": "not found", "detail": f"no single session {wanted!r}"})
+            return httpx.Response(200, content=found[0].model_dump_json())
         return httpx.Response(404, json={"error": "not found", "detail": path})
