@@ -20,6 +20,7 @@ from agent.models.records import (
     SourceStateRecord,
     TickRecord,
 )
+from agent.models.relay import RelayDestinationSample, RelayDrops, RelaySample
 from agent.models.reports import (
     BandwidthBackend,
     BandwidthResult,
@@ -73,6 +74,9 @@ __all__ = [
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
+    "RelayDestinationSample",
+    "RelayDrops",
+    "RelaySample",
     "RunDetail",
     "RunList",
     "RunStarted",

@@ -14,6 +14,7 @@ from agent.models.alerts import Alert, OverallState
 from agent.models.base import SCHEMA_VERSION, Contract
 from agent.models.encoder import FfmpegSample, ObsSample
 from agent.models.network import NetworkSample
+from agent.models.relay import RelaySample
 from agent.models.reports import BandwidthResult
 from agent.models.system import SystemSample
 
@@ -50,4 +51,5 @@ class HealthSnapshot(Contract):
     obs: ObsSample | None = None
     ffmpeg: FfmpegSample | None = None
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
+    relay: RelaySample | None = Field(None, description="The local relay, when it runs (an ingest is configured).")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")

@@ -26,6 +26,10 @@ def build_sources(settings: Settings) -> list[Source]:
         from agent.sources.ffmpeg import FfmpegSource
 
         sources.append(FfmpegSource(settings.sources.ffmpeg))
+    if settings.relay.enabled and settings.ingest.primary:
+        from agent.relay.source import RelaySource
+
+        sources.append(RelaySource(settings.relay, settings.ingest, interval_s=interval_s))
     return sources
 
 
