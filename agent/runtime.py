@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -45,6 +45,9 @@ from agent.redact import redact, redact_url
 from agent.rules import RuleEvaluator
 from agent.settings import Settings
 from agent.sources import Source, build_sources
+
+if TYPE_CHECKING:
+    from agent.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class Agent:
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
+        self.notifier: Notifier | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
@@ -127,6 +131,12 @@ class Agent:
                     exc.strerror,
                 )
                 self.log_writer = None
+        if self.settings.notify.webhooks:
+            from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
+
+            self.notifier = Notifier(self.settings.notify)
+            self.sinks.append(self.notifier)
+            self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
@@ -152,6 +162,8 @@ class Agent:
                     await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
+        if self.notifier is not None:
+            await self.notifier.close()
         self.emit(RunStopped(at=utc_now(), reason=reason))
         if self.log_writer is not None:
             self.log_writer.close()

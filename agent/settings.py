@@ -29,6 +29,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from agent import paths
 from agent.errors import ConfigError
+from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
 
 ENV_PREFIX = "STREAMHEALTH_"
@@ -253,6 +254,7 @@ class Settings(BaseSettings):
     platform: PlatformName = "custom"
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
 
     @classmethod
@@ -336,7 +338,11 @@ def user_config_path(explicit: Path | None, environ: Mapping[str, str] | None = 
 
 
 def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from every layer, or raise one `ConfigError` that says what to fix."""
+    """Build the settings from every layer, or raise one `ConfigError` that says what to fix.
+
+    The rules these settings name are checked by `agent.configuration.load_configuration`, which the
+    commands use: the rule engine reads settings, so settings must not import it.
+    """
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
@@ -355,15 +361,7 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
         _toml_layers.reset(layers_token)
         _environ_override.reset(environ_token)
     _register_settings_secrets(settings)
-    _check_rules(settings, str(user_file) if user_file is not None else "settings")
     return settings
-
-
-def _check_rules(settings: Settings, user_origin: str) -> None:
-    """An invalid rule, playbook or platform preset stops start-up here, naming the file and the rule."""
-    from agent.rules.config import load_rule_set  # the rules read settings; import late to avoid a cycle
-
-    load_rule_set(settings, user_origin=user_origin)
 
 
 def _register_settings_secrets(settings: Settings) -> None:
@@ -371,6 +369,8 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.api.token.get_secret_value())
     if settings.sources.obs.password is not None:
         register_secret(settings.sources.obs.password.get_secret_value())
+    for hook in settings.notify.webhooks:
+        register_secret(hook.url.get_secret_value())
     for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
         if url:
             path = urlsplit(url).path.strip("/").split("/", 1)
@@ -399,7 +399,9 @@ def _describe_validation_error(
 
 def _is_secret_field(loc: list[str]) -> bool:
     # Ingest URLs carry the stream key, possibly in a form `redact` cannot recognise (a mistyped scheme).
-    return bool(set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url"})
+    return bool(
+        set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url", "webhooks", "url"}
+    )
 
 
 def _origin_of(loc: list[str], layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> str:

@@ -15,25 +15,23 @@ from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _shared_fixtures_dir() -> Path:
-    """`../shared/fixtures` beside the checkout (CI lays a copy there too); override with an env var."""
-    override = os.environ.get("STREAMHEALTH_FIXTURES")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "fixtures"
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    path = _shared_fixtures_dir()
-    if not path.is_dir():
-        pytest.fail(f"recorded fixtures not found at {path}; set STREAMHEALTH_FIXTURES to the shared/fixtures folder")
-    return path
+    """The recorded OBS and ffmpeg traffic, kept in the repository (tests/fixtures/README.md says how it was
+    recorded): the suite never looks outside the checkout, so a fresh clone passes alone."""
+    if not FIXTURES_DIR.is_dir():
+        pytest.fail(f"recorded fixtures not found at {FIXTURES_DIR}: the checkout is incomplete")
+    return FIXTURES_DIR
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's own config or env, or writes into their data folder."""
     for name in list(os.environ):
-        if name.startswith("STREAMHEALTH_") and name != "STREAMHEALTH_FIXTURES":
+        if name.startswith("STREAMHEALTH_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))

@@ -30,6 +30,7 @@ from tui.messages import (
     SourceStateChanged,
 )
 from tui.screens.alerts import AlertsScreen
+from tui.screens.base import DashboardHost
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.live import LiveScreen
@@ -226,6 +227,8 @@ def build_app(
     refresh_interval_s: float = 1.0,
 ) -> StreamHealthApp:
     """The app, ready to run. Tests pass a fixed clock and `follow_events=False`, then feed the client."""
-    return StreamHealthApp(
+    app = StreamHealthApp(
         client, clock=clock, agent_label=agent_label, follow_events=follow_events, refresh_interval_s=refresh_interval_s
     )
+    _host: DashboardHost = app  # mypy checks here that the app gives the screens what they use
+    return app

@@ -1,5 +1,5 @@
 """Running a preflight: watch the agent's snapshots for a window while the bandwidth test runs, then
-turn what was seen into checks, a verdict and recommended settings (checks.py).
+turn what was seen into checks, a verdict and recommended settings (checks/).
 
 The same coroutine serves the CLI (a temporary in-process agent) and the API (the running agent, as a
 job). It never measures anything itself: the agent's sources and the bandwidth test do.

@@ -22,6 +22,7 @@ from agent.errors import ConfigError
 from agent.models import HealthSnapshot, Suggestion
 from agent.platforms import PlatformPreset
 from agent.rules.templates import fill
+from agent.settings import read_toml
 
 # The figures an entry's text may use. Each is None when it cannot be computed right now.
 CONTEXT_KEYS: dict[str, str] = {
@@ -112,8 +113,6 @@ def shipped_playbook_file() -> Path:
 
 def load_playbook(user_file: Path | None = None) -> Playbook:
     """The shipped playbook, with the user's entries and plans merged over it; validated."""
-    from agent.settings import read_toml
-
     shipped = shipped_playbook_file()
     data = read_toml(shipped)
     origin = str(shipped)
