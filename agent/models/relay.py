@@ -62,6 +62,7 @@ class RelaySample(Sample):
     frames_in_total: int = 0
     frames_out_total: int = 0
     frames_dropped_total: int = 0
+    frames_dropped_per_s: float | None = Field(None, description="Frames the relay dropped over the last interval.")
     frames_dropped: RelayDrops = Field(default_factory=RelayDrops)
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None

@@ -28,6 +28,7 @@ class _Reading:
     bytes_in: int
     bytes_out: int
     pictures: int
+    dropped: int
 
 
 def _percentile_ms(values: list[float], fraction: float) -> float | None:
@@ -90,14 +91,17 @@ class RelaySource(Source):
         stalled = ingress.check_stall(now)
         destinations = [self._destination_sample(d, now) for d in relay.destinations]
         primary = relay.destinations[0]
-        reading = _Reading(now, ingress.bytes_total, primary.bytes_out_total, ingress.video_pictures_total)
+        reading = _Reading(
+            now, ingress.bytes_total, primary.bytes_out_total, ingress.video_pictures_total, primary.queue.dropped_total
+        )
         previous, self._previous = self._previous, reading
-        ingress_bps = egress_bps = fps = None
+        ingress_bps = egress_bps = fps = dropped_per_s = None
         if previous is not None and reading.at_s > previous.at_s:
             elapsed = reading.at_s - previous.at_s
             ingress_bps = round((reading.bytes_in - previous.bytes_in) * 8 / elapsed, 1)
             egress_bps = round((reading.bytes_out - previous.bytes_out) * 8 / elapsed, 1)
             fps = round((reading.pictures - previous.pictures) / elapsed, 2)
+            dropped_per_s = round((reading.dropped - previous.dropped) / elapsed, 2)
         first = destinations[0]
         tcp = first.tcp_info
         drift = ingress.av_drift_ms
@@ -119,6 +123,7 @@ class RelaySource(Source):
             frames_in_total=sum(ingress.frames_total.values()),
             frames_out_total=first.frames_out_total,
             frames_dropped_total=primary.queue.dropped_total,
+            frames_dropped_per_s=dropped_per_s,
             frames_dropped=first.frames_dropped,
             latency_p50_ms=first.latency_p50_ms,
             latency_p99_ms=first.latency_p99_ms,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent import paths
 from agent.errors import ConfigError
-from agent.models import FfmpegSample, NetworkSample, ObsSample, SystemSample
+from agent.models import FfmpegSample, NetworkSample, ObsSample, RelaySample, SystemSample
 from agent.models.reports import BandwidthResult
 from agent.platforms import PlatformPreset, load_preset
 from agent.rules.derived import DERIVED_METRICS
@@ -29,6 +29,7 @@ _SAMPLE_ROOTS: dict[str, type[BaseModel]] = {
     "obs": ObsSample,
     "ffmpeg": FfmpegSample,
     "bandwidth": BandwidthResult,
+    "relay": RelaySample,
 }
 MESSAGE_ROOTS = frozenset({*_SAMPLE_ROOTS, "derived", "sources", "value", "threshold", "severity", "stream", "preset"})
 
