@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics
+from agent.api.relay_metrics import relay_metrics
 from agent.models import HealthSnapshot
 
 _STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
@@ -188,6 +189,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     obs_metrics,
     ffmpeg_metrics,
     encoder_process_metrics,
+    relay_metrics,
 ]
 
 
