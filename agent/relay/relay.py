@@ -27,7 +27,10 @@ from agent.settings import RelaySettings
 log = logging.getLogger(__name__)
 
 READ_SIZE: Final = 256 * 1024
-SLOT_WAIT_S: Final = 5.0  # a new publish waits this long for the previous stream to finish sending
+SLOT_WAIT_S: Final = 5.0
+# Registered secrets are redacted wherever they appear: only a key long enough to be a platform's key is
+# registered, so "test" or "obs" typed into an encoder does not blank that word out of every log line.
+SECRET_LOOKING_KEY_LENGTH: Final = 16  # a new publish waits this long for the previous stream to finish sending
 
 
 class RelayUnavailable(SourceUnavailable):
@@ -182,8 +185,9 @@ class Relay:
                     await writer.drain()
 
     async def _on_publish(self, session: PublisherSession, request: PublishRequested, where: str) -> None:
-        if request.stream_name:
-            register_secret(request.stream_name.partition("?")[0])  # it may be the real key: never show it
+        key = request.stream_name.partition("?")[0]
+        if len(key) >= SECRET_LOOKING_KEY_LENGTH:
+            register_secret(key)  # it may be the real key: never show it (short words like "live" are not keys)
         acquired = False
         live = self._live
         if live is None or not live.publishing:  # free, or the last stream is still being sent out: wait
