@@ -180,12 +180,14 @@ class Destination:
         queue = self.queue
         deadline: float | None = None
         while True:
+            # Clear before looking: a frame offered while we were away has set it again, so none is missed
+            # (clearing after an await here once left frames waiting ~30 ms for the next one).
+            self._wake.clear()
             frame = queue.pop()
             if frame is None:
-                await publisher.drain()
                 if not self._streaming:
+                    await publisher.drain()
                     return
-                self._wake.clear()
                 await self._wake.wait()
                 continue
             self._write(publisher, frame)
