@@ -77,6 +77,7 @@ class Destination:
         self.publisher: RtmpPublisher | None = None
         self._wake = asyncio.Event()
         self._streaming = False  # between start_stream and end_stream
+        self._forwarding = False  # connected and past the headers: offer() may send directly
         self._finished = asyncio.Event()
         self._finished.set()
         # Counters (monotonic over the agent's life).
@@ -94,10 +95,22 @@ class Destination:
         self._wake.set()
 
     def offer(self, frame: Frame) -> None:
-        """Queue a frame for this ingest (the drop policy may drop it or older ones). Never blocks."""
-        if self._streaming:
-            self.queue.push(frame)
-            self._wake.set()
+        """Send a frame now if nothing waits and the link takes it, else queue it (the drop policy may then
+        drop it or older ones). Never blocks."""
+        if not self._streaming:
+            return
+        publisher = self.publisher
+        if (
+            self._forwarding
+            and publisher is not None
+            and not self.queue
+            and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
+        ):
+            # The fast path: the common, uncongested case costs no queueing and no task switch.
+            self._send_now(publisher, frame)
+            return
+        self.queue.push(frame)
+        self._wake.set()
 
     async def end_stream(self) -> None:
         """The encoder stopped: send what is queued (within `finish_timeout_s`), unpublish, disconnect."""
@@ -171,8 +184,10 @@ class Destination:
             for frame in self.headers.frames():
                 if not self.queue.contains(frame):
                     self._write(publisher, frame)
+            self._forwarding = True
             await self._forward(publisher)
         finally:
+            self._forwarding = False
             self.publisher = None
             await publisher.close()
 
@@ -190,9 +205,7 @@ class Destination:
                     return
                 await self._wake.wait()
                 continue
-            self._write(publisher, frame)
-            publisher.flush()
-            self.latencies_s.append(self._clock() - frame.received_at_s)
+            self._send_now(publisher, frame)
             if not self._streaming:
                 deadline = deadline or self._clock() + self.finish_timeout_s
                 if self._clock() > deadline:
@@ -201,6 +214,11 @@ class Destination:
                     return
             if publisher.write_buffer_size > WRITE_BUFFER_HIGH_BYTES:
                 await publisher.drain()
+
+    def _send_now(self, publisher: RtmpPublisher, frame: Frame) -> None:
+        self._write(publisher, frame)
+        publisher.flush()
+        self.latencies_s.append(self._clock() - frame.received_at_s)
 
     def _write(self, publisher: RtmpPublisher, frame: Frame) -> None:
         stream_id = publisher.stream_id or 1
