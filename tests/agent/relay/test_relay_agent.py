@@ -10,6 +10,7 @@ from prometheus_client import generate_latest
 from agent.api.metrics import build_registry
 from agent.rtmp.client import RtmpPublisher
 from agent.runtime import Agent
+from agent.sessions.live import live_origins
 from agent.sources import build_sources
 from tests.agent.helpers import make_settings
 from tests.agent.relay.helpers import until
@@ -55,6 +56,7 @@ async def test_agent_relays_and_its_snapshot_shows_the_stream(tmp_path: Path) ->
                         index * 33, (b"\x17" if index % 20 == 0 else b"\x27") + b"\x01\x00\x00\x00" + bytes(3000)
                     )
                     await encoder.send_audio(index * 33, b"\xaf\x01" + bytes(200))
+                await until(lambda: live_origins(agent.snapshot) == ["relay"], 10, "the stream to count as live")
                 await until(
                     lambda: agent.snapshot.relay is not None and agent.snapshot.relay.frames_out_total >= 80,
                     10,
