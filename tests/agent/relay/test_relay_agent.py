@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 
 from agent.api.metrics import build_registry
+from agent.errors import ConfigError
 from agent.rtmp.client import RtmpPublisher
 from agent.runtime import Agent
 from agent.sessions.live import live_origins
@@ -95,3 +97,8 @@ async def test_relay_port_taken_is_reported_and_the_agent_keeps_running(tmp_path
             await until(lambda: agent.ticks >= ticks + 3, 10, "the agent to keep ticking")
         finally:
             await agent.stop()
+
+
+def test_a_bad_listen_address_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"relay\.listen: .*HOST:PORT"):
+        make_settings(tmp_path, relay__listen="1935")
