@@ -31,7 +31,7 @@ from agent.relay.queue import MediaQueue, QueueLimits
 from agent.rtmp import messages as m
 from agent.rtmp.client import RtmpPublisher, parse_rtmp_url
 from agent.rtmp.connection import CSID_AUDIO, CSID_STREAM, CSID_VIDEO
-from agent.rtmp.errors import IngestError, IngestRejected
+from agent.rtmp.errors import IngestConnectionLost, IngestError, IngestRejected
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ NOTSENT_LOWAT_BYTES: Final = 128 * 1024
 WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
 LATENCY_SAMPLES: Final = 4096
 MAX_BACKOFF_S: Final = 10.0
+LOSS_CHECK_S: Final = 0.5
 
 DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
 PublisherFactory = Callable[[str], RtmpPublisher]
@@ -78,6 +79,7 @@ class Destination:
         self._wake = asyncio.Event()
         self._streaming = False  # between start_stream and end_stream
         self._forwarding = False  # connected and past the headers: offer() may send directly
+        self._sent_this_stream = False  # some frame of this stream already went out (on an earlier connection)
         self._finished = asyncio.Event()
         self._finished.set()
         # Counters (monotonic over the agent's life).
@@ -90,6 +92,7 @@ class Destination:
 
     def start_stream(self) -> None:
         self.queue.clear()
+        self._sent_this_stream = False
         self._streaming = True
         self._finished.clear()
         self._wake.set()
@@ -103,6 +106,7 @@ class Destination:
         if (
             self._forwarding
             and publisher is not None
+            and publisher.publishing
             and not self.queue
             and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
         ):
@@ -181,6 +185,8 @@ class Destination:
             self.state = "live"
             self._keep_kernel_buffer_small(publisher)
             log.info("relay forwarding to %s", publisher.url.redacted())
+            if self._sent_this_stream:
+                self.queue.restart_at_keyframe()  # a new connection mid-stream must start decodable
             for frame in self.headers.frames():
                 if not self.queue.contains(frame):
                     self._write(publisher, frame)
@@ -198,12 +204,16 @@ class Destination:
             # Clear before looking: a frame offered while we were away has set it again, so none is missed
             # (clearing after an await here once left frames waiting ~30 ms for the next one).
             self._wake.clear()
+            if not publisher.publishing:
+                raise IngestConnectionLost(f"the ingest at {self.name} closed the connection")
             frame = queue.pop()
             if frame is None:
                 if not self._streaming:
                     await publisher.drain()
                     return
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LOSS_CHECK_S):  # a lost connection wakes nobody: look now and then
+                        await self._wake.wait()
                 continue
             self._send_now(publisher, frame)
             if not self._streaming:
@@ -224,6 +234,7 @@ class Destination:
         stream_id = publisher.stream_id or 1
         csid = CSID_VIDEO if frame.type_id == m.VIDEO else CSID_AUDIO if frame.type_id == m.AUDIO else CSID_STREAM
         publisher.connection.send_message(csid, frame.timestamp_ms, frame.type_id, stream_id, frame.payload)
+        self._sent_this_stream = True
         self.frames_out_total += 1
         self.bytes_out_total += frame.size_bytes
 
