@@ -241,6 +241,38 @@ class SessionsSettings(Section):
     gap_s: float = Field(30.0, ge=0, le=3600)
 
 
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:1935")
+    return value
+
+
+class RelaySettings(Section):
+    """The local RTMP relay (agent/relay/): listens when an ingest is configured and `enabled` is true."""
+
+    enabled: bool = True
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:1935"
+    disposable_drop_ms: int = Field(700, gt=0, le=60_000)
+    inter_drop_ms: int = Field(900, gt=0, le=60_000)
+    max_queue_ms: int = Field(10_000, gt=0, le=120_000)
+    max_queue_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
+    chunk_size: int = Field(65536, ge=128, le=16 * 1024 * 1024)
+    stall_ms: int = Field(2000, gt=0, le=60_000)
+    idle_timeout_s: float = Field(10.0, gt=0, le=600)
+    handshake_timeout_s: float = Field(5.0, gt=0, le=60)
+    ingest_timeout_s: float = Field(10.0, gt=0, le=120)
+    finish_timeout_s: float = Field(5.0, ge=0, le=120)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -260,6 +292,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -364,6 +397,9 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
+    relay_ingest = paths.relay_ingest_file()
+    if relay_ingest.is_file():  # written by `streamhealth relay point-obs`
+        layers.append((str(relay_ingest), read_toml(relay_ingest)))
     if user_file is not None:
         layers.append((str(user_file), read_toml(user_file)))
 

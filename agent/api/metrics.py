@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics, stream_metrics
+from agent.api.relay_metrics import relay_metrics
 from agent.api.uplink_metrics import uplink_metrics
 from agent.models import HealthSnapshot
 
@@ -208,6 +209,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     encoder_process_metrics,
     uplink_metrics,
     stream_metrics,
+    relay_metrics,
 ]
 
 

@@ -22,6 +22,7 @@ from agent.models.records import (
     SourceStateRecord,
     TickRecord,
 )
+from agent.models.relay import RelayDestinationSample, RelayDrops, RelaySample
 from agent.models.reports import (
     BandwidthBackend,
     BandwidthResult,
@@ -107,6 +108,9 @@ __all__ = [
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
+    "RelayDestinationSample",
+    "RelayDrops",
+    "RelaySample",
     "RunDetail",
     "RunList",
     "RunStarted",

@@ -249,6 +249,11 @@ class RtmpPublisher:
         else:
             await self.send_audio(frame.timestamp_ms, frame.payload)
 
+    def flush(self) -> None:
+        """Hand what the protocol produced to the transport without waiting (the relay writes, then drains
+        only when the transport's buffer is full)."""
+        self._flush()
+
     async def drain(self) -> None:
         """Hand queued bytes to the kernel; raises IngestTimeout if the link takes none for `timeout_s`."""
         self._flush()
