@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics, stream_metrics
+from agent.api.relay_metrics import relay_metrics
 from agent.models import HealthSnapshot
 
 _STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
@@ -195,6 +196,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     ffmpeg_metrics,
     encoder_process_metrics,
     stream_metrics,
+    relay_metrics,
 ]
 
 

@@ -43,7 +43,9 @@ class RelayDestinationSample(Contract):
 
 class RelaySample(Sample):
     SOURCE: ClassVar[str] = "relay"
-    NOT_HISTORY: ClassVar[frozenset[str]] = frozenset({"stalls_total", "publishers_refused_total"})
+    NOT_HISTORY: ClassVar[frozenset[str]] = frozenset(
+        {"stalls_total", "publishers_refused_total", "bytes_in_total", "bytes_out_total"}
+    )
 
     listen: str = Field(description="HOST:PORT the relay listens on.")
     publishing: bool = Field(False, description="An encoder is publishing to the relay.")
@@ -60,6 +62,8 @@ class RelaySample(Sample):
     queue_ms: int = Field(0, description="Media queued toward the primary ingest, in ms of stream time.")
     queue_bytes: int = 0
     frames_in_total: int = 0
+    bytes_in_total: int = Field(0, description="Media and metadata bytes received from encoders (message bodies).")
+    bytes_out_total: int = Field(0, description="Media and metadata bytes sent to the primary ingest (message bodies).")
     frames_out_total: int = 0
     frames_dropped_total: int = 0
     frames_dropped_per_s: float | None = Field(None, description="Frames the relay dropped over the last interval.")

@@ -121,6 +121,8 @@ class RelaySource(Source):
             queue_ms=first.queue_ms,
             queue_bytes=first.queue_bytes,
             frames_in_total=sum(ingress.frames_total.values()),
+            bytes_in_total=ingress.bytes_total,
+            bytes_out_total=primary.bytes_out_total,
             frames_out_total=first.frames_out_total,
             frames_dropped_total=primary.queue.dropped_total,
             frames_dropped_per_s=dropped_per_s,

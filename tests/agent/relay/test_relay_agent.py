@@ -5,6 +5,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from prometheus_client import generate_latest
+
+from agent.api.metrics import build_registry
 from agent.rtmp.client import RtmpPublisher
 from agent.runtime import Agent
 from agent.sources import build_sources
@@ -63,6 +66,12 @@ async def test_agent_relays_and_its_snapshot_shows_the_stream(tmp_path: Path) ->
             assert relay.destinations[0].name == f"127.0.0.1:{ingest.port}"
             assert "sk_live_secret" not in agent.snapshot.model_dump_json()
             assert "relay.queue_ms" in agent.history.metrics()
+            text = generate_latest(build_registry(lambda: agent.snapshot)).decode()
+            assert "streamhealth_relay_received_frames_total 80.0" in text
+            assert 'streamhealth_relay_sent_frames_total{destination="0"} 80.0' in text
+            assert 'streamhealth_relay_dropped_frames_total{destination="0",reason="until_keyframe"} 0.0' in text
+            assert "streamhealth_relay_queue_seconds" in text and "streamhealth_relay_ingest_rtt_seconds" in text
+            assert "sk_live_secret" not in text and "rtmp://" not in text and str(ingest.port) not in text
         finally:
             await agent.stop()
 
