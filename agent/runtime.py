@@ -28,9 +28,11 @@ from agent.logs.writer import HealthLogWriter
 from agent.models import (
     AgentInfo,
     Alert,
+    AlertChange,
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
+    RelaySample,
     RunStarted,
     RunStopped,
     Sample,
@@ -42,6 +44,7 @@ from agent.models import (
     utc_now,
 )
 from agent.redact import redact, redact_url
+from agent.relay.alerts import switch_alert
 from agent.rules import RuleEvaluator
 from agent.settings import Settings
 from agent.sources import Source, build_sources
@@ -208,6 +211,9 @@ class Agent:
         health.consecutive_failures = 0
         self._set_state(health, "ok")
         self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        if isinstance(sample, RelaySample):
+            for switch in sample.ingest_switches:  # events, not conditions: one alert each, and a log line
+                self.emit(AlertRecord(at=switch.at, change=AlertChange(change="raised", alert=switch_alert(switch))))
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))

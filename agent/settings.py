@@ -227,6 +227,11 @@ class RelaySettings(Section):
     handshake_timeout_s: float = Field(5.0, gt=0, le=60)
     ingest_timeout_s: float = Field(10.0, gt=0, le=120)
     finish_timeout_s: float = Field(5.0, ge=0, le=120)
+    # Resilience toward the ingest (agent/relay/failover.py).
+    stall_s: float = Field(3.0, gt=0, le=120, description="Nothing acknowledged this long while media waits: lost.")
+    failover_after_s: float = Field(3.0, ge=0, le=600, description="Reconnect this long, then try the next ingest.")
+    return_to_primary: Literal["never", "after_probe"] = "never"
+    return_after_s: float = Field(30.0, gt=0, le=3600, description="The primary answered probes this long: go back.")
 
     @property
     def host(self) -> str:

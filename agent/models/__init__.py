@@ -21,7 +21,7 @@ from agent.models.records import (
     SourceStateRecord,
     TickRecord,
 )
-from agent.models.relay import RelayDestinationSample, RelayDrops, RelaySample
+from agent.models.relay import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.models.reports import (
     BandwidthBackend,
     BandwidthResult,
@@ -63,6 +63,7 @@ __all__ = [
     "FfmpegSample",
     "HealthSnapshot",
     "HistorySeries",
+    "IngestSwitch",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",

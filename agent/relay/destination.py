@@ -20,16 +20,21 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from agent.errors import ProtocolError
-from agent.models import TcpInfo
+from agent.models import IngestSwitch, TcpInfo
+from agent.models.base import utc_now
+from agent.models.relay import IngestSwitchKind
 from agent.net.tcpinfo import read_tcp_info
 from agent.redact import redact
-from agent.relay.frames import Frame, HeaderCache
+from agent.relay.failover import AckWatch, IngestLost, IngestRotation, PrimaryProbe, Resilience, SentLedger
+from agent.relay.frames import Frame, FrameKind, HeaderCache
 from agent.relay.queue import MediaQueue, QueueLimits
 from agent.rtmp import messages as m
-from agent.rtmp.client import RtmpPublisher, parse_rtmp_url
+from agent.rtmp.client import RtmpPublisher
 from agent.rtmp.connection import CSID_AUDIO, CSID_STREAM, CSID_VIDEO
 from agent.rtmp.errors import IngestError, IngestRejected
 
@@ -39,10 +44,25 @@ TCP_NOTSENT_LOWAT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 NOTSENT_LOWAT_BYTES: Final = 128 * 1024
 WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
 LATENCY_SAMPLES: Final = 4096
-MAX_BACKOFF_S: Final = 10.0
+WATCH_INTERVAL_S: Final = 0.1
+SWITCH_HISTORY: Final = 64
 
 DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
 PublisherFactory = Callable[[str], RtmpPublisher]
+
+
+@dataclass(slots=True)
+class _Outage:
+    """From losing a connection to the next one publishing: what the switch record needs."""
+
+    from_index: int
+    reason: str
+    lost_at_s: float
+    lost_at: datetime
+    dropped_before: int
+    unacked_ms: list[int]  # timestamps of media frames sent to the lost connection, never acknowledged
+    last_acked_media_ms: int | None
+    planned: bool = False
 
 
 class Destination:
@@ -59,12 +79,13 @@ class Destination:
         finish_timeout_s: float = 5.0,
         connect: PublisherFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resilience: Resilience | None = None,
+        name: str | None = None,
     ) -> None:
-        if not urls:
-            raise ValueError("a destination needs at least one ingest URL")
         self.urls = urls
-        parsed = parse_rtmp_url(urls[0])
-        self.name = f"{parsed.host}:{parsed.port}"  # never the key or the full URL
+        self.rotation = IngestRotation(urls, (resilience or Resilience()).failover_after_s, clock)
+        self.resilience = resilience or Resilience()
+        self.name = name or self.rotation.names[0]  # never the key or the full URL
         self.headers = headers
         self.queue = MediaQueue(limits)
         self.chunk_size = chunk_size
@@ -84,6 +105,14 @@ class Destination:
         self.bytes_out_total = 0
         self.connects_total = 0
         self.latencies_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # Resilience (failover.py): the current outage, the switches made, the probe of the primary.
+        self.reconnects_total = 0
+        self.failovers_total = 0
+        self.last_switch: IngestSwitch | None = None
+        self.switches: deque[IngestSwitch] = deque(maxlen=SWITCH_HISTORY)
+        self._outage: _Outage | None = None
+        self._ledger: SentLedger | None = None
+        self._probe: PrimaryProbe | None = None
 
     # ---------------------------------------------------------------------------------- the stream
 
@@ -117,7 +146,7 @@ class Destination:
     # --------------------------------------------------------------------------------- the task
 
     async def run(self) -> None:
-        """Until cancelled: for each stream, connect and forward; on failure retry with backoff while it lasts."""
+        """Until cancelled: for each stream, connect and forward; on loss reconnect, fail over, resume."""
         try:
             await self._run()
         finally:
@@ -125,30 +154,55 @@ class Destination:
             self._finished.set()  # nobody waits for a stream to finish sending once this task is gone
 
     async def _run(self) -> None:
-        failures = 0
+        rotation = self.rotation
         while True:
             if not self._streaming:
                 self.state = "idle"
+                self._outage = None
+                self.queue.holding = False
+                rotation.restart()
                 self._finished.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if rotation.choose():
+                log.warning("ingest %s: moving on to %s", self.name, rotation.name)
             try:
-                await self._session(self.urls[0])
-                failures = 0
+                outcome = await self._session(rotation.index)
             except IngestRejected as exc:
                 self._failed(exc, "rejected")
-                failures += 1
-            except (IngestError, ProtocolError, OSError) as exc:
+            except (IngestError, ProtocolError, OSError, IngestLost, TimeoutError) as exc:
                 self._failed(exc, "retrying")
-                failures += 1
-            if self._streaming and failures:
-                await self._sleep_unless_ended(min(2.0 ** (failures - 1), MAX_BACKOFF_S))
+            else:
+                if outcome == "return":
+                    self._outage = self._new_outage("returning to the primary", planned=True)
+                    rotation.go_to(0)
+                    rotation.succeeded()
+                continue
+            if self._streaming:
+                await self._sleep_unless_ended(rotation.delay_s())
 
     def _failed(self, exc: BaseException, state: DestinationState) -> None:
         self.state = state
-        self.last_error = redact(str(exc))
-        log.warning("ingest %s: %s", self.name, self.last_error)
+        self.last_error = redact(str(exc)) or type(exc).__name__
+        self.rotation.failed()
+        if self._outage is None and self._streaming:
+            self._outage = self._new_outage(self.last_error)
+        self.queue.holding = True
+        log.warning("ingest %s (%s): %s", self.name, self.rotation.name, self.last_error)
+
+    def _new_outage(self, reason: str, *, planned: bool = False) -> _Outage:
+        ledger = self._ledger
+        return _Outage(
+            from_index=self.rotation.index,
+            reason=reason,
+            lost_at_s=self._clock(),
+            lost_at=utc_now(),
+            dropped_before=self.queue.dropped_total,
+            unacked_ms=[] if ledger is None or planned else ledger.unacknowledged(),
+            last_acked_media_ms=None if ledger is None else ledger.last_acked_media_ms,
+            planned=planned,
+        )
 
     async def _sleep_unless_ended(self, delay_s: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -157,46 +211,178 @@ class Destination:
                     self._wake.clear()
                     await self._wake.wait()
 
-    async def _session(self, url: str) -> None:
+    async def _session(self, index: int) -> str:
+        """One connection: connect, resume, forward until the stream ends ("ended") or it is time to go back
+        to the primary ("return"). Raises when the connection fails or is lost."""
+        rotation = self.rotation
         self.state = "connecting"
-        publisher = self._connect(url)
+        publisher = self._connect(rotation.urls[index])
+        ledger = SentLedger()
         try:
-            await publisher.start()
+            attempt_s = rotation.attempt_timeout_s(self.timeout_s)
+            try:
+                async with asyncio.timeout(attempt_s):
+                    await publisher.start()
+            except TimeoutError as exc:
+                raise IngestLost(f"{rotation.names[index]} did not answer within {attempt_s:.1f} s") from exc
             self.publisher = publisher
+            self._ledger = ledger
             self.connects_total += 1
             self.last_error = None
             self.state = "live"
+            rotation.succeeded()
             self._keep_kernel_buffer_small(publisher)
             log.info("relay forwarding to %s", publisher.url.redacted())
-            for frame in self.headers.frames():
-                if not self.queue.contains(frame):
-                    self._write(publisher, frame)
-            await self._forward(publisher)
+            self._resume()
+            return await self._forward_and_watch(publisher, ledger)
+        except BaseException as exc:
+            publisher.abort()  # lost or cancelled: nothing polite can get through
+            if self._ledger is ledger and self._outage is None and self._streaming:
+                self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
+            raise
         finally:
             self.publisher = None
+            self._ledger = None
             await publisher.close()
 
-    async def _forward(self, publisher: RtmpPublisher) -> None:
+    def _resume(self) -> None:
+        """A new connection: drop what cannot decode without the lost one, send the headers, record the switch."""
+        outage, self._outage = self._outage, None
+        publisher = self.publisher
+        assert publisher is not None
+        if outage is not None:
+            self.queue.drop_until_keyframe()
+        resume_ms = self.queue.first_media_timestamp_ms()
+        for frame in self.headers.frames():
+            if not self.queue.contains(frame):
+                # Restamped to where the stream resumes, so timestamps never go back on this connection.
+                restamped = frame if resume_ms is None else replace(frame, timestamp_ms=resume_ms)
+                self._write(publisher, restamped)
+        if outage is not None:
+            self._record_switch(outage, resume_ms)
+
+    def _record_switch(self, outage: _Outage, resume_ms: int | None) -> None:
+        rotation = self.rotation
+        lost_frames = len(outage.unacked_ms) + self.queue.dropped_total - outage.dropped_before
+        lost_media_ms = 0.0
+        if lost_frames:
+            start_ms = outage.last_acked_media_ms
+            if start_ms is None and outage.unacked_ms:
+                start_ms = min(outage.unacked_ms)
+            if start_ms is not None and resume_ms is not None:
+                lost_media_ms = float(max(0, (resume_ms - start_ms) & 0xFFFFFFFF if resume_ms >= start_ms else 0))
+            else:
+                lost_media_ms = round((self._clock() - outage.lost_at_s) * 1000, 1)
+        if outage.planned:
+            kind: IngestSwitchKind = "return"
+        elif outage.from_index == rotation.index:
+            kind = "reconnect"
+            self.reconnects_total += 1
+        else:
+            kind = "failover"
+            self.failovers_total += 1
+        switch = IngestSwitch(
+            destination=self.name,
+            kind=kind,
+            from_ingest=rotation.names[outage.from_index],
+            to_ingest=rotation.name,
+            reason=outage.reason,
+            lost_at=outage.lost_at,
+            at=utc_now(),
+            outage_ms=round((self._clock() - outage.lost_at_s) * 1000, 1),
+            lost_media_ms=lost_media_ms,
+            lost_frames=lost_frames,
+        )
+        self.last_switch = switch
+        self.switches.append(switch)
+        log.warning(
+            "ingest %s: %s from %s to %s after %.0f ms (%s); lost %.0f ms of media, %d frames",
+            self.name, kind, switch.from_ingest, switch.to_ingest, switch.outage_ms, switch.reason,
+            lost_media_ms, lost_frames,
+        )  # fmt: skip
+
+    async def _forward_and_watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
+        forward = asyncio.create_task(self._forward(publisher, ledger), name=f"relay-forward:{self.name}")
+        watch = asyncio.create_task(self._watch(publisher, ledger), name=f"relay-watch:{self.name}")
+        probe: asyncio.Task[None] | None = None
+        self._probe = None
+        if self.rotation.on_backup and self.resilience.return_to_primary == "after_probe":
+            self._probe = PrimaryProbe(self.rotation.urls[0], self.resilience.return_after_s, self._clock)
+            probe = asyncio.create_task(self._probe.run(), name=f"relay-probe:{self.name}")
+        tasks = {forward, watch} | ({probe} if probe else set())
+        try:
+            await asyncio.wait({forward, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._probe = None
+        if forward.done() and not forward.cancelled():
+            return forward.result()
+        watch.result()  # raises IngestLost
+        raise IngestLost("the connection watch ended")
+
+    async def _watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> None:
+        """The loss rules: the ingest closed the connection, or acknowledged nothing for stall_s while data waited."""
+        watch = AckWatch(self.resilience.stall_s, self._clock())
+        handshake_bytes = publisher.connection.handshake_bytes_sent
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if not publisher.publishing:
+                raise IngestLost("the ingest closed the connection")
+            sent = publisher.bytes_sent
+            tcp = self.tcp_info()
+            if tcp is not None:
+                acked = min(max(0, tcp.bytes_acked - handshake_bytes), sent)
+                ledger.acked(acked)
+                pending = len(self.queue) > 0 or acked < sent
+            else:  # no TCP_INFO (macOS, Windows): progress is the kernel taking our bytes
+                acked = sent - publisher.write_buffer_size
+                ledger.acked(publisher.peer_acknowledged_bytes or 0)
+                pending = len(self.queue) > 0 or publisher.write_buffer_size > 0
+            now = self._clock()
+            if watch.observe(acked, pending, now):
+                raise IngestLost(
+                    f"nothing acknowledged for {watch.waited_s(now):.1f} s while "
+                    f"{self.queue.duration_ms} ms of media waited (relay.stall_s = {self.resilience.stall_s:g})"
+                )
+
+    async def _forward(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
         queue = self.queue
         deadline: float | None = None
+        catch_up_ms = queue.limits.disposable_drop_ms
         while True:
-            frame = queue.pop()
+            frame = queue.peek()
             if frame is None:
                 await publisher.drain()
                 if not self._streaming:
-                    return
+                    return "ended"
                 self._wake.clear()
-                await self._wake.wait()
+                if queue.peek() is None:  # a frame may have come while we drained
+                    await self._wake.wait()
                 continue
+            probe = self._probe
+            if probe is not None and probe.due and frame.kind is FrameKind.VIDEO_KEY:
+                log.info("ingest %s: the primary answered for %g s: going back", self.name, probe.return_after_s)
+                await publisher.drain()
+                return "return"
+            queue.pop()
             self._write(publisher, frame)
+            ledger.wrote(
+                publisher.bytes_sent, frame.timestamp_ms, frame.is_video_picture or frame.kind is FrameKind.AUDIO
+            )
             publisher.flush()
             self.latencies_s.append(self._clock() - frame.received_at_s)
+            if queue.holding and queue.duration_ms < catch_up_ms:
+                queue.holding = False  # caught up after a reconnect: the congestion policy applies again
             if not self._streaming:
                 deadline = deadline or self._clock() + self.finish_timeout_s
                 if self._clock() > deadline:
                     log.warning("ingest %s: gave up sending the last %d queued frames", self.name, len(queue))
                     queue.clear()
-                    return
+                    return "ended"
             if publisher.write_buffer_size > WRITE_BUFFER_HIGH_BYTES:
                 await publisher.drain()
 

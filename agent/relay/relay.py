@@ -18,6 +18,7 @@ from typing import Any, Final
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.redact import register_secret
 from agent.relay.destination import Destination, PublisherFactory
+from agent.relay.failover import Resilience
 from agent.relay.frames import Frame, HeaderCache
 from agent.relay.ingress import IngressStats
 from agent.relay.publisher import PublisherSession, PublishRequested, PublishStopped
@@ -64,6 +65,12 @@ class Relay:
                 finish_timeout_s=settings.finish_timeout_s,
                 connect=connect,
                 clock=clock,
+                resilience=Resilience(
+                    stall_s=settings.stall_s,
+                    failover_after_s=settings.failover_after_s,
+                    return_to_primary=settings.return_to_primary,
+                    return_after_s=settings.return_after_s,
+                ),
             )
         ]
         self._server: asyncio.Server | None = None
