@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import __version__
-from agent.commands import agent_cmd, bandwidth_cmd, bandwidth_server_cmd, preflight_cmd, run_cmd
+from agent.commands import agent_cmd, bandwidth_cmd, bandwidth_server_cmd, preflight_cmd, relay_cmd, run_cmd
 from agent.configuration import load_configuration
 from agent.errors import BindRefused, ConfigError, StreamHealthError
 from agent.redact import RedactingFilter, redact
@@ -37,7 +37,14 @@ class CommandModule(Protocol):
     def run(self, args: argparse.Namespace, settings: Settings) -> int: ...
 
 
-COMMAND_MODULES: list[CommandModule] = [agent_cmd, bandwidth_cmd, bandwidth_server_cmd, preflight_cmd, run_cmd]
+COMMAND_MODULES: list[CommandModule] = [
+    agent_cmd,
+    bandwidth_cmd,
+    bandwidth_server_cmd,
+    preflight_cmd,
+    relay_cmd,
+    run_cmd,
+]
 
 
 def _common_options(*, for_subcommands: bool) -> argparse.ArgumentParser:

@@ -351,6 +351,9 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
+    relay_ingest = paths.relay_ingest_file()
+    if relay_ingest.is_file():  # written by `streamhealth relay point-obs`
+        layers.append((str(relay_ingest), read_toml(relay_ingest)))
     if user_file is not None:
         layers.append((str(user_file), read_toml(user_file)))
 
