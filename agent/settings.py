@@ -232,6 +232,9 @@ class RelaySettings(Section):
     failover_after_s: float = Field(3.0, ge=0, le=600, description="Reconnect this long, then try the next ingest.")
     return_to_primary: Literal["never", "after_probe"] = "never"
     return_after_s: float = Field(30.0, gt=0, le=3600, description="The primary answered probes this long: go back.")
+    destinations: list[IngestUrl] = Field(
+        default_factory=list, description="More ingests that get the same stream, each on its own (e.g. YouTube)."
+    )
 
     @property
     def host(self) -> str:
@@ -379,7 +382,8 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.sources.obs.password.get_secret_value())
     for hook in settings.notify.webhooks:
         register_secret(hook.url.get_secret_value())
-    for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
+    ingests = [settings.ingest.primary, *settings.ingest.backups, *settings.relay.destinations]
+    for url in [*ingests, settings.bandwidth.rtmp_url]:
         if url:
             path = urlsplit(url).path.strip("/").split("/", 1)
             if len(path) == 2:

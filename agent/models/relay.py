@@ -60,6 +60,7 @@ class RelayDestinationSample(Contract):
     error: str | None = Field(None, description="Why the last connection failed (redacted).")
     egress_bps: float | None = None
     frames_out_total: int = 0
+    bytes_out_total: int = Field(0, description="Media and metadata bytes sent to this destination (message bodies).")
     queue_ms: int = 0
     queue_bytes: int = 0
     queue_peak_ms: int = 0

@@ -46,6 +46,19 @@ def ingest_name(url: str) -> str:
     return f"{parsed.host}:{parsed.port}"
 
 
+def destination_names(groups: list[list[str]]) -> list[str]:
+    """Each destination's name: the host:port of its first ingest, "#2", "#3"... added when two share one."""
+    names: list[str] = []
+    for urls in groups:
+        base = ingest_name(urls[0])
+        name, count = base, 1
+        while name in names:
+            count += 1
+            name = f"{base}#{count}"
+        names.append(name)
+    return names
+
+
 class IngestLost(Exception):
     """The connection to the ingest is no longer usable (stalled, or closed by the ingest)."""
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.redact import register_secret
 from agent.relay.destination import Destination, PublisherFactory
-from agent.relay.failover import Resilience
+from agent.relay.failover import Resilience, destination_names
 from agent.relay.frames import Frame, HeaderCache
 from agent.relay.ingress import IngressStats
 from agent.relay.publisher import PublisherSession, PublishRequested, PublishStopped
@@ -54,10 +54,19 @@ class Relay:
             max_ms=max(settings.max_queue_ms, settings.inter_drop_ms, settings.disposable_drop_ms),
             max_bytes=settings.max_queue_bytes,
         )
-        # One destination for now (issue 11: backups and several destinations).
+        resilience = Resilience(
+            stall_s=settings.stall_s,
+            failover_after_s=settings.failover_after_s,
+            return_to_primary=settings.return_to_primary,
+            return_after_s=settings.return_after_s,
+        )
+        # The ingest with its backups first (failover), then relay.destinations, each on its own: its own
+        # queue, drops, reconnects and task, so one slow or failing destination never holds up another.
+        groups = ([ingest_urls] if ingest_urls else []) + [[url] for url in settings.destinations]
+        names = destination_names(groups)
         self.destinations = [
             Destination(
-                ingest_urls,
+                urls,
                 self.headers,
                 limits=limits,
                 chunk_size=settings.chunk_size,
@@ -65,13 +74,10 @@ class Relay:
                 finish_timeout_s=settings.finish_timeout_s,
                 connect=connect,
                 clock=clock,
-                resilience=Resilience(
-                    stall_s=settings.stall_s,
-                    failover_after_s=settings.failover_after_s,
-                    return_to_primary=settings.return_to_primary,
-                    return_after_s=settings.return_after_s,
-                ),
+                resilience=resilience,
+                name=name,
             )
+            for urls, name in zip(groups, names, strict=True)
         ]
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -164,6 +164,7 @@ class RelaySource(Source):
             error=destination.last_error,
             egress_bps=egress_bps,
             frames_out_total=destination.frames_out_total,
+            bytes_out_total=destination.bytes_out_total,
             queue_ms=queue.duration_ms,
             queue_bytes=queue.size_bytes,
             queue_peak_ms=queue.peak_ms,

@@ -26,7 +26,7 @@ def build_sources(settings: Settings) -> list[Source]:
         from agent.sources.ffmpeg import FfmpegSource
 
         sources.append(FfmpegSource(settings.sources.ffmpeg))
-    if settings.relay.enabled and settings.ingest.primary:
+    if settings.relay.enabled and (settings.ingest.primary or settings.relay.destinations):
         from agent.relay.source import RelaySource
 
         sources.append(RelaySource(settings.relay, settings.ingest, interval_s=interval_s))
