@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -212,6 +213,26 @@ def _check_listen(value: str) -> str:
     return value
 
 
+def _check_ca_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (a PEM file of CA certificates to trust for rtmps://)")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ValueError(f"{path} holds no usable PEM CA certificate ({exc})") from exc
+    return path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class RelaySettings(Section):
     """The local RTMP relay (agent/relay/): listens when an ingest is configured and `enabled` is true."""
 
@@ -235,6 +256,22 @@ class RelaySettings(Section):
     destinations: list[IngestUrl] = Field(
         default_factory=list, description="More ingests that get the same stream, each on its own (e.g. YouTube)."
     )
+    # rtmps:// is always verified against the system's CAs; ca_file adds more (a private CA), never fewer.
+    ca_file: Annotated[Path, AfterValidator(_check_ca_file)] | None = None
+    publish_key: SecretStr | None = Field(
+        None, description="The stream key encoders must publish with; required when listening beyond loopback."
+    )
+
+    @model_validator(mode="after")
+    def _key_beyond_loopback(self) -> RelaySettings:
+        if not _is_loopback(self.host) and self.publish_key is None:
+            raise ValueError(
+                f"relay.listen = {self.listen} accepts encoders from other machines: set relay.publish_key "
+                "(the stream key they must use), or listen on 127.0.0.1"
+            )
+        if self.publish_key is not None and not self.publish_key.get_secret_value():
+            raise ValueError("relay.publish_key is empty")
+        return self
 
     @property
     def host(self) -> str:
@@ -382,6 +419,8 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.sources.obs.password.get_secret_value())
     for hook in settings.notify.webhooks:
         register_secret(hook.url.get_secret_value())
+    if settings.relay.publish_key is not None:
+        register_secret(settings.relay.publish_key.get_secret_value())
     ingests = [settings.ingest.primary, *settings.ingest.backups, *settings.relay.destinations]
     for url in [*ingests, settings.bandwidth.rtmp_url]:
         if url:

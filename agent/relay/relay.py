@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.redact import register_secret
+from agent.relay.access import ingest_connector, publish_key_matches
 from agent.relay.destination import Destination, PublisherFactory
 from agent.relay.failover import Resilience, destination_names
 from agent.relay.frames import Frame, HeaderCache
@@ -62,6 +63,7 @@ class Relay:
         )
         # The ingest with its backups first (failover), then relay.destinations, each on its own: its own
         # queue, drops, reconnects and task, so one slow or failing destination never holds up another.
+        connect = connect or ingest_connector(settings)
         groups = ([ingest_urls] if ingest_urls else []) + [[url] for url in settings.destinations]
         names = destination_names(groups)
         self.destinations = [
@@ -194,6 +196,11 @@ class Relay:
     async def _on_publish(self, session: PublisherSession, request: PublishRequested, where: str) -> None:
         if request.stream_name:
             register_secret(request.stream_name.partition("?")[0])  # it may be the real key: never show it
+        if not publish_key_matches(self.settings, request.stream_name):
+            self.ingress.publishers_refused_total += 1
+            log.warning("relay: refused a publisher from %s: wrong stream key (relay.publish_key)", where)
+            session.reject_publish(description="Wrong stream key")
+            return
         acquired = False
         live = self._live
         if live is None or not live.publishing:  # free, or the last stream is still being sent out: wait
