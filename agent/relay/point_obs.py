@@ -21,7 +21,7 @@ from agent.obs.client import ObsClient
 from agent.redact import redact_url, register_secret
 from agent.settings import Settings
 
-RELAY_STREAM_KEY = "streamhealth"  # what OBS sends to the relay; the relay ignores it
+RELAY_STREAM_KEY = "relay"  # what OBS sends to the relay; the relay ignores it
 
 
 class PointObsError(StreamHealthError):

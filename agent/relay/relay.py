@@ -29,7 +29,10 @@ from agent.settings import RelaySettings
 log = logging.getLogger(__name__)
 
 READ_SIZE: Final = 256 * 1024
-SLOT_WAIT_S: Final = 5.0  # a new publish waits this long for the previous stream to finish sending
+SLOT_WAIT_S: Final = 5.0
+# Registered secrets are redacted wherever they appear: only a key long enough to be a platform's key is
+# registered, so "test" or "obs" typed into an encoder does not blank that word out of every log line.
+SECRET_LOOKING_KEY_LENGTH: Final = 16  # a new publish waits this long for the previous stream to finish sending
 
 
 class RelayUnavailable(SourceUnavailable):
@@ -145,21 +148,23 @@ class Relay:
         peer = writer.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "an encoder"
         session = PublisherSession(clock=self.clock)
+        silence = _SilenceWatch(self.settings, session, writer)
         try:
-            await self._serve(session, reader, writer, where)
+            await self._serve(session, reader, writer, where, silence)
+            if silence.expired is not None:
+                self.ingress.connections_dropped_total += 1
+                what, limit = silence.expired
+                log.warning("relay: closing the connection from %s: it did not %s within %g s", where, what, limit)
         except ProtocolError as exc:
             self.ingress.connections_dropped_total += 1
             log.warning("relay: closing the connection from %s: %s", where, exc)
         except TimeoutError:
             self.ingress.connections_dropped_total += 1
-            what = "finish the RTMP handshake" if not session.handshake_complete else "send anything"
-            limit = (
-                self.settings.handshake_timeout_s if not session.handshake_complete else self.settings.idle_timeout_s
-            )
-            log.warning("relay: closing the connection from %s: it did not %s within %g s", where, what, limit)
+            log.warning("relay: closing the connection from %s: it took none of our answers", where)
         except (ConnectionError, OSError) as exc:
             log.info("relay: connection from %s lost: %s", where, exc)
         finally:
+            silence.stop()
             if self._live is session:
                 await self._end_stream(session)
             self._writers.discard(writer)
@@ -169,15 +174,16 @@ class Relay:
                     await writer.wait_closed()
 
     async def _serve(
-        self, session: PublisherSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
+        self,
+        session: PublisherSession,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        where: str,
+        silence: _SilenceWatch,
     ) -> None:
-        settings = self.settings
-        while True:
-            timeout = settings.handshake_timeout_s if not session.handshake_complete else settings.idle_timeout_s
-            async with asyncio.timeout(timeout):
-                data = await reader.read(READ_SIZE)
-            if not data:
-                return
+        loop = asyncio.get_running_loop()
+        while data := await reader.read(READ_SIZE):
+            silence.last_data_s = loop.time()  # one store per read: no timer per read (it showed in profiles)
             session.receive_data(data)
             while events := session.events():
                 for event in events:
@@ -190,12 +196,13 @@ class Relay:
             out = session.data_to_send()
             if out:
                 writer.write(out)
-                async with asyncio.timeout(settings.idle_timeout_s):
+                async with asyncio.timeout(self.settings.idle_timeout_s):
                     await writer.drain()
 
     async def _on_publish(self, session: PublisherSession, request: PublishRequested, where: str) -> None:
-        if request.stream_name:
-            register_secret(request.stream_name.partition("?")[0])  # it may be the real key: never show it
+        key = request.stream_name.partition("?")[0]
+        if len(key) >= SECRET_LOOKING_KEY_LENGTH:
+            register_secret(key)  # it may be the real key: never show it (short words like "live" are not keys)
         if not publish_key_matches(self.settings, request.stream_name):
             self.ingress.publishers_refused_total += 1
             log.warning("relay: refused a publisher from %s: wrong stream key (relay.publish_key)", where)
@@ -237,3 +244,35 @@ class Relay:
         finally:
             self._live = None
             self._slot.release()
+
+
+class _SilenceWatch:
+    """Closes a connection whose encoder sends nothing for too long: `handshake_timeout_s` before the
+    handshake completes, `idle_timeout_s` after. One task per connection, waking about once a second."""
+
+    def __init__(self, settings: RelaySettings, session: PublisherSession, writer: asyncio.StreamWriter) -> None:
+        self._settings = settings
+        self._session = session
+        self._writer = writer
+        self.last_data_s = asyncio.get_running_loop().time()
+        self.expired: tuple[str, float] | None = None
+        self._task = asyncio.create_task(self._watch(), name="relay-silence-watch")
+
+    def _limit(self) -> tuple[str, float]:
+        if not self._session.handshake_complete:
+            return "finish the RTMP handshake", self._settings.handshake_timeout_s
+        return "send anything", self._settings.idle_timeout_s
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            what, limit = self._limit()
+            silent_s = loop.time() - self.last_data_s
+            if silent_s > limit:
+                self.expired = (what, limit)
+                self._writer.transport.abort()  # the reader sees the end of the stream
+                return
+            await asyncio.sleep(min(limit - silent_s, 1.0) + 0.01)
+
+    def stop(self) -> None:
+        self._task.cancel()

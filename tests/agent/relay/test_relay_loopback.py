@@ -169,3 +169,15 @@ def test_random_chunk_streams_after_a_handshake_never_escape_as_anything_but_pro
             session.accept_publish()
     except ProtocolError:
         pass
+
+
+async def test_a_real_looking_key_sent_to_the_relay_becomes_a_secret_and_a_short_word_does_not() -> None:
+    from agent.redact import redact
+
+    async with mini_ingest() as ingest, running_relay(f"rtmp://127.0.0.1:{ingest.port}/live/k") as relay:
+        async with RtmpPublisher(f"rtmp://127.0.0.1:{relay.port}/live/live_1234_abcdefghijkl"):
+            pass
+        async with RtmpPublisher(f"rtmp://127.0.0.1:{relay.port}/live/stream"):
+            pass
+    assert "live_1234_abcdefghijkl" not in redact("key live_1234_abcdefghijkl")
+    assert redact("the stream is live") == "the stream is live"
