@@ -20,17 +20,24 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, Final, Literal
 
 from agent.errors import ProtocolError
 from agent.models import IngestSwitch, TcpInfo
 from agent.models.base import utc_now
-from agent.models.relay import IngestSwitchKind
 from agent.net.tcpinfo import read_tcp_info
 from agent.redact import redact
-from agent.relay.failover import AckWatch, IngestLost, IngestRotation, PrimaryProbe, Resilience, SentLedger
+from agent.relay.failover import (
+    AckWatch,
+    IngestLost,
+    IngestRotation,
+    Outage,
+    PrimaryProbe,
+    Resilience,
+    SentLedger,
+    ms_before,
+)
 from agent.relay.frames import Frame, FrameKind, HeaderCache
 from agent.relay.queue import MediaQueue, QueueLimits
 from agent.rtmp import messages as m
@@ -49,20 +56,6 @@ SWITCH_HISTORY: Final = 64
 
 DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
 PublisherFactory = Callable[[str], RtmpPublisher]
-
-
-@dataclass(slots=True)
-class _Outage:
-    """From losing a connection to the next one publishing: what the switch record needs."""
-
-    from_index: int
-    reason: str
-    lost_at_s: float
-    lost_at: datetime
-    dropped_before: int
-    unacked_ms: list[int]  # timestamps of media frames sent to the lost connection, never acknowledged
-    last_acked_media_ms: int | None
-    planned: bool = False
 
 
 class Destination:
@@ -110,9 +103,13 @@ class Destination:
         self.failovers_total = 0
         self.last_switch: IngestSwitch | None = None
         self.switches: deque[IngestSwitch] = deque(maxlen=SWITCH_HISTORY)
-        self._outage: _Outage | None = None
+        self._outage: Outage | None = None
         self._ledger: SentLedger | None = None
         self._probe: PrimaryProbe | None = None
+        # The GOP being sent (from its keyframe): if the connection is lost, the next one starts with it
+        # again, so a lost connection costs no frames as long as the queue bounds allow.
+        self._gop: list[Frame] = []
+        self._gop_bytes = 0
 
     # ---------------------------------------------------------------------------------- the stream
 
@@ -159,6 +156,7 @@ class Destination:
             if not self._streaming:
                 self.state = "idle"
                 self._outage = None
+                self._gop, self._gop_bytes = [], 0
                 self.queue.holding = False
                 rotation.restart()
                 self._finished.set()
@@ -191,15 +189,23 @@ class Destination:
         self.queue.holding = True
         log.warning("ingest %s (%s): %s", self.name, self.rotation.name, self.last_error)
 
-    def _new_outage(self, reason: str, *, planned: bool = False) -> _Outage:
+    def _new_outage(self, reason: str, *, planned: bool = False) -> Outage:
         ledger = self._ledger
-        return _Outage(
+        unacked = [] if ledger is None or planned else ledger.unacknowledged()
+        replay, self._gop, self._gop_bytes = self._gop, [], 0
+        if replay and not planned:
+            # Sent again from its keyframe on the next connection: only what came before it is lost.
+            unacked = [ts for ts in unacked if ms_before(ts, replay[0].timestamp_ms)]
+        dropped_before = self.queue.dropped_total
+        if not planned:
+            self.queue.requeue_front(replay)
+        return Outage(
             from_index=self.rotation.index,
             reason=reason,
             lost_at_s=self._clock(),
             lost_at=utc_now(),
-            dropped_before=self.queue.dropped_total,
-            unacked_ms=[] if ledger is None or planned else ledger.unacknowledged(),
+            dropped_before=dropped_before,
+            unacked_ms=unacked,
             last_acked_media_ms=None if ledger is None else ledger.last_acked_media_ms,
             planned=planned,
         )
@@ -236,6 +242,8 @@ class Destination:
             self._resume()
             return await self._forward_and_watch(publisher, ledger)
         except BaseException as exc:
+            if self._ledger is ledger:
+                self._read_acks(publisher, ledger)  # the last word on what the ingest got
             publisher.abort()  # lost or cancelled: nothing polite can get through
             if self._ledger is ledger and self._outage is None and self._streaming:
                 self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
@@ -261,44 +269,25 @@ class Destination:
         if outage is not None:
             self._record_switch(outage, resume_ms)
 
-    def _record_switch(self, outage: _Outage, resume_ms: int | None) -> None:
-        rotation = self.rotation
-        lost_frames = len(outage.unacked_ms) + self.queue.dropped_total - outage.dropped_before
-        lost_media_ms = 0.0
-        if lost_frames:
-            start_ms = outage.last_acked_media_ms
-            if start_ms is None and outage.unacked_ms:
-                start_ms = min(outage.unacked_ms)
-            if start_ms is not None and resume_ms is not None:
-                lost_media_ms = float(max(0, (resume_ms - start_ms) & 0xFFFFFFFF if resume_ms >= start_ms else 0))
-            else:
-                lost_media_ms = round((self._clock() - outage.lost_at_s) * 1000, 1)
-        if outage.planned:
-            kind: IngestSwitchKind = "return"
-        elif outage.from_index == rotation.index:
-            kind = "reconnect"
-            self.reconnects_total += 1
-        else:
-            kind = "failover"
-            self.failovers_total += 1
-        switch = IngestSwitch(
+    def _record_switch(self, outage: Outage, resume_ms: int | None) -> None:
+        switch = outage.switch(
             destination=self.name,
-            kind=kind,
-            from_ingest=rotation.names[outage.from_index],
-            to_ingest=rotation.name,
-            reason=outage.reason,
-            lost_at=outage.lost_at,
-            at=utc_now(),
-            outage_ms=round((self._clock() - outage.lost_at_s) * 1000, 1),
-            lost_media_ms=lost_media_ms,
-            lost_frames=lost_frames,
+            names=self.rotation.names,
+            to_index=self.rotation.index,
+            dropped_now=self.queue.dropped_total,
+            resume_ms=resume_ms,
+            now_s=self._clock(),
         )
+        if switch.kind == "reconnect":
+            self.reconnects_total += 1
+        elif switch.kind == "failover":
+            self.failovers_total += 1
         self.last_switch = switch
         self.switches.append(switch)
         log.warning(
             "ingest %s: %s from %s to %s after %.0f ms (%s); lost %.0f ms of media, %d frames",
-            self.name, kind, switch.from_ingest, switch.to_ingest, switch.outage_ms, switch.reason,
-            lost_media_ms, lost_frames,
+            self.name, switch.kind, switch.from_ingest, switch.to_ingest, switch.outage_ms, switch.reason,
+            switch.lost_media_ms, switch.lost_frames,
         )  # fmt: skip
 
     async def _forward_and_watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
@@ -327,27 +316,30 @@ class Destination:
     async def _watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> None:
         """The loss rules: the ingest closed the connection, or acknowledged nothing for stall_s while data waited."""
         watch = AckWatch(self.resilience.stall_s, self._clock())
-        handshake_bytes = publisher.connection.handshake_bytes_sent
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if not publisher.publishing:
                 raise IngestLost("the ingest closed the connection")
-            sent = publisher.bytes_sent
-            tcp = self.tcp_info()
-            if tcp is not None:
-                acked = min(max(0, tcp.bytes_acked - handshake_bytes), sent)
-                ledger.acked(acked)
-                pending = len(self.queue) > 0 or acked < sent
-            else:  # no TCP_INFO (macOS, Windows): progress is the kernel taking our bytes
-                acked = sent - publisher.write_buffer_size
-                ledger.acked(publisher.peer_acknowledged_bytes or 0)
-                pending = len(self.queue) > 0 or publisher.write_buffer_size > 0
+            acked, pending = self._read_acks(publisher, ledger)
             now = self._clock()
             if watch.observe(acked, pending, now):
                 raise IngestLost(
                     f"nothing acknowledged for {watch.waited_s(now):.1f} s while "
                     f"{self.queue.duration_ms} ms of media waited (relay.stall_s = {self.resilience.stall_s:g})"
                 )
+
+    def _read_acks(self, publisher: RtmpPublisher, ledger: SentLedger) -> tuple[int, bool]:
+        """(progress marker, whether data waits), and the ledger told what the ingest has."""
+        sent = publisher.bytes_sent
+        tcp = self.tcp_info()
+        if tcp is not None:
+            # bytes_acked counts the handshake (and the SYN) too; ours counts chunk-stream bytes.
+            acked = min(max(0, tcp.bytes_acked - 1 - publisher.connection.handshake_bytes_sent), sent)
+            ledger.acked(acked)
+            return acked, len(self.queue) > 0 or acked < sent
+        # No TCP_INFO (macOS, Windows): progress is the kernel taking our bytes.
+        ledger.acked(publisher.peer_acknowledged_bytes or 0)
+        return sent - publisher.write_buffer_size, len(self.queue) > 0 or publisher.write_buffer_size > 0
 
     async def _forward(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
         queue = self.queue
@@ -373,6 +365,7 @@ class Destination:
             ledger.wrote(
                 publisher.bytes_sent, frame.timestamp_ms, frame.is_video_picture or frame.kind is FrameKind.AUDIO
             )
+            self._remember_for_replay(frame)
             publisher.flush()
             self.latencies_s.append(self._clock() - frame.received_at_s)
             if queue.holding and queue.duration_ms < catch_up_ms:
@@ -385,6 +378,17 @@ class Destination:
                     return "ended"
             if publisher.write_buffer_size > WRITE_BUFFER_HIGH_BYTES:
                 await publisher.drain()
+
+    def _remember_for_replay(self, frame: Frame) -> None:
+        if frame.kind is FrameKind.VIDEO_KEY:
+            self._gop, self._gop_bytes = [frame], frame.size_bytes
+        elif self._gop and (frame.is_video_picture or frame.kind is FrameKind.AUDIO):
+            self._gop.append(frame)
+            self._gop_bytes += frame.size_bytes
+            if self._gop_bytes > self.queue.limits.max_bytes // 2 or ms_before(
+                self._gop[0].timestamp_ms + self.queue.limits.max_ms, frame.timestamp_ms
+            ):
+                self._gop, self._gop_bytes = [], 0  # a GOP too long to keep: a loss costs its frames
 
     def _write(self, publisher: RtmpPublisher, frame: Frame) -> None:
         stream_id = publisher.stream_id or 1

@@ -18,8 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, Literal
 
+from agent.models import IngestSwitch
+from agent.models.base import utc_now
+from agent.models.relay import IngestSwitchKind
 from agent.rtmp.client import parse_rtmp_url
 
 FIRST_RETRY_S: Final = 0.25
@@ -38,6 +42,57 @@ class Resilience:
     failover_after_s: float = 3.0
     return_to_primary: ReturnPolicy = "never"
     return_after_s: float = 30.0
+
+
+def ms_before(earlier: int, later: int) -> bool:
+    """`earlier` comes before `later` on the 32-bit RTMP clock (it wraps after 49 days)."""
+    return 0 < (later - earlier) & 0xFFFFFFFF < 0x80000000
+
+
+@dataclass(slots=True)
+class Outage:
+    """From losing a connection to the next one publishing: what the switch record needs."""
+
+    from_index: int
+    reason: str
+    lost_at_s: float  # monotonic
+    lost_at: datetime
+    dropped_before: int
+    unacked_ms: list[int]  # media frames sent to the lost connection, never acknowledged, not sent again
+    last_acked_media_ms: int | None
+    planned: bool = False
+
+    def switch(
+        self, *, destination: str, names: list[str], to_index: int, dropped_now: int, resume_ms: int | None,
+        now_s: float,
+    ) -> IngestSwitch:  # fmt: skip
+        """The record of this outage once the connection at `to_index` publishes, resuming at `resume_ms`."""
+        lost_frames = len(self.unacked_ms) + dropped_now - self.dropped_before
+        outage_ms = round((now_s - self.lost_at_s) * 1000, 1)
+        lost_media_ms = 0.0
+        if lost_frames:
+            start_ms = self.last_acked_media_ms
+            if start_ms is None and self.unacked_ms:
+                start_ms = self.unacked_ms[0]
+            if start_ms is not None and resume_ms is not None:
+                lost_media_ms = float((resume_ms - start_ms) & 0xFFFFFFFF) if ms_before(start_ms, resume_ms) else 0.0
+            else:  # nothing to go by but the clock
+                lost_media_ms = outage_ms
+        kind: IngestSwitchKind = (
+            "return" if self.planned else "reconnect" if self.from_index == to_index else "failover"
+        )
+        return IngestSwitch(
+            destination=destination,
+            kind=kind,
+            from_ingest=names[self.from_index],
+            to_ingest=names[to_index],
+            reason=self.reason,
+            lost_at=self.lost_at,
+            at=utc_now(),
+            outage_ms=outage_ms,
+            lost_media_ms=lost_media_ms,
+            lost_frames=lost_frames,
+        )
 
 
 def ingest_name(url: str) -> str:

@@ -110,6 +110,23 @@ class MediaQueue:
         self.size_bytes -= frame.size_bytes
         return frame
 
+    def requeue_front(self, frames: list[Frame]) -> None:
+        """Put frames already sent (to a connection since lost) back at the head, oldest first, so the
+        next connection gets them again; the bounds apply as to any frame."""
+        if not frames:
+            return
+        first = self._frames[0][0] if self._frames else self._sequence + 1
+        start = first - len(frames)
+        for offset, frame in enumerate(reversed(frames), start=1):
+            sequence = first - offset
+            self._frames.appendleft((sequence, frame))
+            self.size_bytes += frame.size_bytes
+            if frame.kind is FrameKind.VIDEO_KEY and self._last_key_sequence < start:
+                self._last_key_sequence = sequence
+        if self._newest_media_ts is None:
+            self._newest_media_ts = next((f.timestamp_ms for f in reversed(frames) if f.kind in _MEDIA), None)
+        self._enforce()
+
     def peek(self) -> Frame | None:
         return self._frames[0][1] if self._frames else None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.models import IngestSwitch
 from agent.relay.alerts import switch_alert
-from agent.relay.failover import AckWatch, IngestRotation, SentLedger
+from agent.relay.failover import AckWatch, IngestRotation, Outage, SentLedger
 from agent.relay.frames import Frame, FrameKind
 from agent.relay.queue import DropReason, MediaQueue
 from agent.rtmp import messages as m
@@ -169,3 +169,30 @@ def test_the_agent_turns_each_switch_into_an_alert_record(tmp_path: Path) -> Non
     assert len(records) == 2
     assert records[0]["change"]["alert"]["kind"] == "ingest_switched"
     assert "reconnected to a:1935" in records[0]["change"]["alert"]["message"]
+
+
+def test_the_gop_in_flight_goes_back_to_the_head_so_the_next_connection_resumes_at_its_keyframe() -> None:
+    queue = MediaQueue()
+    queue.holding = True
+    gop = [_frame(FrameKind.VIDEO_KEY, 0), _frame(FrameKind.AUDIO, 10), _frame(FrameKind.VIDEO_INTER, 33)]
+    queue.push(_frame(FrameKind.VIDEO_INTER, 66))  # came in while the connection died
+    queue.requeue_front(gop)
+    assert queue.drop_until_keyframe() == []
+    assert [queue.pop() for _ in range(4)] == [*gop, _frame(FrameKind.VIDEO_INTER, 66)]
+    assert queue.size_bytes == 0
+
+
+def test_an_outage_record_counts_unacknowledged_and_dropped_frames_and_the_media_between() -> None:
+    clock = Clock()
+    outage = Outage(
+        from_index=0, reason="reset", lost_at_s=clock.now, lost_at=datetime.now(UTC), dropped_before=5,
+        unacked_ms=[1000, 1033], last_acked_media_ms=966,
+    )  # fmt: skip
+    names = ["a:1935", "b:1935"]
+    switch = outage.switch(destination="a:1935", names=names, to_index=1, dropped_now=8, resume_ms=2000, now_s=101.5)
+    assert (switch.kind, switch.to_ingest, switch.lost_frames, switch.lost_media_ms) == ("failover", "b:1935", 5, 1034)
+    assert switch.outage_ms == 1500
+    clean = Outage(0, "reset", 100.0, datetime.now(UTC), 0, [], 966)
+    assert clean.switch(destination="a", names=names, to_index=0, dropped_now=0, resume_ms=2000, now_s=100.2).kind == (
+        "reconnect"
+    )
