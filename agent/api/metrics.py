@@ -15,9 +15,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics, stream_metrics
 from agent.api.relay_metrics import relay_metrics
+from agent.api.uplink_metrics import uplink_metrics
 from agent.models import HealthSnapshot
 
-_STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
+_STATE_VALUE = {"starting": -1, "ok": 0, "warning": 1, "critical": 2}
 
 
 def _gauge(name: str, documentation: str, value: float | None, unit: str = "") -> Iterator[Metric]:
@@ -33,7 +34,7 @@ def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     )
     yield GaugeMetricFamily(
         "streamhealth_health_state",
-        "Overall health: 0 ok, 1 warning, 2 critical.",
+        "Overall health: -1 starting (not every source has reported yet), 0 ok, 1 warning, 2 critical.",
         value=_STATE_VALUE[snapshot.overall],
     )
     yield GaugeMetricFamily(
@@ -195,6 +196,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     obs_metrics,
     ffmpeg_metrics,
     encoder_process_metrics,
+    uplink_metrics,
     stream_metrics,
     relay_metrics,
 ]

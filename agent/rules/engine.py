@@ -298,8 +298,10 @@ class RuleEngine:
             "network": snapshot.network,
             "obs": snapshot.obs,
             "ffmpeg": snapshot.ffmpeg,
+            "uplink": snapshot.uplink,
             "bandwidth": snapshot.bandwidth,
             "sources": snapshot.sources,
+            "logging": snapshot.logging,
             "derived": SimpleNamespace(**self.derived),
             "stream": self.target,
             "preset": SimpleNamespace(

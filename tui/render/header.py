@@ -25,7 +25,12 @@ def stream_state(snapshot: HealthSnapshot | None) -> tuple[str, Level]:
     return "OFFLINE", "nodata"
 
 
-OVERALL_LABELS = {"ok": "HEALTH OK", "warning": "HEALTH WARNING", "critical": "HEALTH CRITICAL"}
+OVERALL_LABELS = {
+    "starting": "STARTING: MEASURING",
+    "ok": "HEALTH OK",
+    "warning": "HEALTH WARNING",
+    "critical": "HEALTH CRITICAL",
+}
 
 
 def alert_duration(alert: Alert, now: datetime) -> str:

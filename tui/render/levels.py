@@ -15,6 +15,7 @@ BADGE_STYLES: dict[str, str] = {
     "critical": "bold white on red3",
     "nodata": "bold black on grey62",
     "stale": "bold black on grey62",
+    "starting": "bold black on steel_blue1",  # the agent has not measured everything yet: neither good nor bad
 }
 BADGE_LABELS: dict[str, str] = {
     "ok": "OK",
@@ -22,6 +23,7 @@ BADGE_LABELS: dict[str, str] = {
     "critical": "CRIT",
     "nodata": "NO DATA",
     "stale": "STALE",
+    "starting": "STARTING",
 }
 _LEVEL_RANK: dict[str, int] = {"nodata": 0, "stale": 0, "ok": 1, "warning": 2, "critical": 3}
 
