@@ -91,6 +91,7 @@ class Destination:
         self.publisher: RtmpPublisher | None = None
         self._wake = asyncio.Event()
         self._streaming = False  # between start_stream and end_stream
+        self._forwarding = False  # connected and past the headers: offer() may send directly
         self._finished = asyncio.Event()
         self._finished.set()
         # Counters (monotonic over the agent's life).
@@ -120,10 +121,24 @@ class Destination:
         self._wake.set()
 
     def offer(self, frame: Frame) -> None:
-        """Queue a frame for this ingest (the drop policy may drop it or older ones). Never blocks."""
-        if self._streaming:
-            self.queue.push(frame)
-            self._wake.set()
+        """Send a frame now if nothing waits and the link takes it, else queue it (the drop policy may then
+        drop it or older ones). Never blocks."""
+        if not self._streaming:
+            return
+        publisher = self.publisher
+        if (
+            self._forwarding
+            and publisher is not None
+            and publisher.publishing
+            and not self.queue
+            and not (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
+            and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
+        ):
+            # The fast path: the common, uncongested case costs no queueing and no task switch.
+            self._send_now(publisher, frame)
+            return
+        self.queue.push(frame)
+        self._wake.set()
 
     async def end_stream(self) -> None:
         """The encoder stopped: send what is queued (within `finish_timeout_s`), unpublish, disconnect."""
@@ -240,6 +255,7 @@ class Destination:
             self._keep_kernel_buffer_small(publisher)
             log.info("relay forwarding to %s", publisher.url.redacted())
             self._resume()
+            self._forwarding = True
             return await self._forward_and_watch(publisher, ledger)
         except BaseException as exc:
             if self._ledger is ledger:
@@ -249,6 +265,7 @@ class Destination:
                 self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
             raise
         finally:
+            self._forwarding = False
             self.publisher = None
             self._ledger = None
             await publisher.close()
@@ -346,14 +363,14 @@ class Destination:
         deadline: float | None = None
         catch_up_ms = queue.limits.disposable_drop_ms
         while True:
+            # Clear before looking: a frame offered while we were away has set it again, so none is missed.
+            self._wake.clear()
             frame = queue.peek()
             if frame is None:
-                await publisher.drain()
                 if not self._streaming:
+                    await publisher.drain()
                     return "ended"
-                self._wake.clear()
-                if queue.peek() is None:  # a frame may have come while we drained
-                    await self._wake.wait()
+                await self._wake.wait()
                 continue
             probe = self._probe
             if probe is not None and probe.due and frame.kind is FrameKind.VIDEO_KEY:
@@ -361,13 +378,7 @@ class Destination:
                 await publisher.drain()
                 return "return"
             queue.pop()
-            self._write(publisher, frame)
-            ledger.wrote(
-                publisher.bytes_sent, frame.timestamp_ms, frame.is_video_picture or frame.kind is FrameKind.AUDIO
-            )
-            self._remember_for_replay(frame)
-            publisher.flush()
-            self.latencies_s.append(self._clock() - frame.received_at_s)
+            self._send_now(publisher, frame)
             if queue.holding and queue.duration_ms < catch_up_ms:
                 queue.holding = False  # caught up after a reconnect: the congestion policy applies again
             if not self._streaming:
@@ -378,6 +389,16 @@ class Destination:
                     return "ended"
             if publisher.write_buffer_size > WRITE_BUFFER_HIGH_BYTES:
                 await publisher.drain()
+
+    def _send_now(self, publisher: RtmpPublisher, frame: Frame) -> None:
+        self._write(publisher, frame)
+        ledger = self._ledger
+        if ledger is not None:
+            media = frame.is_video_picture or frame.kind is FrameKind.AUDIO
+            ledger.wrote(publisher.bytes_sent, frame.timestamp_ms, media)
+        self._remember_for_replay(frame)
+        publisher.flush()
+        self.latencies_s.append(self._clock() - frame.received_at_s)
 
     def _remember_for_replay(self, frame: Frame) -> None:
         if frame.kind is FrameKind.VIDEO_KEY:
