@@ -7,6 +7,8 @@ Run (root not needed): `uv run python bench/relay_failover.py [--failovers 10] [
   the killed ingest" (its recording's last write) to "first picture at the other one" (polled every 5 ms);
   the killed one is restarted for the next round, so the relay goes round the list. Also prints the
   longest gap between ffmpeg's -progress reports (the encoder must not notice).
+- Cut link: the same with the primary in a network namespace whose link is taken down (packets dropped, no
+  reset), so only the stall rule notices: expect about stall_s + failover_after_s (needs root).
 - CPU: ffmpeg publishes 6 Mbit/s for --cpu-seconds through the relay to 1 and to 3 loopback nginx-rtmp
   destinations; the relay's CPU is this process's CPU time over the window (the relay runs in it). Side by
   side: one nginx-rtmp relaying the same stream with 1 and 3 `push` directives (its utime+stime).
@@ -31,6 +33,7 @@ from agent.relay.relay import Relay
 from agent.rtmp import flv
 from agent.settings import RelaySettings
 from tests.agent.relay.failover_peers import ffmpeg_publishing, first_picture_seen
+from tests.peers.netns import can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -107,6 +110,42 @@ async def bench_failover(rounds: int, folder: Path) -> None:
     print(f"  ffmpeg: longest gap between -progress reports {gap_s:.2f} s (reports every 0.25 s), same process")
 
 
+async def bench_cut_failover(rounds: int, folder: Path) -> None:
+    """The primary's link cut in a namespace (packets dropped, no reset): only the stall rule can tell."""
+    usable, reason = can_use_netns()
+    if not usable:
+        print(f"failover on a cut link: skipped ({reason})")
+        return
+    times_s: list[float] = []
+    for index in range(rounds):
+        far_dir, near_dir = folder / f"far{index}", folder / f"near{index}"
+        far_dir.mkdir()
+        near_dir.mkdir()
+        with (
+            namespace_host() as host,
+            nginx_rtmp(host=host.address, netns_exec=host.exec_args(), record_dir=far_dir) as far,
+            nginx_rtmp(record_dir=near_dir) as near,
+        ):
+            relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0"}), [far.url("cut"), near.url("cut")])
+            await relay.start()
+            try:
+                async with ffmpeg_publishing(f"rtmp://127.0.0.1:{relay.port}/live/k", 20) as ffmpeg:
+                    await _wait(lambda d=far_dir: first_picture_seen(d / "cut.flv"), 20, "the far ingest", 0.05)
+                    await asyncio.sleep(2.0)
+                    host.cut()
+                    last_frame_at = (far_dir / "cut.flv").stat().st_mtime
+                    await _wait(lambda d=near_dir: first_picture_seen(d / "cut.flv"), 20, "the backup")
+                    times_s.append(time.time() - last_frame_at)
+                    ffmpeg.process.terminate()
+                    await ffmpeg.process.wait()
+            finally:
+                await relay.close()
+    ordered = sorted(times_s)
+    print(f"failover on a cut link (stall rule, defaults: stall_s 3 + failover_after_s 3), {len(ordered)} runs:")
+    print(f"  last frame at the old ingest -> first picture at the backup: p50 {statistics.median(ordered):.2f} s, "
+          f"min {ordered[0]:.2f} s, max {ordered[-1]:.2f} s")  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ CPU
 
 
@@ -167,11 +206,14 @@ async def main() -> None:
     parser.add_argument("--failovers", type=int, default=10)
     parser.add_argument("--cpu-seconds", type=float, default=15.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--skip", choices=["failover", "cpu"], action="append", default=[])
+    parser.add_argument("--cut-runs", type=int, default=3, help="failovers on a cut link (needs root)")
+    parser.add_argument("--skip", choices=["failover", "cut", "cpu"], action="append", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="streamhealth-bench-") as folder:
         if "failover" not in args.skip:
             await bench_failover(args.failovers, Path(folder))
+        if "cut" not in args.skip:
+            await bench_cut_failover(args.cut_runs, Path(folder))
         if "cpu" not in args.skip:
             await bench_cpu(args.cpu_seconds, args.runs, Path(folder))
 
