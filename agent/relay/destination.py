@@ -258,6 +258,7 @@ class Destination:
             self._forwarding = True
             return await self._forward_and_watch(publisher, ledger)
         except BaseException as exc:
+            self.queue.holding = True  # from now until a connection takes the stream: keep whole GOPs
             if self._ledger is ledger:
                 self._read_acks(publisher, ledger)  # the last word on what the ingest got
             publisher.abort()  # lost or cancelled: nothing polite can get through
