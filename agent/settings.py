@@ -178,6 +178,7 @@ class UplinkSourceSettings(Section):
     enabled: bool = True
     interval_s: float = Field(0.25, ge=0.05, le=10)
     discover_interval_s: float = Field(2.0, gt=0, le=60)
+    find_encoder_processes: bool = True
 
 
 class SourcesSettings(Section):

@@ -133,6 +133,23 @@ class MediaQueue:
     def first_media_timestamp_ms(self) -> int | None:
         return next((frame.timestamp_ms for _, frame in self._frames if frame.kind in _MEDIA), None)
 
+    def restart_at_keyframe(self) -> None:
+        """For a new ingest connection mid-stream: drop the inter frames queued before the first queued
+        keyframe (their references went out on the old connection, or never did), or wait for one."""
+        kept: deque[tuple[int, Frame]] = deque()
+        keyframe_seen = False
+        for item in self._frames:
+            frame = item[1]
+            if not keyframe_seen and frame.kind in (FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE):
+                self._count_drop(frame, DropReason.UNTIL_KEYFRAME)
+                self.size_bytes -= frame.size_bytes
+                continue
+            keyframe_seen = keyframe_seen or frame.kind is FrameKind.VIDEO_KEY
+            kept.append(item)
+        self._frames = kept
+        if not keyframe_seen:
+            self.waiting_for_keyframe = True
+
     def clear(self) -> None:
         self._frames.clear()
         self.size_bytes = 0

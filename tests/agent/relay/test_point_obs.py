@@ -1,6 +1,6 @@
 """`streamhealth relay point-obs`: OBS's server and key become the relay's ingest, OBS streams through the relay.
 
-The end-to-end test needs a real OBS Studio under Xvfb (tests/peers/obs_studio.py); the recorded
+The end-to-end test drives a real OBS Studio under Xvfb (tests/peers/obs_studio.py); the recorded
 obs-websocket peer cannot stand in, because it does not change its answers after SetStreamServiceSettings.
 """
 
@@ -19,6 +19,7 @@ from agent.configuration import load_configuration
 from agent.relay.point_obs import PointObsError, ingest_url_from_service, point_obs_at_relay, undo_point_obs
 from agent.relay.relay import Relay
 from tests.agent.relay.helpers import until
+from tests.peers import obs_studio as obs_peer
 from tests.peers.nginx_rtmp import nginx_rtmp, nginx_rtmp_available
 from tests.peers.wait import free_port
 
@@ -65,7 +66,6 @@ async def _until_obs_stopped(client: Any, timeout_s: float = 30) -> None:
 
 @pytest.mark.integration
 async def test_obs_pointed_at_the_relay_streams_through_it_and_undo_puts_it_back() -> None:
-    obs_peer = pytest.importorskip("tests.peers.obs_studio", reason="needs the OBS Studio peer (issue 9)")
     available, reason = obs_peer.obs_available()
     if not available:
         pytest.skip(reason)

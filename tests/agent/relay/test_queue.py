@@ -146,3 +146,19 @@ def test_byte_bound_alone_drops_whole_gops_from_the_head() -> None:
     assert set(queue.dropped) == {DropReason.QUEUE_FULL}
     kept = list(iter(queue.pop, None))
     assert _chain_ok(frames, kept)
+
+
+def test_a_new_connection_mid_stream_restarts_at_the_first_queued_keyframe() -> None:
+    queue = MediaQueue(QueueLimits(disposable_drop_ms=50_000, inter_drop_ms=50_000, max_ms=60_000))
+    frames = [video(0, FrameKind.VIDEO_INTER), audio(10), video(33, FrameKind.VIDEO_INTER),
+              video(66, FrameKind.VIDEO_KEY), video(99, FrameKind.VIDEO_INTER)]  # fmt: skip
+    for frame in frames:
+        queue.push(frame)
+    queue.restart_at_keyframe()
+    assert list(iter(queue.pop, None)) == [frames[1], frames[3], frames[4]]
+    assert queue.dropped[DropReason.UNTIL_KEYFRAME] == 2
+    queue.push(video(132, FrameKind.VIDEO_INTER))
+    queue.restart_at_keyframe()  # nothing keyframe queued: wait for the next one
+    assert queue.waiting_for_keyframe and len(queue) == 0
+    queue.push(video(165, FrameKind.VIDEO_INTER))
+    assert len(queue) == 0

@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 
 from agent.api.metrics import build_registry
+from agent.errors import ConfigError
 from agent.rtmp.client import RtmpPublisher
 from agent.runtime import Agent
+from agent.sessions.live import live_origins
 from agent.sources import build_sources
 from tests.agent.helpers import make_settings
 from tests.agent.relay.helpers import until
@@ -55,6 +58,7 @@ async def test_agent_relays_and_its_snapshot_shows_the_stream(tmp_path: Path) ->
                         index * 33, (b"\x17" if index % 20 == 0 else b"\x27") + b"\x01\x00\x00\x00" + bytes(3000)
                     )
                     await encoder.send_audio(index * 33, b"\xaf\x01" + bytes(200))
+                await until(lambda: live_origins(agent.snapshot) == ["relay"], 10, "the stream to count as live")
                 await until(
                     lambda: agent.snapshot.relay is not None and agent.snapshot.relay.frames_out_total >= 80,
                     10,
@@ -89,7 +93,6 @@ async def test_relay_port_taken_is_reported_and_the_agent_keeps_running(tmp_path
             status = agent.snapshot.sources["relay"]
             assert status.error is not None and f"cannot listen on 127.0.0.1:{port}" in status.error
             assert "relay.listen" in status.error
-            await until(lambda: any(a.id == "relay_unavailable" for a in agent.snapshot.alerts), 10, "the alert")
             ticks = agent.ticks
             await until(lambda: agent.ticks >= ticks + 3, 10, "the agent to keep ticking")
         finally:
@@ -129,3 +132,8 @@ async def test_each_destination_shows_apart_in_the_snapshot_and_metrics_without_
             assert "sk_live" not in text and "rtmp://" not in text and str(second.port) not in text
         finally:
             await agent.stop()
+
+
+def test_a_bad_listen_address_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"relay\.listen: .*HOST:PORT"):
+        make_settings(tmp_path, relay__listen="1935")

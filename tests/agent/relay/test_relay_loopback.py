@@ -181,3 +181,44 @@ async def test_a_real_looking_key_sent_to_the_relay_becomes_a_secret_and_a_short
             pass
     assert "live_1234_abcdefghijkl" not in redact("key live_1234_abcdefghijkl")
     assert redact("the stream is live") == "the stream is live"
+
+
+async def test_when_the_ingest_drops_the_connection_the_relay_reconnects_and_restarts_with_headers_and_a_keyframe() -> (
+    None
+):
+    from tests.agent.rtmp.mini_ingest import MiniIngest
+
+    ingest = MiniIngest()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await ingest.handle(reader, writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sequence_header = b"\x17\x00" + CTS + bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE0, 0])
+    cut = 0
+    try:
+        async with (
+            running_relay(f"rtmp://127.0.0.1:{port}/live/k") as relay,
+            RtmpPublisher(f"rtmp://127.0.0.1:{relay.port}/live/x") as encoder,
+        ):
+            await encoder.send_video(0, sequence_header)
+            for index in range(120):
+                key = index % 15 == 0
+                await encoder.send_video(index * 33, (b"\x17" if key else b"\x27") + b"\x01" + CTS + bytes(500))
+                if index == 20:
+                    await until(lambda: sum(isinstance(e, m.VideoMessage) for e in ingest.events) >= 20, 5, "media")
+                    cut = len(ingest.events)
+                    writers[0].transport.abort()  # the ingest goes away mid-GOP
+                await asyncio.sleep(0.02)
+            await until(lambda: relay.destinations[0].connects_total == 2, 10, "the relay to reconnect")
+            await until(lambda: len(ingest.events) > cut + 20, 10, "frames on the new connection")
+    finally:
+        server.close()
+    after = [e.payload for e in ingest.events[cut:] if isinstance(e, m.VideoMessage)]
+    assert after[0] == sequence_header  # the new connection gets the cached sequence header first
+    pictures = [p for p in after[1:] if p[1] == 1]
+    assert pictures[0][0] == 0x17  # and then starts at a keyframe
+    assert relay.destinations[0].state in ("live", "idle")
