@@ -100,6 +100,7 @@ def test_relay_tile_shows_each_destination_apart_with_host_only() -> None:
     youtube = next(row for row in rows if row.startswith("a.rtmp.youtube.com:1935 "))
     assert "retrying" in youtube and "q 2400 ms" in youtube and "drop 35" in youtube and youtube.endswith("!!")
     assert view.level == "critical"
+    assert view.notes == ["a.rtmp.youtube.com:1935: connection refused"]
 
 
 def test_a_single_destination_after_a_failover_says_it_is_on_a_backup() -> None:

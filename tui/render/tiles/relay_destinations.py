@@ -37,3 +37,12 @@ def destination_row(destination: RelayDestinationSample) -> Text:
         parts.append(f"{switch.kind} {switch.at:%H:%M:%S}")
     level = destination_level(destination)
     return detail_row(f"{destination.name} ", " ".join(parts), level if level != "ok" else None)
+
+
+def destination_notes(relay: RelaySample) -> list[str]:
+    """Why a destination is not taking the stream (its error, already redacted), one line each."""
+    return [
+        f"{destination.name}: {destination.error}"
+        for destination in relay.destinations
+        if destination.state != "live" and destination.error
+    ]
