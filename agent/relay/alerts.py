@@ -34,7 +34,8 @@ def switch_alert(switch: IngestSwitch) -> Alert:
     return Alert(
         id=f"relay_ingest_{switch.kind}:{switch.destination}:{switch.at.isoformat()}",
         kind="ingest_switched",
-        severity="critical" if switch.kind == "failover" or switch.lost_frames else "warning",
+        # The stream goes on either way: critical only when viewers lost something.
+        severity="critical" if switch.lost_frames else "warning",
         message=message,
         since=switch.lost_at,
         updated_at=switch.at,
