@@ -304,7 +304,7 @@ class Agent:
         for record in [] if prompt else self.sessions.before_tick(snapshot, now):
             self.emit(record)
         if self.rules is not None:
-            changes = self.rules.evaluate(snapshot, self.history)
+            changes = self.rules.evaluate(snapshot, self.history, monotonic_s=now)
             for change in changes:
                 if change.change == "cleared":
                     self._recently_cleared.appendleft(change.alert)

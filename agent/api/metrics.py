@@ -55,6 +55,17 @@ def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     for (kind, severity), count in sorted(counts.items()):
         by_kind.add_metric([kind, severity], count)
     yield by_kind
+    if snapshot.logging is not None and snapshot.logging.state != "off":
+        yield GaugeMetricFamily(
+            "streamhealth_health_log_writing",
+            "1 while the health log is being written, 0 while records are lost (disk full?).",
+            value=1 if snapshot.logging.state == "ok" else 0,
+        )
+        yield GaugeMetricFamily(
+            "streamhealth_health_log_lost_records",
+            "Records not written since the health log started failing.",
+            value=snapshot.logging.lost_records,
+        )
     up = GaugeMetricFamily("streamhealth_source_up", "1 when the source's last sample is fresh.", labels=["source"])
     age = GaugeMetricFamily(
         "streamhealth_source_sample_age_seconds", "Seconds since the source's last sample.", labels=["source"]
