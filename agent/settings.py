@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -248,6 +249,26 @@ def _check_listen(value: str) -> str:
     return value
 
 
+def _check_ca_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (a PEM file of CA certificates to trust for rtmps://)")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ValueError(f"{path} holds no usable PEM CA certificate ({exc})") from exc
+    return path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class RelaySettings(Section):
     """The local RTMP relay (agent/relay/): listens when an ingest is configured and `enabled` is true."""
 
@@ -263,6 +284,30 @@ class RelaySettings(Section):
     handshake_timeout_s: float = Field(5.0, gt=0, le=60)
     ingest_timeout_s: float = Field(10.0, gt=0, le=120)
     finish_timeout_s: float = Field(5.0, ge=0, le=120)
+    # Resilience toward the ingest (agent/relay/failover.py).
+    stall_s: float = Field(3.0, gt=0, le=120, description="Nothing acknowledged this long while media waits: lost.")
+    failover_after_s: float = Field(3.0, ge=0, le=600, description="Reconnect this long, then try the next ingest.")
+    return_to_primary: Literal["never", "after_probe"] = "never"
+    return_after_s: float = Field(30.0, gt=0, le=3600, description="The primary answered probes this long: go back.")
+    destinations: list[IngestUrl] = Field(
+        default_factory=list, description="More ingests that get the same stream, each on its own (e.g. YouTube)."
+    )
+    # rtmps:// is always verified against the system's CAs; ca_file adds more (a private CA), never fewer.
+    ca_file: Annotated[Path, AfterValidator(_check_ca_file)] | None = None
+    publish_key: SecretStr | None = Field(
+        None, description="The stream key encoders must publish with; required when listening beyond loopback."
+    )
+
+    @model_validator(mode="after")
+    def _key_beyond_loopback(self) -> RelaySettings:
+        if not _is_loopback(self.host) and self.publish_key is None:
+            raise ValueError(
+                f"relay.listen = {self.listen} accepts encoders from other machines: set relay.publish_key "
+                "(the stream key they must use), or listen on 127.0.0.1"
+            )
+        if self.publish_key is not None and not self.publish_key.get_secret_value():
+            raise ValueError("relay.publish_key is empty")
+        return self
 
     @property
     def host(self) -> str:
@@ -433,7 +478,10 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.sources.obs.password.get_secret_value())
     for hook in settings.notify.webhooks:
         register_secret(hook.url.get_secret_value())
-    for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
+    if settings.relay.publish_key is not None:
+        register_secret(settings.relay.publish_key.get_secret_value())
+    ingests = [settings.ingest.primary, *settings.ingest.backups, *settings.relay.destinations]
+    for url in [*ingests, settings.bandwidth.rtmp_url]:
         if url:
             _register_stream_key(url)
 

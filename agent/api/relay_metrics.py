@@ -76,14 +76,22 @@ def relay_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
         "streamhealth_relay_ingest_delivery_rate_bytes_per_second", "Kernel's delivery rate estimate.",
         labels=["destination"],
     )  # fmt: skip
+    reconnects = CounterMetricFamily("streamhealth_relay_ingest_reconnects", "New connections to the same ingest "
+                                     "after one was lost.", labels=["destination"])  # fmt: skip
+    failovers = CounterMetricFamily("streamhealth_relay_ingest_failovers", "Moves to the next ingest of the list.",
+                                    labels=["destination"])  # fmt: skip
+    on_backup = GaugeMetricFamily("streamhealth_relay_ingest_on_backup", "1 while forwarding to a backup ingest.",
+                                  labels=["destination"])  # fmt: skip
     for index, destination in enumerate(relay.destinations):
         label = str(index)
         sent_frames.add_metric([label], destination.frames_out_total)
-        if index == 0:
-            sent_bytes.add_metric([label], relay.bytes_out_total)
+        sent_bytes.add_metric([label], destination.bytes_out_total)
+        reconnects.add_metric([label], destination.reconnects_total)
+        failovers.add_metric([label], destination.failovers_total)
+        on_backup.add_metric([label], destination.on_backup)
         drops = destination.frames_dropped
         for reason, count in (("disposable", drops.disposable), ("until_keyframe", drops.until_keyframe),
-                              ("queue_full", drops.queue_full)):  # fmt: skip
+                              ("queue_full", drops.queue_full), ("ingest_lost", drops.ingest_lost)):  # fmt: skip
             dropped.add_metric([label, reason], count)
         queue_seconds.add_metric([label], destination.queue_ms / 1000)
         queue_bytes.add_metric([label], destination.queue_bytes)
@@ -101,4 +109,4 @@ def relay_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
             if tcp.delivery_rate_bps is not None:
                 delivery.add_metric([label], tcp.delivery_rate_bps / 8)
     yield from (sent_bytes, sent_frames, dropped, queue_seconds, queue_bytes, connected, latency)
-    yield from (rtt, rttvar, retransmits, unsent, delivery)
+    yield from (rtt, rttvar, retransmits, unsent, delivery, reconnects, failovers, on_backup)

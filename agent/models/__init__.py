@@ -22,7 +22,7 @@ from agent.models.records import (
     SourceStateRecord,
     TickRecord,
 )
-from agent.models.relay import RelayDestinationSample, RelayDrops, RelaySample
+from agent.models.relay import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.models.reports import (
     BandwidthBackend,
     BandwidthResult,
@@ -89,6 +89,7 @@ __all__ = [
     "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
+    "IngestSwitch",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",

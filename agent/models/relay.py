@@ -7,6 +7,7 @@ the key or the URL.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -23,6 +24,34 @@ class RelayDrops(Contract):
     disposable: int = Field(0, description="Non-reference video frames, queue above relay.disposable_drop_ms.")
     until_keyframe: int = Field(0, description="Inter frames until the next keyframe, queue above inter_drop_ms.")
     queue_full: int = Field(0, description="Whole GOPs from the head: the queue hit max_queue_ms or max_queue_bytes.")
+    ingest_lost: int = Field(
+        0,
+        description="Sent to an ingest connection that was then lost unacknowledged, or skipped to resume at a keyframe.",
+    )
+
+
+IngestSwitchKind = Literal["reconnect", "failover", "return"]
+
+
+class IngestSwitch(Contract):
+    """One new connection toward an ingest after the previous one was lost (or a planned return to the
+    primary): when, where from, where to, and what the stream lost on the way."""
+
+    destination: str = Field(description="The destination's name (host:port of its first ingest).")
+    kind: IngestSwitchKind = Field(
+        description="reconnect: same ingest; failover: the next one; return: to the primary."
+    )
+    from_ingest: str = Field(description="host:port; never a key or a URL.")
+    to_ingest: str
+    reason: str = Field(description="Why the previous connection ended (redacted).")
+    lost_at: datetime = Field(description="When the relay decided the previous connection was lost.")
+    at: datetime = Field(description="When the new connection started publishing.")
+    outage_ms: float = Field(description="From lost_at to the new connection publishing.")
+    lost_media_ms: float = Field(
+        description="Stream time that reached no ingest: from the last frame the old ingest acknowledged to the "
+        "first one the new ingest got, when frames were lost in between; 0 when none were."
+    )
+    lost_frames: int = Field(description="Frames sent to the old connection unacknowledged, or dropped meanwhile.")
 
 
 class RelayDestinationSample(Contract):
@@ -31,6 +60,7 @@ class RelayDestinationSample(Contract):
     error: str | None = Field(None, description="Why the last connection failed (redacted).")
     egress_bps: float | None = None
     frames_out_total: int = 0
+    bytes_out_total: int = Field(0, description="Media and metadata bytes sent to this destination (message bodies).")
     queue_ms: int = 0
     queue_bytes: int = 0
     queue_peak_ms: int = 0
@@ -39,6 +69,11 @@ class RelayDestinationSample(Contract):
     latency_p50_ms: float | None = Field(None, description="Frame in from the encoder to frame out, last ~4096 frames.")
     latency_p99_ms: float | None = None
     tcp_info: TcpInfo | None = Field(None, description="The kernel's view of the connection to the ingest (Linux).")
+    ingest: str | None = Field(None, description="host:port of the ingest in use (primary or a backup).")
+    on_backup: bool = Field(False, description="Forwarding to a backup ingest rather than the first one.")
+    reconnects_total: int = 0
+    failovers_total: int = 0
+    last_switch: IngestSwitch | None = None
 
 
 class RelaySample(Sample):
@@ -77,4 +112,10 @@ class RelaySample(Sample):
     ingest_delivery_rate_bps: float | None = None
     publishers_refused_total: int = 0
     connections_dropped_total: int = Field(0, description="Encoder connections closed for bad input or silence.")
+    ingest_unreachable: bool = Field(
+        False, description="Publishing, but no ingest takes the stream (reconnecting or failing over)."
+    )
     destinations: list[RelayDestinationSample] = Field(default_factory=list)
+    ingest_switches: list[IngestSwitch] = Field(
+        default_factory=list, description="Reconnects and failovers since the previous sample (each becomes an alert)."
+    )

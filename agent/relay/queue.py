@@ -22,6 +22,7 @@ class DropReason(enum.StrEnum):
     DISPOSABLE = "disposable"  # non-reference frame, queue above disposable_drop_ms
     UNTIL_KEYFRAME = "until_keyframe"  # inter frame, queue above inter_drop_ms (until the next keyframe)
     QUEUE_FULL = "queue_full"  # whole GOP from the head: hard bound in ms or bytes
+    INGEST_LOST = "ingest_lost"  # skipped to resume a new ingest connection at a keyframe
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,9 @@ class MediaQueue:
         self.dropped_bytes = 0
         self.peak_bytes = 0
         self.peak_ms = 0
+        # While no ingest connection takes the stream (and until a new one has caught up), congestion
+        # drops would shred the GOPs we keep for it: only the hard bounds apply (failover.py sets this).
+        self.holding = False
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -106,6 +110,29 @@ class MediaQueue:
         self.size_bytes -= frame.size_bytes
         return frame
 
+    def requeue_front(self, frames: list[Frame]) -> None:
+        """Put frames already sent (to a connection since lost) back at the head, oldest first, so the
+        next connection gets them again; the bounds apply as to any frame."""
+        if not frames:
+            return
+        first = self._frames[0][0] if self._frames else self._sequence + 1
+        start = first - len(frames)
+        for offset, frame in enumerate(reversed(frames), start=1):
+            sequence = first - offset
+            self._frames.appendleft((sequence, frame))
+            self.size_bytes += frame.size_bytes
+            if frame.kind is FrameKind.VIDEO_KEY and self._last_key_sequence < start:
+                self._last_key_sequence = sequence
+        if self._newest_media_ts is None:
+            self._newest_media_ts = next((f.timestamp_ms for f in reversed(frames) if f.kind in _MEDIA), None)
+        self._enforce()
+
+    def peek(self) -> Frame | None:
+        return self._frames[0][1] if self._frames else None
+
+    def first_media_timestamp_ms(self) -> int | None:
+        return next((frame.timestamp_ms for _, frame in self._frames if frame.kind in _MEDIA), None)
+
     def restart_at_keyframe(self) -> None:
         """For a new ingest connection mid-stream: drop the inter frames queued before the first queued
         keyframe (their references went out on the old connection, or never did), or wait for one."""
@@ -134,7 +161,9 @@ class MediaQueue:
     def _enforce(self) -> None:
         limits = self.limits
         span = self.duration_ms
-        if span > limits.inter_drop_ms:
+        if self.holding:
+            pass
+        elif span > limits.inter_drop_ms:
             self._purge_inter_frames()
         elif span > limits.disposable_drop_ms:
             self._purge({FrameKind.VIDEO_DISPOSABLE}, DropReason.DISPOSABLE)
@@ -194,6 +223,26 @@ class MediaQueue:
         kept.extend(items)
         self._frames = kept
         return dropped_any
+
+    def drop_until_keyframe(self) -> list[Frame]:
+        """Before a new ingest connection: drop queued media up to the oldest queued keyframe (it would not
+        decode without what went to the lost connection); headers stay. Without a queued keyframe, drop the
+        video and wait for the next keyframe. Returns the dropped frames."""
+        dropped: list[Frame] = []
+        kept: deque[tuple[int, Frame]] = deque()
+        found = False
+        for sequence, frame in self._frames:
+            if found or frame.kind not in _MEDIA or frame.kind is FrameKind.VIDEO_KEY:
+                found = found or frame.kind is FrameKind.VIDEO_KEY
+                kept.append((sequence, frame))
+                continue
+            dropped.append(frame)
+            self._count_drop(frame, DropReason.INGEST_LOST)
+            self.size_bytes -= frame.size_bytes
+        self._frames = kept
+        if not found:
+            self.waiting_for_keyframe = True
+        return dropped
 
     def _count_drop(self, frame: Frame, reason: DropReason) -> None:
         self.dropped[reason] += 1

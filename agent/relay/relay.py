@@ -17,7 +17,9 @@ from typing import Any, Final
 
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.redact import register_secret
+from agent.relay.access import ingest_connector, publish_key_matches
 from agent.relay.destination import Destination, PublisherFactory
+from agent.relay.failover import Resilience, destination_names
 from agent.relay.frames import Frame, HeaderCache
 from agent.relay.ingress import IngressStats
 from agent.relay.publisher import PublisherSession, PublishRequested, PublishStopped
@@ -56,10 +58,20 @@ class Relay:
             max_ms=max(settings.max_queue_ms, settings.inter_drop_ms, settings.disposable_drop_ms),
             max_bytes=settings.max_queue_bytes,
         )
-        # One destination for now (issue 11: backups and several destinations).
+        resilience = Resilience(
+            stall_s=settings.stall_s,
+            failover_after_s=settings.failover_after_s,
+            return_to_primary=settings.return_to_primary,
+            return_after_s=settings.return_after_s,
+        )
+        # The ingest with its backups first (failover), then relay.destinations, each on its own: its own
+        # queue, drops, reconnects and task, so one slow or failing destination never holds up another.
+        connect = connect or ingest_connector(settings)
+        groups = ([ingest_urls] if ingest_urls else []) + [[url] for url in settings.destinations]
+        names = destination_names(groups)
         self.destinations = [
             Destination(
-                ingest_urls,
+                urls,
                 self.headers,
                 limits=limits,
                 chunk_size=settings.chunk_size,
@@ -67,7 +79,10 @@ class Relay:
                 finish_timeout_s=settings.finish_timeout_s,
                 connect=connect,
                 clock=clock,
+                resilience=resilience,
+                name=name,
             )
+            for urls, name in zip(groups, names, strict=True)
         ]
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -188,6 +203,11 @@ class Relay:
         key = request.stream_name.partition("?")[0]
         if len(key) >= SECRET_LOOKING_KEY_LENGTH:
             register_secret(key)  # it may be the real key: never show it (short words like "live" are not keys)
+        if not publish_key_matches(self.settings, request.stream_name):
+            self.ingress.publishers_refused_total += 1
+            log.warning("relay: refused a publisher from %s: wrong stream key (relay.publish_key)", where)
+            session.reject_publish(description="Wrong stream key")
+            return
         acquired = False
         live = self._live
         if live is None or not live.publishing:  # free, or the last stream is still being sent out: wait

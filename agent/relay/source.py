@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from agent.models import RelayDestinationSample, RelayDrops, RelaySample
+from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.relay.destination import Destination
 from agent.relay.queue import DropReason
 from agent.relay.relay import Relay, RelayUnavailable
@@ -44,6 +44,7 @@ def _drops(destination: Destination) -> RelayDrops:
         disposable=dropped[DropReason.DISPOSABLE],
         until_keyframe=dropped[DropReason.UNTIL_KEYFRAME],
         queue_full=dropped[DropReason.QUEUE_FULL],
+        ingest_lost=dropped[DropReason.INGEST_LOST],
     )
 
 
@@ -136,8 +137,18 @@ class RelaySource(Source):
             ingest_delivery_rate_bps=float(tcp.delivery_rate_bps) if tcp and tcp.delivery_rate_bps else None,
             publishers_refused_total=ingress.publishers_refused_total,
             connections_dropped_total=ingress.connections_dropped_total,
+            ingest_unreachable=ingress.publishing and primary.state in ("retrying", "rejected", "connecting"),
             destinations=destinations,
+            ingest_switches=self._new_switches(),
         )
+
+    def _new_switches(self) -> list[IngestSwitch]:
+        """Switches since the previous sample: the runtime turns each into an alert and a health-log line."""
+        switches: list[IngestSwitch] = []
+        for destination in self.relay.destinations:
+            switches.extend(destination.switches)
+            destination.switches.clear()
+        return sorted(switches, key=lambda switch: switch.at)
 
     def _destination_sample(self, destination: Destination, now: float) -> RelayDestinationSample:
         previous = self._destination_previous.get(destination.name)
@@ -153,6 +164,7 @@ class RelaySource(Source):
             error=destination.last_error,
             egress_bps=egress_bps,
             frames_out_total=destination.frames_out_total,
+            bytes_out_total=destination.bytes_out_total,
             queue_ms=queue.duration_ms,
             queue_bytes=queue.size_bytes,
             queue_peak_ms=queue.peak_ms,
@@ -161,4 +173,9 @@ class RelaySource(Source):
             latency_p50_ms=_percentile_ms(latencies, 0.5),
             latency_p99_ms=_percentile_ms(latencies, 0.99),
             tcp_info=destination.tcp_info(),
+            ingest=destination.rotation.name if destination.state != "idle" else None,
+            on_backup=destination.rotation.on_backup,
+            reconnects_total=destination.reconnects_total,
+            failovers_total=destination.failovers_total,
+            last_switch=destination.last_switch,
         )

@@ -229,6 +229,12 @@ class RtmpPublisher:
                 await self._read_task
             self._read_task = None
 
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes and all: a polite close would wait on a stalled link."""
+        if self._writer is not None:
+            self._writer.transport.abort()
+        self.publishing = False
+
     # ----------------------------------------------------------------------------------------- media
 
     async def send_metadata(self, metadata: dict[str, Any]) -> None:

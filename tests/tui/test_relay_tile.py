@@ -82,3 +82,31 @@ def test_live_screen_with_the_relay_dropping(snap_compare: Any, size: tuple[int,
             client.feed("tick", data.tick_json(with_relay(relay)))
 
     assert snap_compare(app, terminal_size=size, run_before=preparing(app, client, steps))
+
+
+def test_relay_tile_shows_each_destination_apart_with_host_only() -> None:
+    relay = relay_sample()
+    slow = RelayDestinationSample(
+        name="a.rtmp.youtube.com:1935",
+        state="retrying",
+        queue_ms=2400,
+        error="connection refused",
+        frames_dropped=RelayDrops(until_keyframe=31, ingest_lost=4),
+    )
+    relay = relay.model_copy(update={"destinations": [*relay.destinations, slow]})
+    view = relay_tile(with_relay(relay), DashboardState())
+    rows = [line.plain for line in view.lines]
+    assert any(row.startswith("live.twitch.tv:1935 live") for row in rows)
+    youtube = next(row for row in rows if row.startswith("a.rtmp.youtube.com:1935 "))
+    assert "retrying" in youtube and "q 2400 ms" in youtube and "drop 35" in youtube and youtube.endswith("!!")
+    assert view.level == "critical"
+    assert view.notes == ["a.rtmp.youtube.com:1935: connection refused"]
+
+
+def test_a_single_destination_after_a_failover_says_it_is_on_a_backup() -> None:
+    relay = relay_sample()
+    moved = relay.destinations[0].model_copy(update={"on_backup": True, "ingest": "backup.example:1935"})
+    view = relay_tile(with_relay(relay.model_copy(update={"destinations": [moved]})), DashboardState())
+    row = next(line.plain for line in view.lines if line.plain.startswith("live.twitch.tv:1935 "))
+    assert "backup backup.example:1935" in row
+    assert view.level == "warning"

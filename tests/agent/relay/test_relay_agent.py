@@ -99,6 +99,41 @@ async def test_relay_port_taken_is_reported_and_the_agent_keeps_running(tmp_path
             await agent.stop()
 
 
+async def test_each_destination_shows_apart_in_the_snapshot_and_metrics_without_keys(tmp_path: Path) -> None:
+    port = free_port()
+    async with mini_ingest() as first, mini_ingest() as second:
+        agent = _only_relay(
+            tmp_path,
+            ingest__primary=f"rtmp://127.0.0.1:{first.port}/live/sk_live_first",
+            relay__destinations=f'["rtmp://127.0.0.1:{second.port}/app/sk_live_second"]',
+            relay__listen=f"127.0.0.1:{port}",
+        )
+        await agent.start()
+        try:
+            await until(lambda: agent.snapshot.relay is not None, 10, "a relay sample")
+            async with RtmpPublisher(f"rtmp://127.0.0.1:{port}/live/anykey") as encoder:
+                for index in range(20):
+                    await encoder.send_video(index * 33, (b"\x17" if index == 0 else b"\x27") + bytes(1000))
+
+                def both_sent() -> bool:
+                    relay = agent.snapshot.relay
+                    return relay is not None and all(d.frames_out_total >= 20 for d in relay.destinations)
+
+                await until(both_sent, 10, "both destinations to get the frames")
+            relay = agent.snapshot.relay
+            assert relay is not None
+            assert [d.name for d in relay.destinations] == [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+            assert all(d.bytes_out_total >= 20 * 1001 for d in relay.destinations)
+            served = agent.snapshot.model_dump_json()
+            assert "sk_live_first" not in served and "sk_live_second" not in served
+            text = generate_latest(build_registry(lambda: agent.snapshot)).decode()
+            assert 'streamhealth_relay_sent_frames_total{destination="1"}' in text
+            assert 'streamhealth_relay_ingest_failovers_total{destination="1"} 0.0' in text
+            assert "sk_live" not in text and "rtmp://" not in text and str(second.port) not in text
+        finally:
+            await agent.stop()
+
+
 def test_a_bad_listen_address_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"relay\.listen: .*HOST:PORT"):
         make_settings(tmp_path, relay__listen="1935")

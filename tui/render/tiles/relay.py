@@ -7,6 +7,12 @@ from agent.models import HealthSnapshot
 from tui.render.levels import Level, level_above, worst
 from tui.render.numbers import fmt_bps, fmt_count, fmt_ms
 from tui.render.tile import TileView, detail_row
+from tui.render.tiles.relay_destinations import (
+    destination_level,
+    destination_notes,
+    destination_row,
+    destination_rows_wanted,
+)
 from tui.state import DashboardState
 
 TITLE = "Relay"
@@ -50,6 +56,9 @@ def relay_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileVi
         )
     elif destination is not None and destination.state != "live":
         lines.append(detail_row("ingest", destination.state, ingest_level))
+    if destination_rows_wanted(relay):
+        lines.extend(destination_row(each) for each in relay.destinations)
+        ingest_level = worst(ingest_level, *(destination_level(each) for each in relay.destinations))
     return TileView(
         "relay",
         TITLE,
@@ -59,4 +68,5 @@ def relay_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileVi
         series,
         max(700.0, *series, 0.0),
         "queue, 5 min",
+        notes=destination_notes(relay),
     )
