@@ -28,10 +28,12 @@ from agent.logs.writer import HealthLogWriter
 from agent.models import (
     AgentInfo,
     Alert,
+    AlertChange,
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
     LoggingStatus,
+    RelaySample,
     RunStarted,
     RunStopped,
     Sample,
@@ -43,6 +45,7 @@ from agent.models import (
     utc_now,
 )
 from agent.redact import redact, redact_url
+from agent.relay.alerts import switch_alert
 from agent.rules import RuleEvaluator
 from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
@@ -82,6 +85,10 @@ class _SourceHealth:
     consecutive_failures: int = 0
 
 
+def _changed(previous: Sample, sample: Sample, fields: tuple[str, ...]) -> bool:
+    return any(getattr(previous, name, None) != getattr(sample, name, None) for name in fields)
+
+
 class Agent:
     def __init__(
         self,
@@ -116,6 +123,7 @@ class Agent:
         self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._prompt_tick_pending = False
         # One live stream at a time: tags records with its id and writes its summary when it ends.
         self.sessions = SessionRecorder(
             gap_s=settings.sessions.gap_s,
@@ -227,7 +235,10 @@ class Agent:
     # --- SampleSink ------------------------------------------------------------------------------
 
     def publish(self, source: str, sample: Sample) -> None:
+        previous = self._latest.get(source)
         self._latest[source] = sample
+        if sample.PROMPT_FIELDS and previous is not None and _changed(previous, sample, sample.PROMPT_FIELDS):
+            self._request_prompt_tick()
         health = self._health.setdefault(source, _SourceHealth(source, 3 * self.settings.sampling.interval_s))
         health.last_sample_at = sample.taken_at
         health.last_sample_monotonic = self.clock()
@@ -235,6 +246,9 @@ class Agent:
         health.consecutive_failures = 0
         self._set_state(health, "ok")
         self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
+        if isinstance(sample, RelaySample):
+            for switch in sample.ingest_switches:  # events, not conditions: one alert each, and a log line
+                self.emit(AlertRecord(at=switch.at, change=AlertChange(change="raised", alert=switch_alert(switch))))
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -258,19 +272,41 @@ class Agent:
             log.info("source %s is ok", health.name)
         self.emit(SourceStateRecord(at=utc_now(), status=self._status_of(health)))
 
+    def _request_prompt_tick(self) -> None:
+        """Evaluate the rules now, once, for a fast source whose verdict changed (the uplink's early warning
+        at 4 Hz): the 1 Hz tick would add up to a second to an alert that must come within one."""
+        if self._prompt_tick_pending or self._stopped:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # published outside the agent's loop (a test): the next tick will see it
+        self._prompt_tick_pending = True
+        loop.call_soon(self._prompt_tick)
+
+    def _prompt_tick(self) -> None:
+        self._prompt_tick_pending = False
+        try:
+            self.tick(prompt=True)
+        except Exception:  # as in _tick_forever: a bug in a rule must not stop the agent
+            log.exception("prompt tick failed")
+
     # --- tick ------------------------------------------------------------------------------------
 
-    def tick(self) -> HealthSnapshot:
+    def tick(self, *, prompt: bool = False) -> HealthSnapshot:
+        """One tick: snapshot, rules, records. `prompt`: an evaluation between ticks (a fast source's verdict
+        changed): alerts and the served snapshot only; no tick record and no session tick, whose counts and
+        durations assume one tick per interval."""
         now = self.clock()
         for health in self._health.values():
             last = health.last_sample_monotonic
             if last is not None and now - last > health.stale_after_s and health.state == "ok":
                 self._set_state(health, "stale")
         snapshot = self._build_snapshot()
-        for record in self.sessions.before_tick(snapshot, now):
+        for record in [] if prompt else self.sessions.before_tick(snapshot, now):
             self.emit(record)
         if self.rules is not None:
-            changes = self.rules.evaluate(snapshot, self.history)
+            changes = self.rules.evaluate(snapshot, self.history, monotonic_s=now)
             for change in changes:
                 if change.change == "cleared":
                     self._recently_cleared.appendleft(change.alert)
@@ -278,6 +314,8 @@ class Agent:
             if changes:
                 snapshot = self._build_snapshot()
         self._snapshot = snapshot
+        if prompt:
+            return snapshot
         self.ticks += 1
         self.emit(TickRecord(snapshot=snapshot))
         return snapshot

@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 
 from agent import os_features
 from agent.api.app import create_app
-from agent.errors import BindRefused
+from agent.errors import BindRefused, PortBusy
 from agent.runtime import Agent
 from agent.settings import Settings
 
 log = logging.getLogger(__name__)
+
+STUCK_CLIENT_GRACE_S = 0.5
 
 
 def check_bind(settings: Settings) -> None:
@@ -56,23 +60,45 @@ class AgentServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        # The port first: a second agent on a busy port must stop before it starts a run (and its log).
+        listening = self._listen()
         await self.agent.start()
-        self._serve_task = asyncio.create_task(self._serve(), name="api")
+        self._serve_task = asyncio.create_task(self._serve(listening), name="api")
         while not self._server.started:
             if self._serve_task.done():
                 await self.agent.stop("the API could not start")
-                raise OSError(
-                    f"cannot listen on {self.settings.api.host}:{self.settings.api.port} "
-                    "(is another agent running? set api.port to a free port)"
-                )
+                raise OSError(f"the API on {self.settings.api.host}:{self.settings.api.port} did not start")
             await asyncio.sleep(0.02)
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api.port
         os_features.release_freed_memory()  # start-up's garbage, not the agent's working set
 
-    async def _serve(self) -> None:
+    def _listen(self) -> socket.socket:
+        host, port = self.settings.api.host, self.settings.api.port
         try:
-            await self._server.serve()
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            listening = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise BindRefused(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check api.host") from None
+        try:
+            if os.name != "nt":  # on Windows SO_REUSEADDR would let two agents share the port
+                listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.bind(address)
+            listening.listen(128)
+        except OSError as exc:
+            listening.close()
+            raise PortBusy(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(is another agent running? set api.port to a free port)"
+            ) from None
+        listening.setblocking(False)
+        return listening
+
+    async def _serve(self, listening: socket.socket) -> None:
+        try:
+            await self._server.serve(sockets=[listening])
         except SystemExit:  # uvicorn exits the process when it cannot bind; we report it instead
             log.debug("uvicorn gave up starting")
 
@@ -80,6 +106,18 @@ class AgentServer:
         self.agent.bus.close()  # event streams end first, or the server would wait for them forever
         self._server.request_exit()
         if self._serve_task is not None:
+            # An event-stream client that stopped reading keeps its response stuck in a write: it can
+            # never receive the end of its stream. After a short grace, cut such connections off, so
+            # the server stops at once and quietly instead of cancelling them after its own timeout.
+            done, _ = await asyncio.wait({self._serve_task}, timeout=STUCK_CLIENT_GRACE_S)
+            if not done:
+                stuck = list(self._server.server_state.connections)
+                if stuck:
+                    log.info("closing %d connection(s) of clients that stopped reading", len(stuck))
+                for connection in stuck:
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None:
+                        transport.abort()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serve_task
         await self.agent.stop(reason)

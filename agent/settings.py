@@ -9,20 +9,25 @@ variables (`__` between levels: `STREAMHEALTH_API__PORT=9000`). A bad value anyw
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from agent import paths
+from agent import paths, settings_env
 from agent.env_layer import env_layer
 from agent.errors import ConfigError
 from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMHEALTH_"
 ENV_NESTED_DELIMITER = "__"
@@ -67,10 +72,24 @@ class ApiSettings(Section):
             return False
 
 
+MAX_HISTORY_POINTS = 172_800  # 48 h at 1 s; ~50 MB of history at ~300 bytes a point (all sources)
+
+
 class SamplingSettings(Section):
-    interval_s: float = Field(1.0, gt=0, le=60)
+    # Below 0.1 s the agent would spend its time ticking (and its log grows by MBs a minute).
+    interval_s: float = Field(1.0, ge=0.1, le=60)
     history_s: float = Field(6 * 3600, gt=0, le=7 * 24 * 3600)
     source_timeout_s: float = Field(5.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _history_fits_the_budget(self) -> SamplingSettings:
+        points = self.history_s / self.interval_s
+        if points > MAX_HISTORY_POINTS:
+            raise ValueError(
+                f"history_s / interval_s = {points:,.0f} points of history; at most {MAX_HISTORY_POINTS:,} "
+                f"(e.g. 48 h at 1 s): lower history_s or raise interval_s"
+            )
+        return self
 
 
 class LogsSettings(Section):
@@ -92,7 +111,7 @@ class NetworkSourceSettings(Section):
     enabled: bool = True
     interval_s: float = Field(2.0, gt=0, le=300)
     timeout_s: float = Field(2.0, gt=0, le=30)
-    extra_targets: list[str] = Field(default_factory=list)
+    extra_targets: list[str] = Field(default_factory=list, max_length=32)
     icmp: bool = True
     upload_users: bool = True
     link_scan_interval_s: float = Field(10.0, gt=0, le=600)
@@ -113,6 +132,8 @@ class ObsBackupSceneSettings(Section):
     scene: str | None = None
     return_scene: str | None = None
     on_reconnecting: bool = True
+    on_uplink_congested: bool = True
+    drop_enter_ratio: float = Field(0.05, gt=0, le=1)
     congestion_enter_ratio: float = Field(0.5, gt=0, le=1)
     congestion_exit_ratio: float = Field(0.15, ge=0, le=1)
     enter_after_s: float = Field(5.0, ge=0, le=600)
@@ -143,11 +164,21 @@ class FfmpegSourceSettings(Section):
     stale_after_s: float = Field(5.0, gt=0, le=600)
 
 
+class UplinkSourceSettings(Section):
+    """The kernel's view of the encoder's ingest connection (Linux sock_diag); see agent/sources/uplink.py."""
+
+    enabled: bool = True
+    interval_s: float = Field(0.25, ge=0.05, le=10)
+    discover_interval_s: float = Field(2.0, gt=0, le=60)
+    find_encoder_processes: bool = True
+
+
 class SourcesSettings(Section):
     system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
     network: NetworkSourceSettings = Field(default_factory=NetworkSourceSettings)
     obs: ObsSourceSettings = Field(default_factory=ObsSourceSettings)
     ffmpeg: FfmpegSourceSettings = Field(default_factory=FfmpegSourceSettings)
+    uplink: UplinkSourceSettings = Field(default_factory=UplinkSourceSettings)
 
 
 class BandwidthSettings(Section):
@@ -173,7 +204,7 @@ class BandwidthSettings(Section):
 
 class IngestSettings(Section):
     primary: IngestUrl | None = None
-    backups: list[IngestUrl] = Field(default_factory=list)
+    backups: list[IngestUrl] = Field(default_factory=list, max_length=16)
 
 
 class StreamSettings(Section):
@@ -193,14 +224,90 @@ class RulesSettings(Section):
 
     file: ExpandedPath | None = None
     playbook_file: ExpandedPath | None = None
-    disabled: list[str] = Field(default_factory=list)
-    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    disabled: list[str] = Field(default_factory=list, max_length=512)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=512)
 
 
 class SessionsSettings(Section):
     """Stream sessions (one live stream each): how long a stream may be down and still be the same one."""
 
     gap_s: float = Field(30.0, ge=0, le=3600)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:1935")
+    return value
+
+
+def _check_ca_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (a PEM file of CA certificates to trust for rtmps://)")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ValueError(f"{path} holds no usable PEM CA certificate ({exc})") from exc
+    return path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class RelaySettings(Section):
+    """The local RTMP relay (agent/relay/): listens when an ingest is configured and `enabled` is true."""
+
+    enabled: bool = True
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:1935"
+    disposable_drop_ms: int = Field(700, gt=0, le=60_000)
+    inter_drop_ms: int = Field(900, gt=0, le=60_000)
+    max_queue_ms: int = Field(10_000, gt=0, le=120_000)
+    max_queue_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
+    chunk_size: int = Field(65536, ge=128, le=16 * 1024 * 1024)
+    stall_ms: int = Field(2000, gt=0, le=60_000)
+    idle_timeout_s: float = Field(10.0, gt=0, le=600)
+    handshake_timeout_s: float = Field(5.0, gt=0, le=60)
+    ingest_timeout_s: float = Field(10.0, gt=0, le=120)
+    finish_timeout_s: float = Field(5.0, ge=0, le=120)
+    # Resilience toward the ingest (agent/relay/failover.py).
+    stall_s: float = Field(3.0, gt=0, le=120, description="Nothing acknowledged this long while media waits: lost.")
+    failover_after_s: float = Field(3.0, ge=0, le=600, description="Reconnect this long, then try the next ingest.")
+    return_to_primary: Literal["never", "after_probe"] = "never"
+    return_after_s: float = Field(30.0, gt=0, le=3600, description="The primary answered probes this long: go back.")
+    destinations: list[IngestUrl] = Field(
+        default_factory=list, description="More ingests that get the same stream, each on its own (e.g. YouTube)."
+    )
+    # rtmps:// is always verified against the system's CAs; ca_file adds more (a private CA), never fewer.
+    ca_file: Annotated[Path, AfterValidator(_check_ca_file)] | None = None
+    publish_key: SecretStr | None = Field(
+        None, description="The stream key encoders must publish with; required when listening beyond loopback."
+    )
+
+    @model_validator(mode="after")
+    def _key_beyond_loopback(self) -> RelaySettings:
+        if not _is_loopback(self.host) and self.publish_key is None:
+            raise ValueError(
+                f"relay.listen = {self.listen} accepts encoders from other machines: set relay.publish_key "
+                "(the stream key they must use), or listen on 127.0.0.1"
+            )
+        if self.publish_key is not None and not self.publish_key.get_secret_value():
+            raise ValueError("relay.publish_key is empty")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
 
 
 class Settings(Section):
@@ -217,6 +324,7 @@ class Settings(Section):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -233,10 +341,24 @@ def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
             into[key] = value
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few KB; 1 MB bounds what parsing one can cost
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KB; a settings file is a few KB (is this the right file?)",
+                file=str(path),
+            )
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8",
+            file=str(path),
+        ) from None
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
@@ -266,19 +388,29 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
+    relay_ingest = paths.relay_ingest_file()
+    if relay_ingest.is_file():  # written by `streamhealth relay point-obs`
+        layers.append((str(relay_ingest), read_toml(relay_ingest)))
     if user_file is not None:
         layers.append((str(user_file), read_toml(user_file)))
 
+    _register_raw_secrets(layers, os.environ if environ is None else environ)
     environ = os.environ if environ is None else environ
     merged: dict[str, Any] = {}
     for _, layer in layers:
         _deep_merge(merged, layer)
-    _deep_merge(merged, env_layer(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER))
+    try:
+        _deep_merge(merged, env_layer(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER))
+    except ConfigError as exc:
+        explained = settings_env.explain_parse_error(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER)
+        raise ConfigError(redact(explained or str(exc))) from None
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, layers, environ)) from None
     _register_settings_secrets(settings)
+    for warning in settings_env.unknown_variable_warnings(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER):
+        log.warning("%s", warning)
     return settings
 
 
@@ -289,11 +421,53 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.sources.obs.password.get_secret_value())
     for hook in settings.notify.webhooks:
         register_secret(hook.url.get_secret_value())
-    for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
+    if settings.relay.publish_key is not None:
+        register_secret(settings.relay.publish_key.get_secret_value())
+    ingests = [settings.ingest.primary, *settings.ingest.backups, *settings.relay.destinations]
+    for url in [*ingests, settings.bandwidth.rtmp_url]:
         if url:
-            path = urlsplit(url).path.strip("/").split("/", 1)
-            if len(path) == 2:
-                register_secret(path[1])
+            _register_stream_key(url)
+
+
+def _register_stream_key(url: str) -> None:
+    path = urlsplit(url).path.strip("/").split("/", 1)
+    if len(path) == 2:
+        register_secret(path[1])
+
+
+_SECRET_KEYS = frozenset({"token", "password"})
+_URL_KEYS = frozenset({"primary", "backups", "rtmp_url"})
+
+
+def _register_raw_secrets(layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> None:
+    """Register the secrets as written, before validation: an error message about another field may
+    quote the same value (a token pasted into the wrong setting), and must not print it."""
+
+    def visit(key: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for inner_key, inner in value.items():
+                visit(str(inner_key).lower(), inner)
+        elif isinstance(value, str) and key in _SECRET_KEYS:
+            register_secret(value)
+        elif key in _URL_KEYS:
+            for url in value if isinstance(value, list) else [value]:
+                if isinstance(url, str):
+                    _register_stream_key(url)
+
+    for _, layer in layers:
+        visit("", layer)
+    for name, value in environ.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        key = upper.rpartition(ENV_NESTED_DELIMITER)[2].removeprefix(ENV_PREFIX).lower()
+        if key == "backups":
+            try:
+                visit(key, json.loads(value))
+            except ValueError:
+                continue
+        else:
+            visit(key, value)
 
 
 def _describe_validation_error(

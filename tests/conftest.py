@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.redact import forget_registered_secrets
 from tests.peers.netns import NetnsHost, can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
+from tests.peers.obs_studio import ObsStudio, obs_available, obs_studio
 from tests.platform_neutral import as_on
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -76,3 +79,19 @@ def nginx_ingest() -> Iterator[NginxRtmp]:
         pytest.skip(reason)
     with nginx_rtmp() as server:
         yield server
+
+
+@pytest.fixture
+def start_obs() -> Iterator[Callable[..., ObsStudio]]:
+    """Starts a real OBS Studio under Xvfb streaming to the rtmp URL given (tests/peers/obs_studio.py):
+    `obs = start_obs("rtmp://10.231.5.2:1935/live", video_kbps=2500)`. Everything it started is stopped
+    when the test ends, passed or failed. Skips when obs-studio, xvfb or ffmpeg is missing."""
+    available, reason = obs_available()
+    if not available:
+        pytest.skip(reason)
+    with contextlib.ExitStack() as stack:
+
+        def start(rtmp_url: str, stream_key: str = "obs-test-key", **options: Any) -> ObsStudio:
+            return stack.enter_context(obs_studio(rtmp_url, stream_key, **options))
+
+        yield start

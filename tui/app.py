@@ -164,10 +164,10 @@ class StreamHealthApp(App[None]):
                 except AgentRequestError:
                     continue  # a metric the agent has not recorded yet
                 self.state.apply_series(metric, [value for _, value in series.points])
-            if self.state.preflight.finished is None and not self.state.preflight.running:
+            if self.state.preflight.report is None and not self.state.preflight.running:
                 last = await self.client.last_preflight()
                 if last is not None:
-                    self.state.apply_job_finished(last)
+                    self.state.apply_preflight_report(last)
         except AgentRequestError as exc:
             self.notify(f"Could not catch up with the agent: {exc}", severity="warning")
         self.revision += 1
@@ -209,7 +209,9 @@ class StreamHealthApp(App[None]):
         )
         yield SystemCommand("Alerts", "Active and cleared alerts with backup plans", lambda: self.switch_mode("alerts"))
         yield SystemCommand("Preflight", "Run the go / no-go check", lambda: self.switch_mode("preflight"))
-        yield SystemCommand("History", "Past runs and their alerts", lambda: self.switch_mode("history"))
+        yield SystemCommand(
+            "History", "Stream sessions with their summaries, and past runs", lambda: self.switch_mode("history")
+        )
         yield SystemCommand("Acknowledge all alerts", "Mark every active alert as seen", self._acknowledge_all)
         yield SystemCommand("Toggle light / dark theme", "Switch the colour theme", self.action_toggle_theme)
         yield SystemCommand("Help", "Keys and how to read the screen", self.action_help)

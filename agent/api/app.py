@@ -15,7 +15,6 @@ from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
 from agent import __version__
@@ -24,24 +23,16 @@ from agent.api.bandwidth_routes import add_bandwidth_routes
 from agent.api.encoder_routes import add_encoder_routes
 from agent.api.errors import declare_common_errors, error_responses, install_error_handlers
 from agent.api.lean import without_pydantic_v1_import
+from agent.api.limits import BodyLimitMiddleware
 from agent.api.preflight_routes import add_preflight_routes
 from agent.api.session_routes import add_session_routes
 from agent.logs.sessions import RunIndex
-from agent.models import Alert, HealthSnapshot, HistorySeries, RunDetail, RunList, TickRecord
+from agent.models import AlertsView, HealthSnapshot, HistorySeries, MetricNames, RunDetail, RunList, TickRecord
 from agent.redact import redact
 from agent.runtime import Agent
 
 API_PREFIX = "/api/v1"
 SSE_PING_S = 15
-
-
-class AlertsView(BaseModel):
-    active: list[Alert]
-    recently_cleared: list[Alert]
-
-
-class MetricNames(BaseModel):
-    metrics: list[str]
 
 
 def _since_of(since: float | datetime | None) -> float | None:
@@ -181,6 +172,7 @@ def _build_app(agent: Agent) -> FastAPI:
     add_session_routes(app, agent, API_PREFIX)
     add_encoder_routes(app, agent, API_PREFIX)
 
+    app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"}))
     token = agent.settings.api.token
     declare_common_errors(app, token_required=token is not None)
     if token is not None:

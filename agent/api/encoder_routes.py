@@ -85,6 +85,11 @@ def add_encoder_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             # ffmpeg was killed or lost the connection mid-body: what arrived was published; the silence
             # watch reports that progress stopped without progress=end.
             log.info("ffmpeg progress upload (%s) ended without progress=end", via)
+        else:
+            if feed.blocks == 0:
+                raise HTTPException(
+                    400, "no ffmpeg -progress block in the body (no progress= line); send ffmpeg's -progress output"
+                )
         return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
 
     @app.post(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.api.errors import error_responses
 from agent.api.job_results import last_report_response
 from agent.jobs import JobBusy, ProgressReporter
-from agent.models import PreflightReport
+from agent.models import PreflightReport, PreflightStarted
 from agent.platforms import load_preset
 from agent.preflight import DEFAULT_DURATION_S, run_preflight
 from agent.runtime import Agent
@@ -25,12 +25,6 @@ class PreflightRequest(BaseModel):
     platform: PlatformName | None = Field(None, description="tiktok, twitch, youtube or custom; default `platform`")
     duration_s: float = Field(DEFAULT_DURATION_S, ge=1, le=300, description="Seconds to watch")
     bandwidth: bool = Field(True, description="Run the bandwidth test (bandwidth.backend) during the window")
-
-
-class PreflightStarted(BaseModel):
-    job_id: str
-    job: str = JOB
-    events: str = Field(description="Where progress and the report arrive (Server-Sent Events)")
 
 
 def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:

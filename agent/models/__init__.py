@@ -22,6 +22,7 @@ from agent.models.records import (
     SourceStateRecord,
     TickRecord,
 )
+from agent.models.relay import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.models.reports import (
     BandwidthBackend,
     BandwidthResult,
@@ -61,6 +62,8 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.uplink import UplinkSample, UplinkState
+from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
     "LOG_RECORD",
@@ -72,6 +75,7 @@ __all__ = [
     "AlertRecord",
     "AlertTally",
     "AlertTimelineEntry",
+    "AlertsView",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -85,6 +89,7 @@ __all__ = [
     "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
+    "IngestSwitch",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
@@ -92,6 +97,7 @@ __all__ = [
     "LogGap",
     "LogRecord",
     "LoggingStatus",
+    "MetricNames",
     "NetworkSample",
     "NotifiedAlert",
     "ObsConnection",
@@ -99,9 +105,13 @@ __all__ = [
     "OverallState",
     "PreflightCheck",
     "PreflightReport",
+    "PreflightStarted",
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
+    "RelayDestinationSample",
+    "RelayDrops",
+    "RelaySample",
     "RunDetail",
     "RunList",
     "RunStarted",
@@ -125,6 +135,8 @@ __all__ = [
     "TcpInfo",
     "TickRecord",
     "TimeSpan",
+    "UplinkSample",
+    "UplinkState",
     "UploadUser",
     "Verdict",
     "WorstMinute",

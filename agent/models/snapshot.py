@@ -14,8 +14,10 @@ from agent.models.alerts import Alert, OverallState
 from agent.models.base import SCHEMA_VERSION, Contract
 from agent.models.encoder import FfmpegSample, ObsSample
 from agent.models.network import NetworkSample
+from agent.models.relay import RelaySample
 from agent.models.reports import BandwidthResult
 from agent.models.system import SystemSample
+from agent.models.uplink import UplinkSample
 
 SourceStateName = Literal["starting", "ok", "stale", "error", "disabled"]
 
@@ -68,6 +70,8 @@ class HealthSnapshot(Contract):
     network: NetworkSample | None = None
     obs: ObsSample | None = None
     ffmpeg: FfmpegSample | None = None
+    uplink: UplinkSample | None = Field(None, description="The kernel's view of the encoder's ingest connection.")
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
+    relay: RelaySample | None = Field(None, description="The local relay, when it runs (an ingest is configured).")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
     logging: LoggingStatus | None = Field(None, description="The health log: written, failing (disk full?) or off.")

@@ -155,6 +155,7 @@ class SessionAccumulator:
         self._last_tick_at: datetime | None = None
         self._first_tick_at: datetime | None = None
         self._pending: deque[tuple[HealthSnapshot, int, int]] = deque()
+        self._delivering = False  # the encoder has sent bytes: from then on 0 bit/s is an outage
         self._minute_start: datetime | None = None
         self._minute = _ScoreInputs()
         self.worst_minute: WorstMinute | None = None
@@ -201,6 +202,9 @@ class SessionAccumulator:
     def _apply(self, snapshot: HealthSnapshot, dropped: int, frames: int, *, live: bool) -> None:
         at = snapshot.taken_at
         bitrate = output_bitrate_bps(snapshot) if live else 0.0
+        if live and bitrate == 0.0 and not self._delivering:
+            bitrate = None  # OBS's first reading, before its first bytes: not measured yet, not an outage
+        self._delivering = self._delivering or bool(bitrate)
         if bitrate is not None:
             self.inputs.bitrate.add(bitrate)
             self.bitrate_sketch.add(bitrate)

@@ -36,8 +36,8 @@ def test_an_unknown_name_inside_a_section_is_an_error_naming_the_variable() -> N
     assert "unknown setting" in str(caught.value)
 
 
-def test_a_list_setting_that_is_not_json_says_it_takes_json() -> None:
-    with pytest.raises(ConfigError, match=r"STREAMHEALTH_INGEST__BACKUPS: this setting takes JSON"):
+def test_a_list_setting_that_is_not_json_says_it_takes_a_json_list() -> None:
+    with pytest.raises(ConfigError, match=r"STREAMHEALTH_INGEST__BACKUPS: not valid JSON .* must be a JSON list"):
         load_settings(None, environ={"STREAMHEALTH_INGEST__BACKUPS": "rtmp://a/b/c"})
 
 

@@ -63,6 +63,8 @@ def recommend(o: Observation, checks: list[PreflightCheck]) -> RecommendedSettin
     profile = o.profile()
     video = profile.recommended_video_kbps
     upload = o.bandwidth.upload_bps if o.bandwidth is not None and o.bandwidth.ok else None
+    if o.live_uplink:
+        upload = o.live_link_rate_bps()
     if upload is not None:
         fits = recommended_video_kbps(upload, audio, o.playbook)
         if fits < profile.min_video_kbps:

@@ -105,6 +105,8 @@ def check_stability(o: Observation) -> PreflightCheck:
 
 
 def check_bandwidth(o: Observation) -> PreflightCheck:
+    if o.live_uplink:
+        return check_live_uplink(o)
     if o.bandwidth_skipped is not None:
         status: CheckStatus = "skipped" if o.bandwidth_skipped.startswith("--no-bandwidth") else "warn"
         return make_check("bandwidth", status, o.bandwidth_skipped)
@@ -122,3 +124,29 @@ def check_bandwidth(o: Observation) -> PreflightCheck:
     if headroom < HEADROOM_PASS:
         return make_check("bandwidth", "warn", "little upload headroom for this stream", value, suggestion)
     return make_check("bandwidth", "pass", "enough upload for this stream", value)
+
+
+def check_live_uplink(o: Observation) -> PreflightCheck:
+    """The upload of a stream already live, from its own connection: congested or getting through."""
+    readings = o.uplink_readings()
+    needed_kbps = o.planned_video_kbps() + o.audio_kbps()
+    if not readings:
+        return make_check("bandwidth", "warn", "the live stream's connection could not be read during the check")
+    congested = [reading for reading in readings if reading.congested]
+    if congested:
+        last = congested[-1]
+        link_bps = last.link_rate_bps or last.delivery_rate_bps or 0.0
+        value = (
+            f"{link_bps / 1e6:.2f} Mbit/s delivered on the live stream's connection, for a {needed_kbps} kbps stream"
+        )
+        fits = last.suggested_video_bitrate_kbps
+        suggestion = f"lower the video bitrate to {fits} kbps" if fits else "lower the video bitrate"
+        return make_check("bandwidth", "fail", "the live stream's uplink is congested", value, suggestion)
+    delivery = max((r.delivery_rate_bps for r in readings if r.delivery_rate_bps is not None), default=None)
+    base = min((r.min_rtt_ms for r in readings if r.min_rtt_ms is not None), default=None)
+    rtt = max((r.rtt_ms for r in readings if r.rtt_ms is not None), default=None)
+    value = (f"delivery rate up to {delivery / 1e6:.2f} Mbit/s" if delivery is not None else "no delivery rate") + (
+        f", RTT at most {rtt:.0f} ms (baseline {base:.1f} ms)" if rtt is not None and base is not None else ""
+    )
+    message = "the live stream gets through without queueing (measured on its own connection; no test beside it)"
+    return make_check("bandwidth", "pass", message, value)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.models import BandwidthResult, CheckStatus, EncoderSettings, HealthSnapshot, PreflightCheck
+from agent.models import BandwidthResult, CheckStatus, EncoderSettings, HealthSnapshot, PreflightCheck, UplinkSample
 from agent.platforms import PlatformPreset, VideoProfile
 from agent.rules.derived import StreamTarget
 from agent.rules.playbook import Playbook
@@ -21,6 +21,17 @@ class Observation:
     bandwidth: BandwidthResult | None = None
     bandwidth_skipped: str | None = None
     encoder_sources: tuple[str, ...] = ()
+    # A stream was already live: the upload is judged from its own connection (sources.uplink), and no
+    # bandwidth test runs beside it (it would compete with the stream and hurt it).
+    live_uplink: bool = False
+
+    def uplink_readings(self) -> list[UplinkSample]:
+        return [s.uplink for s in self.snapshots if s.uplink is not None and s.uplink.state in ("ok", "congested")]
+
+    def live_link_rate_bps(self) -> float | None:
+        """What the live stream's congested connection carried, when it was congested during the window."""
+        congested = [r for r in self.uplink_readings() if r.congested and r.link_rate_bps]
+        return congested[-1].link_rate_bps if congested else None
 
     @property
     def last(self) -> HealthSnapshot | None:
@@ -59,3 +70,8 @@ def values_of(observation: Observation, read: Callable[[HealthSnapshot], float |
         if value is not None and math.isfinite(value):
             values.append(value)
     return values
+
+
+def stream_is_live(snapshot: HealthSnapshot) -> bool:
+    """The kernel is reading an encoder's connection to its ingest right now."""
+    return snapshot.uplink is not None and snapshot.uplink.state in ("ok", "congested")

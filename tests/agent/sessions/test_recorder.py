@@ -6,7 +6,17 @@ import json
 from pathlib import Path
 
 from agent.history import History
-from agent.models import Alert, AlertChange, FfmpegSample, HealthSnapshot, ObsSample, utc_now
+from agent.models import (
+    Alert,
+    AlertChange,
+    FfmpegSample,
+    HealthSnapshot,
+    JobFinished,
+    ObsSample,
+    SourceStateRecord,
+    SourceStatus,
+    utc_now,
+)
 from agent.runtime import Agent
 from tests.agent.helpers import make_settings, system_sample
 
@@ -17,7 +27,9 @@ class CpuRule:
     def __init__(self) -> None:
         self.alert: Alert | None = None
 
-    def evaluate(self, snapshot: HealthSnapshot, history: History) -> list[AlertChange]:
+    def evaluate(
+        self, snapshot: HealthSnapshot, history: History, monotonic_s: float | None = None
+    ) -> list[AlertChange]:
         cpu = snapshot.system.cpu_usage_ratio if snapshot.system else 0.0
         if cpu > 0.9 and self.alert is None:
             self.alert = Alert(id="cpu", kind="cpu_high", severity="critical", message="CPU", since=utc_now())
@@ -157,3 +169,16 @@ async def test_obs_streaming_starts_a_session_and_obs_reconnecting_is_a_gap(tmp_
     assert [line["origins"] for line in h.of_type("session_started")] == [["obs"]]
     summary = h.agent.sessions.live_summary()
     assert summary is not None and summary.encoder_reconnects == 1 and summary.ticks_written == 4
+
+
+async def test_a_preflight_report_and_source_states_written_while_live_carry_the_session_id(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.agent.emit(JobFinished(at=utc_now(), job="preflight", job_id="before", ok=True))
+    h.tick()
+    h.agent.emit(JobFinished(at=utc_now(), job="preflight", job_id="during", ok=True, report={"verdict": "GO"}))
+    session_id = h.agent.sessions.session_id
+    jobs = {line["job_id"]: line["session_id"] for line in h.of_type("job_finished")}
+    assert jobs == {"before": None, "during": session_id}
+    assert h.of_type("source_state")[0]["session_id"] is None  # ffmpeg went ok just before it went live
+    h.agent.emit(SourceStateRecord(at=utc_now(), status=SourceStatus(name="obs", state="error", error="refused")))
+    assert h.of_type("source_state")[-1]["session_id"] == session_id

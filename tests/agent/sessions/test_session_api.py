@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from agent.models import FfmpegSample
+from agent.models import FfmpegSample, utc_now
 from agent.server import AgentServer
 from tests.agent.helpers import make_settings
 from tests.agent.sessions.test_session_index import _logged
@@ -17,7 +18,8 @@ from tests.agent.sessions.test_session_index import _logged
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[AgentServer]:
     """A log folder with one ended session from an earlier run, and an agent serving it."""
-    earlier = _logged(tmp_path)
+    # An hour earlier: a run file of its own (the same pid and second would name the server's file).
+    earlier = _logged(tmp_path, started_at=utc_now() - timedelta(hours=1))
     for _ in range(3):
         earlier.tick(cpu=0.95)
     await earlier.agent.stop("received SIGINT")

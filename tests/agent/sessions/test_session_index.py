@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -13,12 +14,12 @@ from agent.logs.writer import HealthLogWriter
 from tests.agent.sessions.test_recorder import Harness
 
 
-def _logged(tmp_path: Path, gap_s: float = 5) -> Harness:
+def _logged(tmp_path: Path, gap_s: float = 5, started_at: datetime | None = None) -> Harness:
     """A harness whose agent also writes its health log, as `Agent.start` sets it up."""
     h = Harness(tmp_path, gap_s=gap_s)
     logs = h.agent.settings.logs
-    writer = HealthLogWriter(logs.dir, started_at=h.agent.started_at, pid=os.getpid(), max_bytes=logs.max_bytes,
-                             keep_bytes=0)  # fmt: skip
+    writer = HealthLogWriter(logs.dir, started_at=started_at or h.agent.started_at, pid=os.getpid(),
+                             max_bytes=logs.max_bytes, keep_bytes=0)  # fmt: skip
     writer.open()
     h.agent.log_writer = writer
     h.agent.sinks.append(writer)

@@ -119,3 +119,15 @@ def test_expected_ticks_at_a_stop_count_every_slot_due_and_catch_a_stalled_tick_
     assert expected_ticks(0.0, 5.0, 12.5, 1.0, closed_on_tick=False) == 12
     # A gap ran out on the tick at 20 s: ticks 0..19 are the session's.
     assert expected_ticks(0.0, 19.0, 20.0, 1.0, closed_on_tick=True) == 20
+
+
+def test_nothing_sent_yet_at_the_start_of_a_stream_is_not_an_outage_but_nothing_sent_later_is() -> None:
+    session = SessionAccumulator(_started())
+    for second in range(30):
+        bitrate = 0.0 if second < 2 or 20 <= second < 23 else 3_000_000  # OBS's first readings say 0
+        session.add_tick(_snapshot(second, bitrate=bitrate, frame=30 * (second + 1)))
+    summary = session.summary(ended_at=T0 + timedelta(seconds=30), reason="stream_stopped")
+    assert summary.longest_outage is not None
+    assert summary.longest_outage.start == T0 + timedelta(seconds=20) and summary.outage_s == 3
+    assert summary.output_bitrate_min_bps == 0  # the later zeros count, the starting ones do not
+    assert summary.ticks_written == 30

@@ -7,6 +7,7 @@ from agent.os_features import NOT_AVAILABLE
 from tui.render.levels import level_above, worst
 from tui.render.numbers import fmt_ms, fmt_pct
 from tui.render.tile import TileView, detail_row, nodata_tile
+from tui.render.tiles.uplink import uplink_level, uplink_rows
 from tui.state import DashboardState
 
 
@@ -25,12 +26,13 @@ def ingest_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileV
     rtt = level_above(network.ingest_rtt_ms, 150, 300)
     jitter = level_above(network.ingest_jitter_ms, 30, 80)
     loss = level_above(network.ingest_loss_ratio, 0.01, 0.05)
-    levels = [level for level in (rtt, jitter, loss) if level != "nodata"]
+    levels = [level for level in (rtt, jitter, loss, uplink_level(snapshot)) if level != "nodata"]
     level = worst(*levels) if levels else "nodata"
     lines = [
         detail_row("jitter", fmt_ms(network.ingest_jitter_ms), jitter),
         detail_row("loss", fmt_pct(network.ingest_loss_ratio, 1), loss),
         detail_row("link", _link_text(network.link)),
+        *uplink_rows(snapshot),
     ]
     return TileView(
         "ingest", title, level, fmt_ms(network.ingest_rtt_ms), lines, rtt_series, max(150.0, *rtt_series, 0.0), "RTT"
