@@ -44,12 +44,15 @@ from agent.models import (
 from agent.redact import redact, redact_url
 from agent.rules import RuleEvaluator
 from agent.settings import Settings
+from agent.ship.sequence import FolderLock, Sequencer
+from agent.ship.shipper import Shipper
 from agent.sources import Source, build_sources
 
 log = logging.getLogger(__name__)
 
 RECENTLY_CLEARED_KEPT = 100
 STOP_TIMEOUT_S = 5.0
+SHIP_FLUSH_TIMEOUT_S = 3.0
 _SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
@@ -98,6 +101,9 @@ class Agent:
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
+        self.sequencer: Sequencer | None = None
+        self.shipper: Shipper | None = None
+        self._folder_lock: FolderLock | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
@@ -120,6 +126,7 @@ class Agent:
             try:
                 self.log_writer.open()
                 self.sinks.append(self.log_writer)
+                self._start_sequencing()
             except OSError as exc:
                 log.error(
                     "cannot open the health log in %s: %s; set logs.dir to a writable folder",
@@ -128,6 +135,8 @@ class Agent:
                 )
                 self.log_writer = None
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
+        if self.shipper is not None:
+            self._tasks.append(asyncio.create_task(self.shipper.run(), name="shipper"))
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
@@ -155,6 +164,30 @@ class Agent:
         self.emit(RunStopped(at=utc_now(), reason=reason))
         if self.log_writer is not None:
             self.log_writer.close()
+        if self.shipper is not None:
+            await self.shipper.flush(timeout_s=SHIP_FLUSH_TIMEOUT_S)
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+
+    def _start_sequencing(self) -> None:
+        """Stamp every record with a seq (the folder's owner only) and ship the log when [ship] is set."""
+        directory = self.settings.logs.dir
+        self._folder_lock = FolderLock(directory)
+        if not self._folder_lock.acquire():
+            log.warning(
+                "another agent writes to %s: this agent's lines carry no seq and are not shipped; "
+                "give each agent its own logs.dir",
+                directory,
+            )
+            self._folder_lock = None
+            return
+        self.sequencer = Sequencer(directory)
+        self.sequencer.open()
+        ship = self.settings.ship
+        if ship.url is not None and self.log_writer is not None:
+            self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
+            self.log_writer.retention_guard = self.shipper
+            self.sinks.append(self.shipper)
 
     async def _supervise(self, source: Source) -> None:
         """Run a source; if it ever returns or crashes, say so and restart it with a capped backoff."""
@@ -274,6 +307,7 @@ class Agent:
             overall=overall_state(alerts),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
+            shipping=self.shipper.state() if self.shipper is not None else None,
             **samples,
         )
 
@@ -306,6 +340,8 @@ class Agent:
     def emit(self, record: BaseModel, event_type: str | None = None) -> None:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
         line = redact(record.model_dump_json())
+        if self.sequencer is not None:
+            line = self.sequencer.stamp(line)
         kind = event_type or str(getattr(record, "type", type(record).__name__))
         self.bus.publish(kind, line)
         for sink in self.sinks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -204,6 +205,36 @@ class RulesSettings(Section):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+def _check_collector_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be the collector's base URL, e.g. http://collector.example:8766")
+    return url.rstrip("/")
+
+
+class ShipSettings(Section):
+    """Shipping every health log line to a team collector (docs/collector.md); off while `url` is unset."""
+
+    url: Annotated[str | None, AfterValidator(_check_collector_url)] = None
+    token: SecretStr | None = None
+    agent_name: str = Field(default_factory=lambda: socket.gethostname() or "agent", min_length=1, max_length=200)
+    batch_max_lines: int = Field(500, ge=1, le=10000)
+    batch_interval_s: float = Field(1.0, gt=0, le=300)
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    max_backoff_s: float = Field(60.0, ge=1, le=3600)
+    hard_cap_bytes: int = Field(10 * 1024 * 1024 * 1024, ge=1024 * 1024)
+
+    @model_validator(mode="after")
+    def _token_with_url(self) -> ShipSettings:
+        if self.url is not None and self.token is None:
+            raise ValueError(
+                "ship.url is set but ship.token is not: create one with `streamhealth collector token NAME`"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -221,6 +252,7 @@ class Settings(BaseSettings):
     platform: PlatformName = "custom"
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    ship: ShipSettings = Field(default_factory=ShipSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -338,6 +370,8 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.api.token.get_secret_value())
     if settings.sources.obs.password is not None:
         register_secret(settings.sources.obs.password.get_secret_value())
+    if settings.ship.token is not None:
+        register_secret(settings.ship.token.get_secret_value())
     for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
         if url:
             path = urlsplit(url).path.strip("/").split("/", 1)

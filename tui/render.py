@@ -375,6 +375,10 @@ def sources_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
     level = worst(*(view[0] for view in views))
     healthy = sum(view[0] == "ok" for view in views)
     lines = [source_line(status, snapshot, width=200) for status in statuses]  # render_tile cuts to the tile
+    if snapshot.shipping is not None:
+        from tui.shipping_view import shipping_line
+
+        lines.append(shipping_line(snapshot.shipping))
     return TileView("sources", "Sources", level, f"{healthy}/{len(statuses)} ok", lines)
 
 

@@ -12,7 +12,7 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,12 @@ LOG_SUFFIX = ".jsonl"
 
 def run_file_stem(started_at: datetime, pid: int) -> str:
     return f"streamhealth-{started_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{pid}"
+
+
+class RetentionGuard(Protocol):
+    """Asked before retention deletes a log file (the shipper: not before the collector has it)."""
+
+    def may_delete(self, path: Path, total_bytes: int) -> bool: ...
 
 
 class HealthLogWriter:
@@ -35,6 +41,7 @@ class HealthLogWriter:
         self._handle: TextIO | None = None
         self._size = 0
         self.failed: str | None = None
+        self.retention_guard: RetentionGuard | None = None
 
     @property
     def path(self) -> Path:
@@ -84,6 +91,8 @@ class HealthLogWriter:
             if total <= self.keep_bytes:
                 break
             if path == self.path:
+                continue
+            if self.retention_guard is not None and not self.retention_guard.may_delete(path, total):
                 continue
             try:
                 size = path.stat().st_size

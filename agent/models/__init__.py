@@ -30,6 +30,7 @@ from agent.models.reports import (
     Verdict,
 )
 from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
+from agent.models.shipping import IngestAck, ShippingState, ShippingStateName, record_time
 from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
 from agent.models.system import (
     BatteryState,
@@ -60,6 +61,7 @@ __all__ = [
     "FfmpegSample",
     "HealthSnapshot",
     "HistorySeries",
+    "IngestAck",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
@@ -80,6 +82,8 @@ __all__ = [
     "RunSummary",
     "Sample",
     "Severity",
+    "ShippingState",
+    "ShippingStateName",
     "SourceStateName",
     "SourceStateRecord",
     "SourceStatus",
@@ -91,5 +95,6 @@ __all__ = [
     "UploadUser",
     "Verdict",
     "overall_state",
+    "record_time",
     "utc_now",
 ]

@@ -15,6 +15,7 @@ from agent.models.base import SCHEMA_VERSION, Contract
 from agent.models.encoder import FfmpegSample, ObsSample
 from agent.models.network import NetworkSample
 from agent.models.reports import BandwidthResult
+from agent.models.shipping import ShippingState
 from agent.models.system import SystemSample
 
 SourceStateName = Literal["starting", "ok", "stale", "error", "disabled"]
@@ -51,3 +52,4 @@ class HealthSnapshot(Contract):
     ffmpeg: FfmpegSample | None = None
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
+    shipping: ShippingState | None = Field(None, description="Shipping to a collector, when [ship] is set.")

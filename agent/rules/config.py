@@ -15,6 +15,7 @@ from agent import paths
 from agent.errors import ConfigError
 from agent.models import FfmpegSample, NetworkSample, ObsSample, SystemSample
 from agent.models.reports import BandwidthResult
+from agent.models.shipping import ShippingState
 from agent.platforms import PlatformPreset, load_preset
 from agent.rules.derived import DERIVED_METRICS
 
@@ -31,6 +32,7 @@ _SAMPLE_ROOTS: dict[str, type[BaseModel]] = {
     "obs": ObsSample,
     "ffmpeg": FfmpegSample,
     "bandwidth": BandwidthResult,
+    "shipping": ShippingState,
 }
 MESSAGE_ROOTS = frozenset({*_SAMPLE_ROOTS, "derived", "sources", "value", "threshold", "severity", "stream", "preset"})
 

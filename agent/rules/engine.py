@@ -299,6 +299,7 @@ class RuleEngine:
             "obs": snapshot.obs,
             "ffmpeg": snapshot.ffmpeg,
             "bandwidth": snapshot.bandwidth,
+            "shipping": snapshot.shipping,
             "sources": snapshot.sources,
             "derived": SimpleNamespace(**self.derived),
             "stream": self.target,

@@ -1,0 +1,48 @@
+"""The agent stamps seqs on its log and shows its shipping state in the snapshot, /metrics and the TUI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from agent.api.metrics import build_registry
+from agent.models import SourceStatus
+from agent.runtime import Agent
+from tests.agent.helpers import make_settings
+from tests.peers.wait import async_wait_until, free_port
+from tui.render import sources_tile
+from tui.state import DashboardState
+
+
+async def test_an_agent_with_an_unreachable_collector_says_so_everywhere_and_keeps_its_lines(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    settings = make_settings(
+        tmp_path,
+        ship__url=f"http://127.0.0.1:{port}",
+        ship__token="agent-token-secret-1",
+        sampling__interval_s="0.05",
+    )
+    agent = Agent(settings, [])
+    await agent.start()
+    try:
+        await async_wait_until(
+            lambda: agent.snapshot.shipping is not None and agent.snapshot.shipping.state == "retrying", 10, "retrying"
+        )
+        shipping = agent.snapshot.shipping
+        assert shipping is not None and not shipping.connected and shipping.lines_waiting > 0
+        metrics = generate_latest(build_registry(lambda: agent.snapshot)).decode()
+        assert "streamhealth_shipping_connected 0.0" in metrics
+        assert "streamhealth_shipping_lines_waiting" in metrics
+        with_a_source = agent.snapshot.model_copy(
+            update={"sources": {"system": SourceStatus(name="system", state="ok")}}
+        )
+        tile = sources_tile(with_a_source, DashboardState())
+        assert any("RETRYING" in line.plain and "waiting" in line.plain for line in tile.lines)
+        assert "agent-token-secret-1" not in agent.snapshot.model_dump_json()
+    finally:
+        await agent.stop()
+    assert agent.log_writer is not None
+    seqs = [json.loads(line)["seq"] for line in agent.log_writer.path.read_text().splitlines()]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every record stamped, in order
