@@ -122,7 +122,9 @@ async def run_tui(settings: Settings, *, agent_url: str | None = None, token: st
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The `streamhealth` console script: the TUI by default, every agent command as well."""
-    return agent_cli.main(argv, extra_commands=[sys.modules[__name__]], default_command=run)
+    from collector import cli as collector_cli  # argparse only; the collector loads when its command runs
+
+    return agent_cli.main(argv, extra_commands=[sys.modules[__name__], collector_cli], default_command=run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,248 @@
+"""The team store: PostgreSQL through psycopg 3, for several collectors in front of one database.
+
+Every collector process opens a few connections and keeps nothing else: two collectors may receive the
+same resent batch at once, and `ON CONFLICT DO NOTHING` on `(agent_id, seq)` stores it once. The agent's
+row is updated in the same transaction (`GREATEST` for last_seq), so the ack, sent after the commit,
+means the batch is in. Lines are kept as text, byte for byte as the agent wrote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from agent.models import IngestAck
+from collector.ingest import ParsedBatch
+from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow
+from collector.tokens import TokenKind
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 4
+SCHEMA_LOCK = 7_414_001  # pg_advisory_xact_lock key: collectors starting together create the schema once
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    hash text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, created_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id text PRIMARY KEY, name text NOT NULL, token_name text NOT NULL,
+    first_seen timestamptz NOT NULL, last_seen timestamptz NOT NULL, records bigint NOT NULL DEFAULT 0,
+    last_seq bigint, latest_json text, alerts_json text, latest_at timestamptz);
+CREATE TABLE IF NOT EXISTS records (
+    agent_id text NOT NULL, seq bigint NOT NULL, type text NOT NULL, at timestamptz, session_id text,
+    line text NOT NULL, PRIMARY KEY (agent_id, seq));
+CREATE INDEX IF NOT EXISTS records_session ON records (session_id, seq) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_at ON records (at);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id text PRIMARY KEY, agent_id text NOT NULL, started_at timestamptz, ended_at timestamptz,
+    platform text, worst_rank int, records bigint NOT NULL DEFAULT 0, summary_line text);
+CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started_at);
+"""
+
+INSERT_RECORDS = """
+INSERT INTO records (agent_id, seq, type, at, session_id, line)
+SELECT %s, r.seq, r.type, r.at, r.session_id, r.line
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]) AS r(seq, type, at, session_id, line)
+ON CONFLICT DO NOTHING
+RETURNING seq
+"""
+
+UPSERT_AGENT = """
+INSERT INTO agents (agent_id, name, token_name, first_seen, last_seen, records, last_seq, latest_json,
+                    alerts_json, latest_at)
+VALUES (%s, %s, %s, now(), now(), %s, %s, %s, %s, %s)
+ON CONFLICT (agent_id) DO UPDATE SET
+    name = excluded.name, token_name = excluded.token_name, last_seen = now(),
+    records = agents.records + excluded.records,
+    last_seq = GREATEST(agents.last_seq, excluded.last_seq),
+    latest_json = CASE WHEN excluded.latest_at >= coalesce(agents.latest_at, '-infinity')
+                       THEN excluded.latest_json ELSE agents.latest_json END,
+    alerts_json = CASE WHEN excluded.latest_at >= coalesce(agents.latest_at, '-infinity')
+                       THEN excluded.alerts_json ELSE agents.alerts_json END,
+    latest_at = GREATEST(agents.latest_at, excluded.latest_at)
+RETURNING last_seq
+"""
+
+UPSERT_SESSION = """
+INSERT INTO sessions (session_id, agent_id, started_at, ended_at, platform, worst_rank, records, summary_line)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (session_id) DO UPDATE SET
+    started_at = LEAST(sessions.started_at, excluded.started_at),
+    ended_at = GREATEST(sessions.ended_at, excluded.ended_at),
+    platform = coalesce(excluded.platform, sessions.platform),
+    worst_rank = GREATEST(sessions.worst_rank, excluded.worst_rank),
+    records = sessions.records + excluded.records,
+    summary_line = coalesce(excluded.summary_line, sessions.summary_line)
+"""
+
+SESSION_COLUMNS = (
+    "s.session_id, s.agent_id, a.name, s.started_at, s.ended_at, s.platform, s.worst_rank, s.records, "
+    "s.summary_line FROM sessions s LEFT JOIN agents a ON a.agent_id = s.agent_id"
+)
+
+
+class PostgresStore:
+    def __init__(self, url: str, pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self._opened = 0
+
+    async def open(self) -> None:
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await connection.execute(SCHEMA)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            await self._idle.get_nowait().close()
+        self._opened = 0
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; a broken one (the server restarted) is dropped and the error is a StoreError."""
+        if self._idle.empty() and self._opened < self.pool_size:
+            self._opened += 1
+            try:
+                connection = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
+            except psycopg.Error as exc:
+                self._opened -= 1
+                raise StoreError(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+        else:
+            connection = await self._idle.get()
+        try:
+            yield connection
+        except psycopg.Error as exc:
+            if connection.broken or connection.closed:
+                self._opened -= 1
+                await connection.close()
+                raise StoreError(f"lost the PostgreSQL connection: {type(exc).__name__}") from exc
+            self._idle.put_nowait(connection)
+            raise StoreError(f"PostgreSQL refused: {exc.diag.message_primary or type(exc).__name__}") from exc
+        except BaseException:
+            self._opened -= 1
+            await connection.close()  # cancelled mid-query: the connection's state is unknown
+            raise
+        else:
+            self._idle.put_nowait(connection)
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(sql, params)
+            return await cursor.fetchall() if cursor.description else []
+
+    async def ingest(self, agent_id: str, agent_name: str, token_name: str, batch: ParsedBatch) -> IngestAck:
+        records = batch.records
+        async with self._connection() as connection, connection.transaction():
+            cursor = await connection.execute(
+                INSERT_RECORDS,
+                (
+                    agent_id,
+                    [r.seq for r in records],
+                    [r.type for r in records],
+                    [r.at for r in records],
+                    [r.session_id for r in records],
+                    [r.line for r in records],
+                ),
+            )
+            inserted = {int(row[0]) for row in await cursor.fetchall()}
+            cursor = await connection.execute(
+                UPSERT_AGENT,
+                (
+                    agent_id,
+                    agent_name,
+                    token_name,
+                    len(inserted),
+                    batch.last_seq,
+                    batch.latest_json,
+                    batch.alerts_json,
+                    batch.latest_at,
+                ),
+            )
+            row = await cursor.fetchone()
+            for touch in batch.sessions_of(inserted):
+                await connection.execute(
+                    UPSERT_SESSION,
+                    (
+                        touch.session_id,
+                        agent_id,
+                        touch.first_at,
+                        touch.last_at,
+                        touch.platform,
+                        touch.worst_rank,
+                        touch.records,
+                        touch.summary_line,
+                    ),
+                )
+        last_seq = row[0] if row else None
+        return IngestAck(accepted=len(inserted), duplicates=len(records) - len(inserted), last_seq=last_seq)
+
+    async def add_token(self, name: str, kind: TokenKind, token_hash: str) -> None:
+        await self._rows(
+            "INSERT INTO tokens (hash, name, kind, created_at) VALUES (%s, %s, %s, now())", (token_hash, name, kind)
+        )
+
+    async def find_token(self, token_hash: str) -> TokenRow | None:
+        rows = await self._rows("SELECT name, kind FROM tokens WHERE hash = %s", (token_hash,))
+        return TokenRow(rows[0][0], rows[0][1]) if rows else None
+
+    async def agents(self) -> list[AgentRow]:
+        rows = await self._rows(
+            "SELECT agent_id, name, token_name, first_seen, last_seen, records, last_seq, latest_json, alerts_json "
+            "FROM agents ORDER BY name, agent_id"
+        )
+        return [AgentRow(*r) for r in rows]
+
+    async def records(self, agent_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        rows = await self._rows(
+            "SELECT seq, line FROM records WHERE agent_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (agent_id, after_seq, limit),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def sessions(self, where: SessionFilter) -> list[SessionRow]:
+        clauses: list[str] = ["true"]
+        params: list[object] = []
+        if where.agent is not None:
+            clauses.append("(s.agent_id = %s OR a.name = %s)")
+            params += [where.agent, where.agent]
+        if where.since is not None:
+            clauses.append("s.ended_at >= %s")
+            params.append(where.since)
+        if where.until is not None:
+            clauses.append("s.started_at <= %s")
+            params.append(where.until)
+        if where.platform is not None:
+            clauses.append("s.platform = %s")
+            params.append(where.platform)
+        if where.worst_state_rank is not None:
+            clauses.append("s.worst_rank >= %s")
+            params.append(where.worst_state_rank)
+        sql = f"SELECT {SESSION_COLUMNS} WHERE {' AND '.join(clauses)} ORDER BY s.started_at DESC NULLS LAST LIMIT %s"
+        return [SessionRow(*r) for r in await self._rows(sql, (*params, where.limit))]
+
+    async def session(self, session_id: str) -> SessionRow | None:
+        rows = await self._rows(f"SELECT {SESSION_COLUMNS} WHERE s.session_id = %s", (session_id,))
+        return SessionRow(*rows[0]) if rows else None
+
+    async def session_records(self, session_id: str, types: tuple[str, ...], limit: int) -> list[str]:
+        rows = await self._rows(
+            "SELECT line FROM records WHERE session_id = %s AND type = ANY(%s) ORDER BY at, seq LIMIT %s",
+            (session_id, list(types), limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def prune(self, raw_before: datetime) -> int:
+        async with self._connection() as connection:
+            cursor = await connection.execute("DELETE FROM records WHERE at < %s", (raw_before.astimezone(UTC),))
+            return int(cursor.rowcount)
+
+    async def size_bytes(self) -> int:
+        rows = await self._rows("SELECT pg_database_size(current_database())")
+        return int(rows[0][0])
