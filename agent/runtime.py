@@ -103,6 +103,7 @@ class Agent:
         self.log_writer: HealthLogWriter | None = None
         self.sequencer: Sequencer | None = None
         self.shipper: Shipper | None = None
+        self.api_url: str | None = None  # set by whoever serves the API, once it listens
         self._folder_lock: FolderLock | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
@@ -295,6 +296,8 @@ class Agent:
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
+            api_url=self.api_url,
+            jobs_running=[job for job in ("preflight", "bandwidth") if self.jobs.running(job)],
         )
 
     def _build_snapshot(self) -> HealthSnapshot:

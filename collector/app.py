@@ -27,9 +27,12 @@ from agent import __version__
 from agent.models import ErrorBody, IngestAck
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
 from collector.auth import Authenticator
+from collector.fleet import FleetTracker
+from collector.fleet_routes import add_fleet_routes
 from collector.ingest import MAX_COMPRESSED_BYTES, STATE_RANK, BatchError, gunzip, parse_batch
 from collector.metrics import CollectorMetrics
 from collector.models import AgentView, SessionDetail, SessionView, StoredRecord, WorstState
+from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
 from collector.views import agent_view, session_detail, session_view
 
@@ -46,6 +49,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(store: Store, *, retention_days: float = 30.0, events_poll_s: float = EVENTS_POLL_S) -> FastAPI:
     auth = Authenticator(store)
     metrics = CollectorMetrics(store)
+    tracker = FleetTracker(store)
+    metrics.registry.register(FleetExposition(tracker))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -171,8 +176,10 @@ def create_app(store: Store, *, retention_days: float = 30.0, events_poll_s: flo
     async def prometheus(request: Request) -> Response:
         await auth.require(request, "reader")
         await metrics.refresh()
+        await tracker.refresh()
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
 
+    add_fleet_routes(app, store, auth, tracker, poll_s=events_poll_s)
     return app
 
 

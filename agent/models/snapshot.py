@@ -38,6 +38,10 @@ class AgentInfo(Contract):
     platform: str
     ingest_primary: str | None = Field(None, description="The primary ingest URL with its key redacted.")
     ingest_backups: list[str] = Field(default_factory=list, description="Backup ingest URLs, keys redacted.")
+    api_url: str | None = Field(
+        None, description="Where this agent's API and /metrics listen (never a token); for Prometheus discovery."
+    )
+    jobs_running: list[str] = Field(default_factory=list, description="Long work under way: 'preflight', ...")
 
 
 class HealthSnapshot(Contract):
