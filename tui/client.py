@@ -75,8 +75,11 @@ class AgentClient:
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_first_s: float = BACKOFF_FIRST_S,
         backoff_max_s: float = BACKOFF_MAX_S,
+        api_root: str = API,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # An agent's API lives at /api/v1; the collector forwards one agent's at /api/v1/agents/{id}.
+        self.api = api_root.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=REQUEST_TIMEOUT_S, transport=transport
@@ -132,12 +135,12 @@ class AgentClient:
             self.set_state("connecting", f"connecting to {self.base_url}")
             state: ConnectionState = "disconnected"
             try:
-                async with aconnect_sse(self._http, "GET", f"{API}/events", timeout=timeout) as source:
+                async with aconnect_sse(self._http, "GET", f"{self.api}/events", timeout=timeout) as source:
                     if source.response.status_code == 401:
                         state = "unauthorized"
                         detail = "the agent refused our token: pass --token or set api.token to the agent's token"
                     elif source.response.status_code != 200:
-                        detail = f"the agent answered {source.response.status_code} to GET {API}/events"
+                        detail = f"the agent answered {source.response.status_code} to GET {self.api}/events"
                     else:
                         self.set_state("connected", f"connected to {self.base_url}")
                         delay = self.backoff_first_s
@@ -180,24 +183,24 @@ class AgentClient:
             ) from None
 
     async def health(self) -> HealthSnapshot:
-        return await self._get(f"{API}/health", HealthSnapshot)
+        return await self._get(f"{self.api}/health", HealthSnapshot)
 
     async def alerts(self) -> AlertsView:
-        return await self._get(f"{API}/alerts", AlertsView)
+        return await self._get(f"{self.api}/alerts", AlertsView)
 
     async def history(self, metric: str, last_s: float) -> HistorySeries:
-        return await self._get(f"{API}/history", HistorySeries, metric=metric, last_s=last_s)
+        return await self._get(f"{self.api}/history", HistorySeries, metric=metric, last_s=last_s)
 
     async def runs(self) -> list[RunSummary]:
-        return (await self._get(f"{API}/runs", RunList)).runs
+        return (await self._get(f"{self.api}/runs", RunList)).runs
 
     async def run(self, run_id: str) -> RunDetail:
-        return await self._get(f"{API}/runs/{run_id}", RunDetail)
+        return await self._get(f"{self.api}/runs/{run_id}", RunDetail)
 
     async def start_preflight(self, platform: str, duration_s: float, bandwidth: bool) -> str:
         """Start a preflight on the agent; returns its job id. Progress and the report arrive as events."""
         body = {"platform": platform, "duration_s": duration_s, "bandwidth": bandwidth}
-        response = await self._request("POST", f"{API}/preflight", json=body)
+        response = await self._request("POST", f"{self.api}/preflight", json=body)
         if response.status_code == 409:
             raise AgentRequestError("a preflight is already running on the agent; its progress is shown here")
         if response.status_code in (404, 405):
@@ -210,7 +213,7 @@ class AgentClient:
             raise AgentRequestError("the agent accepted the preflight but did not say its job id") from None
 
     async def last_preflight(self) -> JobFinished | None:
-        response = await self._request("GET", f"{API}/preflight")
+        response = await self._request("GET", f"{self.api}/preflight")
         if response.status_code in (204, 404, 405):
             return None
         return self._parse(response, JobFinished)
