@@ -125,9 +125,11 @@ class Agent:
                 keep_bytes=self.settings.logs.keep_bytes,
             )
             try:
+                # Before the writer opens: opening applies retention, which must already ask the shipper.
+                self.settings.logs.dir.mkdir(parents=True, exist_ok=True)
+                self._start_sequencing(self.log_writer)
                 self.log_writer.open()
-                self.sinks.append(self.log_writer)
-                self._start_sequencing()
+                self.sinks.insert(0, self.log_writer)
             except OSError as exc:
                 log.error(
                     "cannot open the health log in %s: %s; set logs.dir to a writable folder",
@@ -170,7 +172,7 @@ class Agent:
         if self._folder_lock is not None:
             self._folder_lock.release()
 
-    def _start_sequencing(self) -> None:
+    def _start_sequencing(self, writer: HealthLogWriter) -> None:
         """Stamp every record with a seq (the folder's owner only) and ship the log when [ship] is set."""
         directory = self.settings.logs.dir
         self._folder_lock = FolderLock(directory)
@@ -185,9 +187,9 @@ class Agent:
         self.sequencer = Sequencer(directory)
         self.sequencer.open()
         ship = self.settings.ship
-        if ship.url is not None and self.log_writer is not None:
+        if ship.url is not None:
             self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
-            self.log_writer.retention_guard = self.shipper
+            writer.retention_guard = self.shipper
             self.sinks.append(self.shipper)
 
     async def _supervise(self, source: Source) -> None:

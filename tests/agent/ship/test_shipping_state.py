@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from prometheus_client import generate_latest
@@ -46,3 +47,19 @@ async def test_an_agent_with_an_unreachable_collector_says_so_everywhere_and_kee
     assert agent.log_writer is not None
     seqs = [json.loads(line)["seq"] for line in agent.log_writer.path.read_text().splitlines()]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every record stamped, in order
+
+
+async def test_retention_at_start_keeps_an_old_log_that_was_never_shipped(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    old = logs / "streamhealth-20260101T000000Z-1.jsonl"
+    old.write_text("".join(f'{{"seq":{seq},"type":"tick","at":"2026-01-01T00:00:00Z"}}\n' for seq in range(1, 4000)))
+    os.utime(old, (1, 1))  # the oldest by far
+    settings = make_settings(
+        tmp_path, logs__keep_bytes="1024", ship__url=f"http://127.0.0.1:{free_port()}", ship__token="agent-token-xyz"
+    )
+    agent = Agent(settings, [])
+    await agent.start()
+    await agent.stop()
+    assert old.exists()  # beyond keep_bytes, but the collector never had it
+    assert agent.sequencer is not None and agent.sequencer.next_seq > 4000  # and its seqs are never reused
