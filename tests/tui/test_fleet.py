@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
 from collector.models import FleetView
 from tests.tui import data, fleet_data
@@ -20,6 +20,7 @@ from tui.fleet_app import AgentLiveScreen, FleetApp, build_fleet_app
 from tui.fleet_client import FleetClient
 from tui.fleet_render import drops_cell, row_cells, visible_rows
 from tui.screens.fleet import FleetScreen
+from tui.widgets.fleet_table import FleetTable
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -63,8 +64,7 @@ async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 def table_names(app: FleetApp) -> list[str]:
-    table = app.screen.query_one(DataTable)
-    return [str(table.get_row_at(index)[1]) for index in range(table.row_count)]
+    return app.screen.query_one(FleetTable).names()
 
 
 def test_rows_sort_by_trouble_then_name_and_a_filter_matches_name_platform_state_or_alert() -> None:
@@ -146,18 +146,32 @@ async def test_enter_opens_the_agents_live_screen_through_the_collector_and_esca
         await until(lambda: table_names(app) == ["studio-a"])  # the filter is still there
 
 
-async def test_500_agents_fit_and_an_unchanged_order_updates_cells_in_place() -> None:
+async def test_500_agents_fit_the_cursor_follows_its_agent_and_only_visible_lines_are_drawn() -> None:
     app, client, _ = fleet_app()
-    async with app.run_test(size=(80, 24)):
+    async with app.run_test(size=(80, 24)) as pilot:
         client.feed(fleet_data.fleet(extra=494))
-        await until(lambda: app.screen.query_one(DataTable).row_count == 500)
-        table = app.screen.query_one(DataTable)
-        table.move_cursor(row=7)
-        busier = fleet_data.fleet(extra=494)
-        busier.agents[0] = busier.agents[0].model_copy(update={"cpu_ratio": 0.99})
-        client.feed(busier)
-        await until(lambda: "99%" in [str(c) for c in table.get_row("id-studio-a")])
-        assert table.cursor_row == 7
+        table = app.screen.query_one(FleetTable)
+        await until(lambda: len(table.names()) == 500)
+        await pilot.press("down", "down", "down")
+        chosen = table.selected()
+        assert chosen is not None and chosen.name == table.names()[3]
+        for _ in range(30):
+            await pilot.press("pagedown")
+        assert table.selected() is not None and table.selected().name == table.names()[-1]  # type: ignore[union-attr]
+        assert table.scroll_offset.y > 400  # scrolled with the cursor
+        await pilot.press("pageup", "pageup")
+        before = table.selected()
+        calmer = fleet_data.fleet(extra=494)
+        calmer.agents[2] = calmer.agents[2].model_copy(update={"stream_state": "offline"})  # van-cam is back
+        client.feed(calmer)
+        await until(lambda: table.names()[0] != "van-cam")
+        assert table.selected() == next(row for row in table.rows if before and row.agent_id == before.agent_id)
+        drawn = []
+        original = table.render_line
+        table.render_line = lambda y: drawn.append(y) or original(y)  # type: ignore[method-assign]
+        table.refresh()
+        await pilot.pause()
+        assert drawn and max(drawn) < 24  # only what fits on screen, not 500 rows
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -1,8 +1,8 @@
 """The Fleet screen: one row per agent, the stream in trouble on top; type to filter, Enter to open one.
 
-Redraws from the app's latest `FleetView` (pure cells from tui/fleet_render.py). With the same rows in
-the same order only the cells that changed are updated, so 500 agents at 1 Hz stay cheap; the cursor
-stays on the same agent when rows move.
+Redraws from the app's latest `FleetView`: sorting and filtering are pure (tui/fleet_render.py), and the
+table (tui/widgets/fleet_table.py) draws only the rows on screen, so 500 agents at 1 Hz stay cheap. The
+filter box keeps the focus, so typing filters at once; arrows move the cursor, Enter opens the agent.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from collector.models import FleetRow
-from tui.fleet_render import COLUMNS, row_cells, summary_line, visible_rows
+from tui.fleet_render import summary_line, visible_rows
 from tui.render import fmt_age
+from tui.widgets.fleet_table import FleetTable
 
 if TYPE_CHECKING:
     from tui.fleet_app import FleetApp
-
-Cells = tuple[Text | str, ...]
 
 
 class FleetScreen(Screen[None]):
@@ -31,32 +30,28 @@ class FleetScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("down", "move(1)", "Down", show=False, priority=True),
         Binding("up", "move(-1)", "Up", show=False, priority=True),
-        Binding("pagedown", "move(10)", "Page down", show=False, priority=True),
-        Binding("pageup", "move(-10)", "Page up", show=False, priority=True),
+        Binding("pagedown", "move(20)", "Page down", show=False, priority=True),
+        Binding("pageup", "move(-20)", "Page up", show=False, priority=True),
+        Binding("right", "columns(12)", "Columns", priority=True),
+        Binding("left", "columns(-12)", "← Columns", show=False, priority=True),
     ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._keys: list[str] = []
-        self._cells: dict[str, Cells] = {}
-        self._shown: list[FleetRow] = []
 
     @property
     def fleet_app(self) -> FleetApp:
         return cast("FleetApp", self.app)
 
+    @property
+    def table(self) -> FleetTable:
+        return self.query_one(FleetTable)
+
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-status")
         yield Static(id="fleet-banner")
         yield Input(placeholder="type to filter by name, platform, state or alert", id="fleet-filter")
-        table: DataTable[Text | str] = DataTable(id="fleet", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield FleetTable(id="fleet")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
         self.query_one(Input).focus()
         self.watch(self.app, "fleet_revision", lambda _: self.redraw(), init=True)
 
@@ -71,49 +66,30 @@ class FleetScreen(Screen[None]):
         self.query_one(Input).value = ""
 
     def action_move(self, rows: int) -> None:
-        table = self.query_one(DataTable)
-        if table.row_count:
-            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + rows)))
+        self.table.move(rows)
+
+    def action_columns(self, cells: int) -> None:
+        self.table.scroll_relative(x=cells, animate=False)
 
     def action_open(self) -> None:
-        table = self.query_one(DataTable)
-        if not self._shown or table.cursor_row >= len(self._shown):
+        row = self.table.selected()
+        if row is None:
             self.app.bell()
             return
-        row = self._shown[table.cursor_row]
         self.fleet_app.open_agent(row.agent_id, row.name)
 
-    def selected_agent(self) -> str | None:
-        table = self.query_one(DataTable)
-        return self._keys[table.cursor_row] if self._keys and table.cursor_row < len(self._keys) else None
+    def on_fleet_table_opened(self, message: FleetTable.Opened) -> None:
+        self.fleet_app.open_agent(message.row.agent_id, message.row.name)
 
     def redraw(self) -> None:
         if not self.is_current:
             return
         app = self.fleet_app
-        view = app.fleet_view
-        rows = view.agents if view is not None else []
+        rows = app.fleet_view.agents if app.fleet_view is not None else []
         filter_text = self.query_one(Input).value
         shown = visible_rows(rows, filter_text)
-        self._shown = shown
         self._status(app, rows, len(shown), filter_text)
-        table = self.query_one(DataTable)
-        keys = [row.agent_id for row in shown]
-        cells = {row.agent_id: row_cells(row) for row in shown}
-        if keys == self._keys:
-            for key in keys:
-                if cells[key] != self._cells.get(key):
-                    for (column, _), new, old in zip(COLUMNS, cells[key], self._cells[key], strict=True):
-                        if new != old:
-                            table.update_cell(key, column, new)
-        else:
-            selected = self.selected_agent()
-            table.clear()
-            for row in shown:
-                table.add_row(*cells[row.agent_id], key=row.agent_id)
-            if selected in keys:
-                table.move_cursor(row=keys.index(selected), animate=False)
-        self._keys, self._cells = keys, cells
+        self.table.set_rows(shown)
 
     def _status(self, app: FleetApp, rows: list[FleetRow], shown: int, filter_text: str) -> None:
         status = Text()
