@@ -25,6 +25,14 @@ from tui.screens.fleet import FleetScreen
 from tui.screens.live import LiveScreen
 from tui.state import DashboardState
 
+GROUP_ABOVE = 3  # more agents than this changing at once (a network split, a collector restart): one toast
+
+
+def _some(alert_ids: list[str], names: dict[str, str]) -> str:
+    shown = [names.get(alert_id.partition(":")[2], alert_id.partition(":")[2]) for alert_id in alert_ids[:3]]
+    more = f" and {len(alert_ids) - 3} more" if len(alert_ids) > 3 else ""
+    return ", ".join(shown) + more + (" are" if len(alert_ids) > 1 else " is")
+
 
 class AgentLiveScreen(LiveScreen):
     """One agent's Live screen, opened from the fleet."""
@@ -96,14 +104,25 @@ class FleetApp(StreamHealthApp, inherit_bindings=False):
         self.fleet_revision += 1
 
     def _announce(self, view: FleetView) -> None:
+        """One ring and one toast per change of the lost set; many agents at once make one toast, not 500."""
         lost = {alert.id: alert for alert in view.alerts if alert.kind == "lost_contact"}
-        for alert_id in lost.keys() - self._lost:
-            self.bell()
-            self.notify(lost[alert_id].message, title="Lost contact", severity="error", timeout=10)
         names = {row.agent_id: row.name for row in view.agents}
-        for alert_id in self._lost - lost.keys():
-            agent_id = alert_id.partition(":")[2]
-            self.notify(f"{names.get(agent_id, agent_id)} is reporting again", title="Contact back", timeout=6)
+        raised = sorted(lost.keys() - self._lost)
+        back = sorted(self._lost - lost.keys())
+        if raised:
+            self.bell()
+            if len(raised) <= GROUP_ABOVE:
+                for alert_id in raised:
+                    self.notify(lost[alert_id].message, title="Lost contact", severity="error", timeout=10)
+            else:
+                self.notify(
+                    f"{len(raised)} agents stopped reporting: {_some(raised, names)}",
+                    title="Lost contact",
+                    severity="error",
+                    timeout=10,
+                )
+        if back:
+            self.notify(f"{_some(back, names)} reporting again", title="Contact back", timeout=6)
         self._lost = set(lost)
 
     # --- one agent through the collector ---------------------------------------------------------

@@ -124,6 +124,23 @@ async def test_an_agent_losing_contact_rings_once_and_coming_back_says_so() -> N
         assert bells == [1]
 
 
+async def test_many_agents_losing_contact_at_once_make_one_toast() -> None:
+    app, client, _ = fleet_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        client.feed(fleet_data.fleet(extra=10))
+        await pilot.pause()
+        app.clear_notifications()
+        view = fleet_data.fleet(extra=10)
+        rows = [row.model_copy(update={"stream_state": "lost_contact", "silent_s": 9.0}) for row in view.agents]
+        from collector.fleet import lost_contact_alert
+
+        client.feed(view.model_copy(update={"agents": rows, "alerts": [lost_contact_alert(row) for row in rows]}))
+        await until(lambda: len(app._notifications) == 1)
+        await pilot.pause()
+        assert len(app._notifications) == 1
+        assert next(iter(app._notifications)).message.startswith("15 agents stopped reporting: ")
+
+
 async def test_enter_opens_the_agents_live_screen_through_the_collector_and_escape_returns() -> None:
     app, client, collector = fleet_app()
     async with app.run_test(size=(80, 24)) as pilot:
