@@ -6,9 +6,8 @@ comes back, so the order changes and the table is rebuilt). CPU and RSS of the T
 psutil.
 
 Run 2 (real collector): a real collector process (SQLite) receives 500 simulated agents shipping full 1 Hz
-ticks over HTTP (gzip NDJSON, as the agent sends; every 2 s by default, two ticks a batch: one Python
-sender cannot post 500 requests a second beside the processes it measures), and the real Fleet TUI polls
-it at 1 Hz. CPU of the TUI, and of the collector with and without the TUI polling (the difference is what the
+ticks over HTTP (gzip NDJSON on a keep-alive connection each, as the agent sends; one batch a second by
+default, `--batch-s 2` for two ticks every 2 s), and the real Fleet TUI polls it at 1 Hz. CPU of the TUI, and of the collector with and without the TUI polling (the difference is what the
 fleet view costs the collector: following 500 agents' new records and building the rows).
 
     uv run python bench/fleet.py                  # about 2.5 minutes
@@ -164,51 +163,66 @@ SENT = {"records": 0, "failed": 0}
 
 
 async def ship_forever(url: str, token: str, agents: int, batch_s: float, stop: asyncio.Event) -> None:
-    import httpx
+    """Each simulated agent: its own keep-alive HTTP/1.1 connection, a batch every `batch_s`, paced.
+
+    Raw asyncio streams rather than httpx: one httpx client posting 500 requests a second spends more CPU
+    than the collector it loads, and would starve the processes this bench measures.
+    """
+    from urllib.parse import urlsplit
 
     from agent.models import utc_now
     from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
     from tests.collector.fleet_data import fleet_snapshot, tick_line
 
-    seqs = [0] * agents
-    ticks_per_batch = max(1, round(batch_s))
-    # One full tick per agent, built once; each second only its seq and time change (the bench must not
-    # spend its CPU on pydantic, it would starve the processes it measures).
+    port = urlsplit(url).port
     marker = utc_now()
-    templates = [
-        tick_line(999_999_999, fleet_snapshot(marker, cpu=(index % 90) / 100)).replace(marker.isoformat(), "@AT@")
-        for index in range(agents)
-    ]
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
-        while not stop.is_set():
-            started = time.monotonic()
-            at = utc_now().isoformat()
+    ticks_per_batch = max(1, round(batch_s))
 
-            async def one(index: int, at: str) -> None:
-                lines = []
-                for _ in range(ticks_per_batch):  # the ticks the agent took since its last batch
-                    seqs[index] += 1
-                    lines.append(templates[index].replace("999999999", str(seqs[index]), 1).replace("@AT@", at))
-                body = gzip.compress("".join(line + "\n" for line in lines).encode(), compresslevel=1)
-                headers = {
-                    "Authorization": f"Bearer {token}",
-                    "Content-Encoding": "gzip",
-                    AGENT_ID_HEADER: f"bench-{index:04d}",
-                    AGENT_NAME_HEADER: f"agent-{index:04d}",
-                }
-                try:
-                    response = await http.post(INGEST_PATH, content=body, headers=headers)
-                except httpx.HTTPError:
-                    SENT["failed"] += 1
-                    return
-                if response.status_code == 200:
+    async def one(index: int) -> None:
+        # One full tick built once; each batch only changes its seq and time.
+        template = tick_line(999_999_999, fleet_snapshot(marker, cpu=(index % 90) / 100))
+        template = template.replace(marker.isoformat(), "@AT@")
+        seq = 0
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        await asyncio.sleep(batch_s * index / agents)  # agents started at different moments
+        next_at = time.monotonic()
+        while not stop.is_set():
+            at = utc_now().isoformat()
+            lines = []
+            for _ in range(ticks_per_batch):
+                seq += 1
+                lines.append(template.replace("999999999", str(seq), 1).replace("@AT@", at))
+            body = gzip.compress("".join(line + "\n" for line in lines).encode(), compresslevel=1)
+            head = (
+                f"POST {INGEST_PATH} HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer {token}\r\n"
+                f"{AGENT_ID_HEADER}: bench-{index:04d}\r\n{AGENT_NAME_HEADER}: agent-{index:04d}\r\n"
+                f"Content-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                assert reader is not None
+                writer.write(head.encode() + body)
+                status = await reader.readline()
+                length = 0
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    if header.lower().startswith(b"content-length:"):
+                        length = int(header.split(b":")[1])
+                await reader.readexactly(length)
+                if status.startswith(b"HTTP/1.1 200"):
                     SENT["records"] += len(lines)
                 else:
                     SENT["failed"] += 1
+            except (OSError, asyncio.IncompleteReadError):
+                SENT["failed"] += 1
+                writer = None
+            next_at += batch_s
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        if writer is not None:
+            writer.close()
 
-            await asyncio.gather(*(one(index, at) for index in range(agents)))
-            await asyncio.sleep(max(0.0, batch_s - (time.monotonic() - started)))
+    await asyncio.gather(*(one(index) for index in range(agents)))
 
 
 async def fleet_states(url: str, token: str) -> str:
@@ -279,7 +293,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60, help="length of each measured run")
     parser.add_argument("--size", default="120x40", help="terminal size, e.g. 80x24")
     parser.add_argument(
-        "--batch-s", type=float, default=2.0, help="run 2: each simulated agent ships every N s (ship.batch_interval_s)"
+        "--batch-s", type=float, default=1.0, help="run 2: each simulated agent ships every N s (ship.batch_interval_s)"
     )
     parser.add_argument("--skip-collector", action="store_true", help="only run 1 (the TUI fed directly)")
     args = parser.parse_args()

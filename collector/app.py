@@ -26,12 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent import __version__
 from agent.models import ErrorBody, IngestAck
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
+from agent.notify.settings import NotifySettings
 from collector.auth import Authenticator
 from collector.fleet import FleetTracker
 from collector.fleet_routes import add_fleet_routes
 from collector.ingest import MAX_COMPRESSED_BYTES, STATE_RANK, BatchError, gunzip, parse_batch
 from collector.metrics import CollectorMetrics
 from collector.models import AgentView, SessionDetail, SessionView, StoredRecord, WorstState
+from collector.notify import FleetNotifier, watching
 from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
 from collector.views import agent_view, session_detail, session_view
@@ -46,10 +48,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(store: Store, *, retention_days: float = 30.0, events_poll_s: float = EVENTS_POLL_S) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    retention_days: float = 30.0,
+    events_poll_s: float = EVENTS_POLL_S,
+    notify: NotifySettings | None = None,
+) -> FastAPI:
     auth = Authenticator(store)
     metrics = CollectorMetrics(store)
     tracker = FleetTracker(store)
+    fleet_notifier = FleetNotifier(tracker, notify) if notify is not None and notify.webhooks else None
     metrics.registry.register(FleetExposition(tracker))
 
     @contextlib.asynccontextmanager
@@ -57,7 +66,8 @@ def create_app(store: Store, *, retention_days: float = 30.0, events_poll_s: flo
         await store.open()
         pruner = asyncio.create_task(_prune_forever(store, retention_days), name="prune")
         try:
-            yield
+            async with watching(fleet_notifier):
+                yield
         finally:
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

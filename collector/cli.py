@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 import platformdirs
 
@@ -45,6 +46,14 @@ def add_parser(
     serve.add_argument(
         "--retention-days", type=float, default=30.0, help="keep raw records this many days (default 30)"
     )
+    serve.add_argument(
+        "--notify",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="send fleet alerts (lost contact, agents' critical alerts) to the webhooks of the [notify] section "
+        "of this TOML file (docs/fleet.md); on one collector only",
+    )
     serve.set_defaults(command=run_serve)
     token = actions.add_parser(
         "token", parents=[common, database], help="create a token and print it once (it is stored hashed)"
@@ -63,11 +72,13 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from collector.app import create_app
+    from collector.notify import load_notify_settings
     from collector.store import open_store, redact_database_url
 
+    notify = load_notify_settings(args.notify) if getattr(args, "notify", None) is not None else None
     url = args.database or default_database()
     store = open_store(url)
-    app = create_app(store, retention_days=args.retention_days)
+    app = create_app(store, retention_days=args.retention_days, notify=notify)
     print(
         f"streamhealth collector on http://{args.host}:{args.port} (database {redact_database_url(url)})",
         file=sys.stderr,

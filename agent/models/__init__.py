@@ -7,6 +7,7 @@ from agent.models.alerts import Alert, AlertChange, OverallState, Severity, Sugg
 from agent.models.base import SCHEMA_VERSION, Contract, Sample, utc_now
 from agent.models.encoder import EncoderSettings, FfmpegSample, ObsConnection, ObsSample
 from agent.models.network import LinkInfo, NetworkSample, TargetStability, TcpInfo, UploadUser
+from agent.models.notify import AlertNotification, NotifiedAlert
 from agent.models.records import (
     LOG_RECORD,
     AlertRecord,
@@ -47,6 +48,7 @@ __all__ = [
     "AgentInfo",
     "Alert",
     "AlertChange",
+    "AlertNotification",
     "AlertRecord",
     "AlertTimelineEntry",
     "BandwidthBackend",
@@ -67,6 +69,7 @@ __all__ = [
     "LinkInfo",
     "LogRecord",
     "NetworkSample",
+    "NotifiedAlert",
     "ObsConnection",
     "ObsSample",
     "OverallState",
