@@ -228,9 +228,12 @@ async def ship_forever(url: str, token: str, agents: int, batch_s: float, stop: 
 async def fleet_states(url: str, token: str) -> str:
     import httpx
 
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http:
         started = time.monotonic()
-        view = (await http.get(f"{url}/api/v1/fleet")).json()
+        try:
+            view = (await http.get(f"{url}/api/v1/fleet")).json()
+        except httpx.HTTPError as exc:
+            return f"GET /api/v1/fleet failed after {time.monotonic() - started:.0f} s: {type(exc).__name__}"
         took_ms = 1000 * (time.monotonic() - started)
     counts: dict[str, int] = {}
     for row in view["agents"]:

@@ -142,12 +142,26 @@ class FleetTracker:
             if self._clock() - self._refreshed_at < REFRESH_MIN_S:
                 return
             rows = await self.store.agents()
+            # Every read at once: sequential awaits would each wait for a turn of an event loop that is busy
+            # with ingest (500 agents took over 30 s that way under load); gathered, the store's reader
+            # runs them back to back (SQLite) or side by side (PostgreSQL's pool).
+            wanted = [followed for row in rows if (followed := self._note(row)) is not None]
+            found = await asyncio.gather(*(self.store.records(f.agent_id, f.seq, 1000) for f in wanted))
+            for followed, records in zip(wanted, found, strict=True):
+                for seq, line in records:
+                    followed.read(line, seq)
             for row in rows:
-                await self._follow(row)
+                if row.last_seq is not None:
+                    self.followed[row.agent_id].seq = max(self.followed[row.agent_id].seq, row.last_seq)
+            starting = [f for f in self.followed.values() if f.session_id is not None and f.session_started_at is None]
+            sessions = await asyncio.gather(*(self.store.session(f.session_id or "") for f in starting))
+            for followed, session in zip(starting, sessions, strict=True):
+                followed.session_started_at = session.started_at if session is not None else None
             self.rows = rows
             self._refreshed_at = self._clock()
 
-    async def _follow(self, row: AgentRow) -> None:
+    def _note(self, row: AgentRow) -> Followed | None:
+        """Note the agent's last batch; the agent if it has records we have not read (else None)."""
         followed = self.followed.get(row.agent_id)
         if followed is None:
             followed = self.followed[row.agent_id] = Followed(row.agent_id)
@@ -155,20 +169,10 @@ class FleetTracker:
             followed.batch_gaps_s.append((row.last_seen - followed.last_seen).total_seconds())
         followed.last_seen = row.last_seen
         if row.last_seq is None or row.last_seq <= followed.seq:
-            return
+            return None
         # Far behind (first look, or an agent catching up on a backlog): only the last minute matters here.
-        after = max(followed.seq, row.last_seq - BACKFILL_RECORDS)
-        while after < row.last_seq:
-            records = await self.store.records(row.agent_id, after, 1000)
-            if not records:
-                break
-            for seq, line in records:
-                followed.read(line, seq)
-            after = records[-1][0]
-        followed.seq = max(followed.seq, row.last_seq)
-        if followed.session_id is not None and followed.session_started_at is None:
-            session = await self.store.session(followed.session_id)
-            followed.session_started_at = session.started_at if session is not None else None
+        followed.seq = max(followed.seq, row.last_seq - BACKFILL_RECORDS)
+        return followed
 
     def latest(self, agent_id: str) -> HealthSnapshot | None:
         followed = self.followed.get(agent_id)

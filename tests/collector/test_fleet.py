@@ -105,9 +105,13 @@ async def test_an_agent_that_stops_reporting_loses_contact_within_three_interval
     assert 'streamhealth_cpu_usage_ratio{agent="studio-pc"}' not in text  # stale figures would look live
 
     await collector.ship(recent_ticks(1, first_seq=6), agent_id="a1", name="studio-pc")
-    async with collector.reader() as http:
-        back = (await http.get("/api/v1/fleet")).json()
-    assert back["agents"][0]["stream_state"] == "live" and back["alerts"] == []
+
+    async def back() -> bool:
+        async with collector.reader() as http:
+            view = (await http.get("/api/v1/fleet")).json()
+        return bool(view["agents"][0]["stream_state"] == "live" and view["alerts"] == [])
+
+    await async_wait_until(back, 5, "contact back")  # a look at the store is shared for 0.5 s
 
 
 async def test_fleet_rows_carry_drops_of_the_last_minute_by_cause_and_sort_by_trouble(

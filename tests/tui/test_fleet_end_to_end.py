@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from textual.widgets import DataTable
 
 from tests.collector.helpers import add_tokens
 from tests.peers.wait import free_port, port_open, wait_until
 from tui.fleet_app import AgentLiveScreen, build_fleet_app
 from tui.fleet_client import FleetClient
 from tui.screens.fleet import FleetScreen
+from tui.widgets.fleet_table import FleetTable
 
 pytestmark = pytest.mark.integration
 
@@ -106,10 +106,10 @@ async def test_the_fleet_view_follows_real_agents_through_a_real_collector(
     client = FleetClient(url, reader_token, interval_s=0.25)
     app = build_fleet_app(client)
     async with app.run_test(size=(80, 24)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(FleetTable)
 
         def names() -> list[str]:
-            return [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+            return table.names()
 
         def state_of(name: str) -> str:
             view = app.fleet_view
