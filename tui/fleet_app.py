@@ -19,6 +19,7 @@ from textual.screen import Screen
 from agent.models import utc_now
 from collector.models import FleetView
 from tui.app import StreamHealthApp
+from tui.client import AgentClient
 from tui.fleet_client import FleetClient, FleetReceived, FleetUnreachable
 from tui.screens.alerts import AlertsScreen
 from tui.screens.fleet import FleetScreen
@@ -128,6 +129,7 @@ class FleetApp(StreamHealthApp, inherit_bindings=False):
     # --- one agent through the collector ---------------------------------------------------------
 
     def open_agent(self, agent_id: str, name: str) -> None:
+        self._let_go(self.client)
         client = self.fleet.agent_client(agent_id)
         self.client = client
         # Messages of a client we left behind must not land in the new agent's state.
@@ -137,6 +139,11 @@ class FleetApp(StreamHealthApp, inherit_bindings=False):
         self.open_agent_id = agent_id
         self.run_worker(client.run_events(), name="events", group="events", exclusive=True)
         self.push_screen(AgentLiveScreen())
+
+    def _let_go(self, client: AgentClient) -> None:
+        """Stop following an agent and close its connections (in the background: closing awaits)."""
+        self.workers.cancel_group(self, "events")
+        self.run_worker(client.aclose(), group="closing")
 
     def action_close_agent(self) -> None:
         self.workers.cancel_group(self, "events")

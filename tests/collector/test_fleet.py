@@ -153,3 +153,26 @@ async def test_an_agents_snapshots_events_alerts_and_history_are_forwarded_like_
     assert [kind for kind, _ in seen] == ["tick", "tick"]
     second = json.loads(seen[1][1])
     assert second["seq"] == 11 and second["snapshot"]["system"]["cpu_usage_ratio"] == 0.77
+
+
+async def test_a_tick_shaped_unlike_ours_keeps_its_row_without_figures_and_the_fleet_keeps_serving(
+    collector: RunningCollector,
+) -> None:
+    at = utc_now().isoformat()
+    odd = {
+        "seq": 1,
+        "type": "tick",
+        "snapshot": {"taken_at": at, "system": {"cpu_usage_ratio": "x"}, "shipping": {"lines_waiting": "many"}},
+    }
+    await collector.ship([json.dumps(odd)], agent_id="odd", name="odd-agent")
+    await collector.ship(recent_ticks(2), agent_id="a1", name="studio-pc")
+    async with collector.reader() as http:
+        fleet_answer = await http.get("/api/v1/fleet")
+        metrics_answer = await http.get("/metrics")
+        health = await http.get("/api/v1/agents/odd/health")
+    rows = {row["name"]: row for row in fleet_answer.json()["agents"]}
+    assert rows["odd-agent"]["cpu_ratio"] is None and rows["studio-pc"]["cpu_ratio"] == 0.46
+    assert (
+        metrics_answer.status_code == 200 and 'streamhealth_cpu_usage_ratio{agent="studio-pc"}' in metrics_answer.text
+    )
+    assert health.status_code == 404  # no tick this collector can read
