@@ -79,16 +79,21 @@ class Result:
     rss_bytes: int = 0
     db_bytes: int = 0
     stream_hours: float = 0.0
+    server_p50_s: float = float("nan")
+    server_p99_s: float = float("nan")
 
     def line(self) -> str:
         ordered = sorted(self.latencies_s) or [float("nan")]
         p50 = ordered[len(ordered) // 2] * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         per_hour = self.db_bytes / self.stream_hours if self.stream_hours else float("nan")
+        rate = self.records / self.seconds
+        cpu_ms = 10 * self.cpu_percent / rate if rate else float("nan")
         return (
-            f"{self.name:<44} {self.records / self.seconds:>9,.0f} rec/s  p50 {p50:>6.1f} ms  p99 {p99:>7.1f} ms  "
-            f"CPU {self.cpu_percent:>5.0f}%  RSS {self.rss_bytes / 1e6:>5.0f} MB  "
-            f"{per_hour / 1e6:>6.1f} MB/stream-h  errors {self.errors}"
+            f"{self.name:<44} {rate:>7,.0f} rec/s | latency sent->ack p50 {p50:>6.1f} ms p99 {p99:>7.1f} ms | "
+            f"in collector p50 <= {self.server_p50_s * 1000:g} ms p99 <= {self.server_p99_s * 1000:g} ms | "
+            f"CPU {self.cpu_percent:>3.0f}% ({cpu_ms:.3f} ms/rec, ~{1000 / cpu_ms:,.0f} rec/s per core) | "
+            f"RSS {self.rss_bytes / 1e6:>3.0f} MB | {per_hour / 1e6:>4.1f} MB/stream-h | errors {self.errors}"
         )
 
 
@@ -183,10 +188,30 @@ def collectors(database_url: str, count: int) -> Iterator[list[tuple[int, subpro
             process.wait(20)
 
 
+def server_latency(port: int, reader_token: str) -> tuple[float, float]:
+    """p50 / p99 of request-to-commit inside the collector: the upper bound of the histogram bucket."""
+    import httpx
+
+    text = httpx.get(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {reader_token}"}, timeout=10
+    ).text
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("streamhealth_collector_ingest_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0
+
+    def quantile(q: float) -> float:
+        return next((bound for bound, count in buckets if total and count >= q * total), float("nan"))
+
+    return quantile(0.5), quantile(0.99)
+
+
 def database_bytes(database_url: str) -> int:
     if database_url.startswith("sqlite:///"):
-        path = Path(database_url.removeprefix("sqlite:///"))
-        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        # The main file only: the WAL is checkpointed into it every second and then reused, not grown.
+        return Path(database_url.removeprefix("sqlite:///")).stat().st_size
     import psycopg
 
     with psycopg.connect(database_url) as connection:
@@ -219,6 +244,8 @@ def run_case(
         result.rss_bytes = sum(h.memory_info().rss for h in handles)
         result.db_bytes = database_bytes(database_url) - size_before
         result.stream_hours = result.records / 3600  # one record a second is one stream-second
+        reader = asyncio.run(add_tokens(database_url))[1]
+        result.server_p50_s, result.server_p99_s = server_latency(running[0][0], reader)
     return result
 
 
