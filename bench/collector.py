@@ -39,6 +39,8 @@ from tests.collector.helpers import add_tokens
 from tests.peers.postgres import postgres_available, postgres_server
 from tests.peers.wait import free_port, port_open, wait_until
 
+BACKLOG_BATCH = 500  # ship.batch_max_lines: what an agent sends while catching up
+
 
 def realistic_tick() -> str:
     """One tick line of a real agent with its system source (the record most of a log is made of)."""
@@ -79,6 +81,7 @@ class Result:
     rss_bytes: int = 0
     db_bytes: int = 0
     stream_hours: float = 0.0
+    database_cpu_percent: float = 0.0
     server_p50_s: float = float("nan")
     server_p99_s: float = float("nan")
 
@@ -94,6 +97,7 @@ class Result:
             f"in collector p50 <= {self.server_p50_s * 1000:g} ms p99 <= {self.server_p99_s * 1000:g} ms | "
             f"CPU {self.cpu_percent:>3.0f}% ({cpu_ms:.3f} ms/rec, ~{1000 / cpu_ms:,.0f} rec/s per core) | "
             f"RSS {self.rss_bytes / 1e6:>3.0f} MB | {per_hour / 1e6:>4.1f} MB/stream-h | errors {self.errors}"
+            + (f" | PostgreSQL CPU {self.database_cpu_percent:.0f}%" if self.database_cpu_percent else "")
         )
 
 
@@ -188,6 +192,15 @@ def collectors(database_url: str, count: int) -> Iterator[list[tuple[int, subpro
             process.wait(20)
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds of the PostgreSQL server processes (all of them: the benchmark starts the only one)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] == "postgres" and process.info["cpu_times"] is not None:
+            total += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return total
+
+
 def server_latency(port: int, reader_token: str) -> tuple[float, float]:
     """p50 / p99 of request-to-commit inside the collector: the upper bound of the histogram bucket."""
     import httpx
@@ -236,10 +249,13 @@ def run_case(
         agents = [Agent(i, running[i % len(running)][0], token, template) for i in range(streams)]
         size_before = database_bytes(database_url)
         cpu_before = sum(h.cpu_times().user + h.cpu_times().system for h in handles)
+        database_before = postgres_cpu_s()
         wall = time.monotonic()
         asyncio.run(drive(agents, seconds, per_batch, paced, result))
         wall = time.monotonic() - wall
         cpu = sum(h.cpu_times().user + h.cpu_times().system for h in handles) - cpu_before
+        if database_url.startswith("postgresql"):
+            result.database_cpu_percent = 100 * (postgres_cpu_s() - database_before) / wall
         result.cpu_percent = 100 * cpu / wall
         result.rss_bytes = sum(h.memory_info().rss for h in handles)
         result.db_bytes = database_bytes(database_url) - size_before
@@ -253,7 +269,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--backlog-agents", type=int, default=50)
+    parser.add_argument("--backlog-agents", type=int, default=20)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument(
         "--pg-no-fsync",
@@ -269,7 +285,7 @@ def main() -> int:
         if args.only != "postgresql":
             for mode, streams, per_batch, paced in (
                 ("1 Hz", args.streams, 1, True),
-                ("backlog", args.backlog_agents, 100, False),
+                ("backlog", args.backlog_agents, BACKLOG_BATCH, False),
             ):
                 url = f"sqlite:///{folder}/{mode.replace(' ', '')}.sqlite3"
                 label = f"SQLite, 1 collector, {mode}: {streams} agents x {per_batch}"
@@ -284,7 +300,7 @@ def main() -> int:
                 for n_collectors in (1, 2):
                     for mode, streams, per_batch, paced in (
                         ("1 Hz", args.streams, 1, True),
-                        ("backlog", args.backlog_agents, 100, False),
+                        ("backlog", args.backlog_agents, BACKLOG_BATCH, False),
                     ):
                         with server.database() as url:
                             label = f"PostgreSQL, {n_collectors} collector(s), {mode}: {streams} agents x {per_batch}"
