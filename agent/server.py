@@ -51,6 +51,9 @@ class AgentServer:
             access_log=False,
             lifespan="off",
             ws="none",
+            # h11 (pure Python), as before httptools became a dependency for the collector: the agent
+            # serves a few requests a second, and its behaviour on malformed requests stays as tested.
+            http="h11",
             timeout_graceful_shutdown=3,
         )
         self._server = _EmbeddedUvicorn(config)

@@ -24,7 +24,10 @@ class Authenticator:
         self._cache: dict[str, tuple[float, TokenRow | None]] = {}
 
     async def require(self, request: Request, kind: TokenKind) -> TokenRow:
-        header = request.headers.get("authorization", "")
+        return await self.check(request.headers.get("authorization", ""), kind)
+
+    async def check(self, header: str, kind: TokenKind) -> TokenRow:
+        """The token's row; an HTTPException (401 / 403, with what to do) otherwise."""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(401, "send a token as 'Authorization: Bearer <token>' (streamhealth collector token)")

@@ -31,7 +31,7 @@ class CollectorMetrics:
         self._latency = Histogram(
             "streamhealth_collector_ingest_seconds",
             "From request to committed answer.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
         self._fleet = _Fleet()

@@ -1,20 +1,20 @@
 """The embedded store: SQLite in WAL mode, stdlib sqlite3 in threads of its own.
 
-One writer thread does every ingest, and commits the batches that arrived meanwhile in one transaction
-(group commit): at 1,000 agents a second that is a few commits a second instead of a thousand, and each
-request is still answered only after its batch is committed. Reads go to another thread with its own
-connection (WAL lets them run beside the writer).
+Ingest commits on the event loop, every batch that arrived in the same turn of the loop in one
+transaction (group commit), and answers each request only after that commit. Measured: a writer thread
+cost more in GIL hand-overs (~0.3 ms a request) than the inserts themselves (tens of microseconds in WAL
+with synchronous=NORMAL). Reads and WAL checkpoints (which fsync) run in a thread with their own
+connection; WAL lets them run beside the writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GROUP_MAX_BATCHES = 512
+CHECKPOINT_EVERY_S = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -98,12 +99,12 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[tuple[tuple[str, str, str, ParsedBatch], Future[IngestAck]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._writer: threading.Thread | None = None
+        self._pending: list[tuple[tuple[str, str, str, ParsedBatch], asyncio.Future[IngestAck]]] = []
+        self._flush_scheduled = False
+        self._write_connection: sqlite3.Connection | None = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._read_connection: sqlite3.Connection | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,49 +115,59 @@ class SqliteStore:
             self._read_connection = connection
 
         await self._read(setup)
-        self._writer = threading.Thread(target=self._write_forever, name="sqlite-write", daemon=True)
-        self._writer.start()
+        self._write_connection = _connect(self.path)
+        # Checkpoints (which fsync) run in the reader thread, not inside an ingest on the event loop.
+        self._write_connection.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = asyncio.create_task(self._checkpoint_forever())
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._queue.put(None)
-            await asyncio.to_thread(self._writer.join, 10)
-            self._writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+        if self._pending:
+            self._flush()
+        if self._write_connection is not None:
+            self._write_connection.close()
+            self._write_connection = None
         if self._read_connection is not None:
+            await self._read(self._checkpoint)
             await self._read(self._read_connection.close)
         self._reader.shutdown(wait=True)
 
-    # --- ingest: group commit in the writer thread -----------------------------------------------
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await self._read(self._checkpoint)
+            except StoreError as exc:
+                log.warning("WAL checkpoint: %s", exc)
+
+    def _checkpoint(self) -> None:
+        assert self._read_connection is not None
+        self._read_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # --- ingest: group commit on the event loop ---------------------------------------------------
 
     async def ingest(self, agent_id: str, agent_name: str, token_name: str, batch: ParsedBatch) -> IngestAck:
-        future: Future[IngestAck] = Future()
-        self._queue.put(((agent_id, agent_name, token_name, batch), future))
-        return await asyncio.wrap_future(future)
+        """Committed with every batch that arrived in the same turn of the event loop, then answered."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestAck] = loop.create_future()
+        self._pending.append(((agent_id, agent_name, token_name, batch), future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await future
 
-    def _write_forever(self) -> None:
-        connection = _connect(self.path)
-        try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                group = [item]
-                while len(group) < GROUP_MAX_BATCHES:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._queue.put(None)  # finish this group, then stop
-                        break
-                    group.append(more)
-                self._commit_group(connection, group)
-        finally:
-            connection.close()
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        group, self._pending = self._pending, []
+        for start in range(0, len(group), GROUP_MAX_BATCHES):
+            self._commit_group(group[start : start + GROUP_MAX_BATCHES])
 
-    def _commit_group(
-        self, connection: sqlite3.Connection, group: list[tuple[tuple[str, str, str, ParsedBatch], Future[IngestAck]]]
-    ) -> None:
+    def _commit_group(self, group: list[tuple[tuple[str, str, str, ParsedBatch], asyncio.Future[IngestAck]]]) -> None:
+        connection = self._write_connection
+        assert connection is not None
         try:
             connection.execute("BEGIN IMMEDIATE")
             acks = [self._ingest_one(connection, *args) for args, _ in group]
@@ -166,13 +177,15 @@ class SqliteStore:
                 connection.execute("ROLLBACK")
             if len(group) > 1:  # find the one batch that fails; the others still go in
                 for one in group:
-                    self._commit_group(connection, [one])
+                    self._commit_group([one])
                 return
             log.error("cannot store a batch: %s", exc)
-            group[0][1].set_exception(StoreError(f"the database refused the batch: {exc}"))
+            if not group[0][1].done():
+                group[0][1].set_exception(StoreError(f"the database refused the batch: {exc}"))
             return
         for (_, future), ack in zip(group, acks, strict=True):
-            future.set_result(ack)
+            if not future.done():  # the client may have gone (cancelled); the batch is stored anyway
+                future.set_result(ack)
 
     def _ingest_one(
         self, connection: sqlite3.Connection, agent_id: str, agent_name: str, token_name: str, batch: ParsedBatch
