@@ -29,6 +29,13 @@ async def collector(tmp_path: Path) -> AsyncIterator[RunningCollector]:
         yield running
 
 
+@pytest.fixture
+async def any_collector(database_url: str) -> AsyncIterator[RunningCollector]:
+    """A collector on each store: SQLite and a real PostgreSQL."""
+    async with running_collector(database_url) as running:
+        yield running
+
+
 async def fleet(collector: RunningCollector) -> dict[str, dict[str, object]]:
     async with collector.reader() as http:
         response = await http.get("/api/v1/fleet")
@@ -115,8 +122,9 @@ async def test_an_agent_that_stops_reporting_loses_contact_within_three_interval
 
 
 async def test_fleet_rows_carry_drops_of_the_last_minute_by_cause_and_sort_by_trouble(
-    collector: RunningCollector,
+    any_collector: RunningCollector,
 ) -> None:
+    collector = any_collector
     await collector.ship(recent_ticks(90, step_drops=2), agent_id="a1", name="zz-live")
     await collector.ship(recent_ticks(3, alerts=[data.alert()]), agent_id="a2", name="yy-degraded")
     await collector.ship(recent_ticks(3, streaming=False), agent_id="a3", name="aa-offline")
@@ -130,8 +138,9 @@ async def test_fleet_rows_carry_drops_of_the_last_minute_by_cause_and_sort_by_tr
 
 
 async def test_an_agents_snapshots_events_alerts_and_history_are_forwarded_like_the_agents_own_api(
-    collector: RunningCollector,
+    any_collector: RunningCollector,
 ) -> None:
+    collector = any_collector
     await collector.ship(recent_ticks(10), agent_id="a1", name="studio-pc")
     async with collector.reader() as http:
         health = HealthSnapshot.model_validate((await http.get("/api/v1/agents/a1/health")).json())
