@@ -287,7 +287,7 @@ def _number(value: Any) -> float | None:
 
 def lost_contact_alert(row: FleetRow) -> Alert:
     """A fleet alert, in the agent's own alert model so the same screens and notifiers show it."""
-    every = f"{row.interval_s:g} s"
+    every = f"{row.interval_s:.0f} s" if row.interval_s >= 10 else f"{row.interval_s:.1f} s".replace(".0 s", " s")
     return Alert(
         id=f"lost_contact:{row.agent_id}",
         kind="lost_contact",
