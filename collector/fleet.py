@@ -134,6 +134,7 @@ class FleetTracker:
         self.store = store
         self.followed: dict[str, Followed] = {}
         self.rows: list[AgentRow] = []
+        self.read_at: datetime | None = None  # when `rows` were read from the store
         self._clock = clock
         self._refreshed_at = -REFRESH_MIN_S
         self._lock = asyncio.Lock()
@@ -143,6 +144,9 @@ class FleetTracker:
             if self._clock() - self._refreshed_at < REFRESH_MIN_S:
                 return
             rows = await self.store.agents()
+            # Silence is measured as of this read: under load the reads below can take seconds, and an
+            # agent that reported just before them is not silent for that long.
+            self.read_at = datetime.now(UTC)
             # Every read at once: sequential awaits would each wait for a turn of an event loop that is busy
             # with ingest (500 agents took over 30 s that way under load); gathered, the store's reader
             # runs them back to back (SQLite) or side by side (PostgreSQL's pool).
@@ -189,7 +193,7 @@ class FleetTracker:
         }
 
     def view(self, now: datetime | None = None) -> FleetView:
-        now = now or datetime.now(UTC)
+        now = now or self.read_at or datetime.now(UTC)
         labels = self.labels()
         rows = [self.row(row, labels[row.agent_id], now) for row in self.rows]
         rows.sort(key=lambda r: (TROUBLE_RANK[r.stream_state], 0 if r.overall == "critical" else 1, r.name))

@@ -68,7 +68,7 @@ class FleetExposition(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        now = datetime.now(UTC)
+        now = self.tracker.read_at or datetime.now(UTC)
         labels = self.tracker.labels()
         merged: dict[str, Metric] = {}
         reporting = GaugeMetricFamily(
