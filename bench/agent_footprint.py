@@ -88,7 +88,10 @@ def main() -> int:
     }
     processes = {
         "streamhealth agent": subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "agent", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "agent.cli", "agent", "-q"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
     }
     glances = shutil.which("glances")
@@ -126,8 +129,10 @@ def main() -> int:
     if "glances -q -t 1" in results and results["glances -q -t 1"].cpu_seconds > 0:
         ratio = agent.cpu_seconds / results["glances -q -t 1"].cpu_seconds
         print(f"agent CPU / Glances CPU = {ratio:.2f}  (target <= 0.20)")
-    print(f"targets: <= 0.5% of a core ({'met' if agent.core_percent <= 0.5 else 'NOT met'}), "
-          f"<= 60 MB RSS ({'met' if agent.peak_rss_bytes <= 60e6 else 'NOT met'})")
+    print(
+        f"targets: <= 0.5% of a core ({'met' if agent.core_percent <= 0.5 else 'NOT met'}), "
+        f"<= 60 MB RSS ({'met' if agent.peak_rss_bytes <= 60e6 else 'NOT met'})"
+    )
     return 0
 
 

@@ -164,10 +164,11 @@ def _session_part(record: IngestRecord, body: dict[str, Any]) -> SessionTouch:
         part.worst_rank = STATE_RANK.get(str(snapshot.get("overall")))
         platform = _get(snapshot, "agent", "platform")
         part.platform = platform if isinstance(platform, str) else None
+    platform = body.get("platform")  # session_started and session_summary say it
+    if isinstance(platform, str):
+        part.platform = platform
     if record.type.endswith("summary"):
         part.summary_line = record.line
-        platform = body.get("platform")
-        part.platform = platform if isinstance(platform, str) else part.platform
     return part
 
 

@@ -7,12 +7,14 @@ from agent.models.alerts import Alert, AlertChange, OverallState, Severity, Sugg
 from agent.models.base import SCHEMA_VERSION, Contract, Sample, utc_now
 from agent.models.encoder import EncoderSettings, FfmpegSample, ObsConnection, ObsSample
 from agent.models.network import LinkInfo, NetworkSample, TargetStability, TcpInfo, UploadUser
+from agent.models.notify import AlertNotification, NotifiedAlert
 from agent.models.records import (
     LOG_RECORD,
     AlertRecord,
     ErrorBody,
     HistorySeries,
     JobFinished,
+    LogGap,
     LogRecord,
     Progress,
     RunStarted,
@@ -30,8 +32,28 @@ from agent.models.reports import (
     Verdict,
 )
 from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
+from agent.models.sessions import (
+    AlertTally,
+    FramesDropped,
+    LiveOrigin,
+    ScorePart,
+    SessionDetail,
+    SessionEnded,
+    SessionEndReason,
+    SessionList,
+    SessionStarted,
+    SessionSummary,
+    TimeSpan,
+    WorstMinute,
+)
 from agent.models.shipping import IngestAck, ShippingState, ShippingStateName, record_time
-from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
+from agent.models.snapshot import (
+    AgentInfo,
+    HealthSnapshot,
+    LoggingStatus,
+    SourceStateName,
+    SourceStatus,
+)
 from agent.models.system import (
     BatteryState,
     DiskSpace,
@@ -40,6 +62,8 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.uplink import UplinkSample, UplinkState
+from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
     "LOG_RECORD",
@@ -47,8 +71,11 @@ __all__ = [
     "AgentInfo",
     "Alert",
     "AlertChange",
+    "AlertNotification",
     "AlertRecord",
+    "AlertTally",
     "AlertTimelineEntry",
+    "AlertsView",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -59,19 +86,26 @@ __all__ = [
     "EncoderSettings",
     "ErrorBody",
     "FfmpegSample",
+    "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
     "IngestAck",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
+    "LiveOrigin",
+    "LogGap",
     "LogRecord",
+    "LoggingStatus",
+    "MetricNames",
     "NetworkSample",
+    "NotifiedAlert",
     "ObsConnection",
     "ObsSample",
     "OverallState",
     "PreflightCheck",
     "PreflightReport",
+    "PreflightStarted",
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
@@ -81,6 +115,13 @@ __all__ = [
     "RunStopped",
     "RunSummary",
     "Sample",
+    "ScorePart",
+    "SessionDetail",
+    "SessionEndReason",
+    "SessionEnded",
+    "SessionList",
+    "SessionStarted",
+    "SessionSummary",
     "Severity",
     "ShippingState",
     "ShippingStateName",
@@ -92,8 +133,12 @@ __all__ = [
     "TargetStability",
     "TcpInfo",
     "TickRecord",
+    "TimeSpan",
+    "UplinkSample",
+    "UplinkState",
     "UploadUser",
     "Verdict",
+    "WorstMinute",
     "overall_state",
     "record_time",
     "utc_now",
