@@ -45,6 +45,9 @@ def add_parser(
     serve.add_argument(
         "--retention-days", type=float, default=30.0, help="keep raw records this many days (default 30)"
     )
+    serve.add_argument(
+        "--rollup-days", type=float, default=400.0, help="keep per-minute rollups this many days (default 400)"
+    )
     serve.set_defaults(command=run_serve)
     token = actions.add_parser(
         "token", parents=[common, database], help="create a token and print it once (it is stored hashed)"
@@ -70,7 +73,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     # 5 ms switch interval each hand-over could add milliseconds to an ingest's latency.
     sys.setswitchinterval(0.0005)
     store = open_store(url)
-    app = create_app(store, retention_days=args.retention_days)
+    app = create_app(store, retention_days=args.retention_days, rollup_days=args.rollup_days)
     print(
         f"streamhealth collector on http://{args.host}:{args.port} (database {redact_database_url(url)})",
         file=sys.stderr,

@@ -81,3 +81,13 @@ class CreatedToken(Contract):
     name: str
     kind: Literal["agent", "reader"]
     token: str
+
+
+class MinuteView(Contract):
+    """One agent-minute, rolled up from its ticks; kept longer than the raw records (--rollup-days)."""
+
+    minute: datetime
+    ticks: int
+    worst_state: WorstState | None = None
+    cpu_usage_ratio_mean: float | None = None
+    output_bitrate_bps_mean: float | None = None

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from agent.models import IngestAck
-from collector.ingest import ParsedBatch
+from collector.ingest import MinuteRollup, ParsedBatch
 from collector.tokens import TokenKind
 
 
@@ -82,6 +82,8 @@ class Store(Protocol):
 
     async def session_records(self, session_id: str, types: tuple[str, ...], limit: int) -> list[str]: ...
 
-    async def prune(self, raw_before: datetime) -> int: ...
+    async def minutes(self, agent_id: str, since: datetime, until: datetime) -> list[MinuteRollup]: ...
+
+    async def prune(self, raw_before: datetime, rollups_before: datetime | None = None) -> int: ...
 
     async def size_bytes(self) -> int: ...
