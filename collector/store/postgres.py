@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from agent.models import IngestAck
+from agent.redact import redact
 from collector.ingest import MinuteRollup, ParsedBatch
 from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow
 from collector.tokens import TokenKind
@@ -142,7 +143,8 @@ class PostgresStore:
                 connection = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
                 self._opened -= 1
-                raise StoreError(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise StoreError(f"cannot reach PostgreSQL: {redact(reason)}") from exc
         else:
             connection = await self._idle.get()
         try:
