@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 4  # connections, and writers: each commits a group of the batches waiting
 GROUP_MAX_BATCHES = 512
+GROUP_MAX_RECORDS = 5000
 SCHEMA_LOCK = 7_414_001  # pg_advisory_xact_lock key: collectors starting together create the schema once
 
 SCHEMA = """
@@ -179,8 +180,11 @@ class PostgresStore:
     async def _write_forever(self) -> None:
         while True:
             group = [await self._pending.get()]
-            while len(group) < GROUP_MAX_BATCHES and not self._pending.empty():
+            records = len(group[0][0][3].records)
+            # Bounded by records too: a group of catching-up agents (500 lines each) stays a few MB.
+            while len(group) < GROUP_MAX_BATCHES and records < GROUP_MAX_RECORDS and not self._pending.empty():
                 group.append(self._pending.get_nowait())
+                records += len(group[-1][0][3].records)
             try:
                 acks = await self._commit_group([args for args, _ in group])
             except StoreError as exc:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GROUP_MAX_BATCHES = 512
+GROUP_MAX_RECORDS = 5000
 CHECKPOINT_EVERY_S = 1.0
 
 SCHEMA = """
@@ -177,8 +178,16 @@ class SqliteStore:
     def _flush(self) -> None:
         self._flush_scheduled = False
         group, self._pending = self._pending, []
-        for start in range(0, len(group), GROUP_MAX_BATCHES):
-            self._commit_group(group[start : start + GROUP_MAX_BATCHES])
+        chunk: list[tuple[tuple[str, str, str, ParsedBatch], asyncio.Future[IngestAck]]] = []
+        records = 0
+        for item in group:  # transactions of at most GROUP_MAX_BATCHES batches / GROUP_MAX_RECORDS records
+            chunk.append(item)
+            records += len(item[0][3].records)
+            if len(chunk) >= GROUP_MAX_BATCHES or records >= GROUP_MAX_RECORDS:
+                self._commit_group(chunk)
+                chunk, records = [], 0
+        if chunk:
+            self._commit_group(chunk)
 
     def _commit_group(self, group: list[tuple[tuple[str, str, str, ParsedBatch], asyncio.Future[IngestAck]]]) -> None:
         connection = self._write_connection
