@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import __version__
-from agent.commands import agent_cmd, bandwidth_cmd, bandwidth_server_cmd, preflight_cmd, run_cmd
+from agent.commands import agent_cmd, bandwidth_cmd, bandwidth_server_cmd, logs_cmd, preflight_cmd, run_cmd
+from agent.configuration import load_configuration
 from agent.errors import BindRefused, ConfigError, StreamHealthError
 from agent.redact import RedactingFilter, redact
-from agent.settings import Settings, load_settings
+from agent.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -36,7 +37,14 @@ class CommandModule(Protocol):
     def run(self, args: argparse.Namespace, settings: Settings) -> int: ...
 
 
-COMMAND_MODULES: list[CommandModule] = [agent_cmd, bandwidth_cmd, bandwidth_server_cmd, preflight_cmd, run_cmd]
+COMMAND_MODULES: list[CommandModule] = [
+    agent_cmd,
+    bandwidth_cmd,
+    bandwidth_server_cmd,
+    logs_cmd,
+    preflight_cmd,
+    run_cmd,
+]
 
 
 def _common_options(*, for_subcommands: bool) -> argparse.ArgumentParser:
@@ -96,7 +104,7 @@ def main(
     _setup_logging(args.verbose, args.quiet)
     command: CommandRun = getattr(args, "command", None) or default_command or agent_cmd.run
     try:
-        settings = load_settings(args.config)
+        settings = load_configuration(args.config)
         return int(command(args, settings))
     except (ConfigError, BindRefused) as exc:  # the user's setup: fix it and start again
         print(f"streamhealth: {redact(str(exc))}", file=sys.stderr)

@@ -42,4 +42,8 @@ class ProtocolError(StreamHealthError):
 
 
 class BindRefused(StreamHealthError):
-    """Refusing to serve the API on a non-loopback address without `api.token`."""
+    """Cannot or will not serve the API: a non-loopback address without `api.token`, or a busy port."""
+
+
+class PortBusy(BindRefused):
+    """The API's port is taken (another agent?): nothing was started, the caller may pick another port."""

@@ -4,20 +4,112 @@ Metrics are grouped by source (the part of the name before the first dot): the m
 share a timestamp, so a group keeps one preallocated float64 ring of times and one float32 ring of
 values per metric (NaN where a sample did not carry that metric). 4 bytes a point and metric plus
 8 bytes a point and source: 6 h at 1 Hz is 86 KB a metric, allocated once. No lists of dicts, no `pop(0)`.
+A group also keeps each point's monotonic time: wall times only label points (the clock can jump back
+an hour at an NTP correction), windows such as "the last 10 s" are cut on the monotonic clock.
+Reading slices the rings in C and keeps the per-point Python work to one pass, so a full 6 h ring
+answers in milliseconds; `max_points` thins it to at most that many points, evenly spaced.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 
 _NAN = float("nan")
 
 
+def _ordered(ring: array[float], start: int, count: int, capacity: int) -> array[float]:
+    """The `count` items of a ring starting at `start`, oldest first, as one new array (C-speed slices)."""
+    end = start + count
+    if end <= capacity:
+        return ring[start:end]
+    return ring[start:] + ring[: end - capacity]
+
+
 def _rounded(value: float) -> float:
     # float32 storage: report 7 significant digits, not float32 noise such as 0.527999997.
     return float(f"{value:.7g}")
+
+
+_BLOCK_POINTS = 256
+JSON_CACHED_SERIES = 8
+BlockCache = dict[int, tuple[float, float, str]]
+
+
+class Window:
+    """Points copied out of a ring, oldest first; reading them does not touch the ring."""
+
+    __slots__ = ("block_cache", "capacity", "monotonic", "ring_start", "times", "values")
+
+    def __init__(
+        self,
+        times: array[float],
+        values: array[float],
+        monotonic: array[float],
+        *,
+        ring_start: int = 0,
+        capacity: int = 0,
+        block_cache: BlockCache | None = None,
+    ) -> None:
+        self.times = times
+        self.values = values
+        self.monotonic = monotonic
+        self.ring_start = ring_start  # ring position of the first point
+        self.capacity = capacity
+        self.block_cache = block_cache
+
+    def points(self, since: float | None = None, max_points: int | None = None) -> list[tuple[float, float]]:
+        """(wall time, value) with wall time >= `since`, without gaps (NaN), thinned to at most
+        `max_points` evenly spaced points (the newest always kept)."""
+        kept = [
+            (t, v)
+            for t, v in zip(self.times, self.values, strict=True)
+            if v == v and (since is None or t >= since)  # v != v: NaN, a sample without this metric
+        ]
+        if max_points is not None and len(kept) > max_points:
+            step = len(kept) / max_points
+            kept = [kept[len(kept) - 1 - int(i * step)] for i in range(max_points - 1, -1, -1)]
+        return [(t, float(f"{v:.7g}")) for t, v in kept]
+
+    def points_json(self) -> str:
+        """The points as the inside of a JSON array (`[t,v],[t,v],...`), the same values as `points()`.
+
+        Formatting 2 floats a point is most of the cost of a long window, and a point never changes
+        once written: whole 256-point blocks of the ring are formatted once and cached, each entry
+        keyed by its first and last point's monotonic time (unique per write), so a block the ring has
+        since overwritten simply misses. Only the blocks cut by the window's ends are formatted anew."""
+        cache = self.block_cache
+        parts: list[str] = []
+        count = len(self.times)
+        offset = 0
+        while offset < count:
+            position = (self.ring_start + offset) % self.capacity if self.capacity else offset
+            block_end = min((position // _BLOCK_POINTS + 1) * _BLOCK_POINTS, self.capacity or count)
+            length = min(block_end - position, count - offset)
+            whole_block = cache is not None and position % _BLOCK_POINTS == 0 and length == block_end - position
+            text: str | None = None
+            if whole_block:
+                assert cache is not None
+                first, last = self.monotonic[offset], self.monotonic[offset + length - 1]
+                hit = cache.get(position // _BLOCK_POINTS)
+                if hit is not None and hit[0] == first and hit[1] == last:
+                    text = hit[2]
+            if text is None:
+                text = _format_points(self.times[offset : offset + length], self.values[offset : offset + length])
+                if whole_block:
+                    assert cache is not None
+                    cache[position // _BLOCK_POINTS] = (first, last, text)
+            if text:
+                parts.append(text)
+            offset += length
+        return ",".join(parts)
+
+
+def _format_points(times: array[float], values: array[float]) -> str:
+    return ",".join([f"[{t!r},{v:.7g}]" for t, v in zip(times, values, strict=True) if math.isfinite(v)])
 
 
 class _SeriesReader:
@@ -42,14 +134,42 @@ class _SeriesReader:
         _, _, next_index, count = self._ring()
         return ((next_index - 1 - offset) % self.capacity for offset in range(count))
 
-    def points(self, since: float | None = None) -> list[tuple[float, float]]:
-        """Points with time >= `since`, oldest first."""
-        times, values, _, _ = self._ring()
-        return [
-            (times[i], _rounded(values[i]))
-            for i in self._indices_oldest_first()
-            if (since is None or times[i] >= since) and not math.isnan(values[i])
-        ]
+    def _monotonic_ring(self) -> array[float] | None:
+        """Each point's monotonic time, where the ring keeps them (None: its times are monotonic)."""
+        return None
+
+    def window(self, since_monotonic: float | None = None) -> Window:
+        """A copy of the points with monotonic time >= `since_monotonic` (all without it): C-speed slices,
+        cheap enough for the event loop; the copy can then be read in a worker thread while the ring
+        goes on recording."""
+        times, values, next_index, count = self._ring()
+        start = (next_index - count) % self.capacity
+        ordered_times = _ordered(times, start, count, self.capacity)
+        ordered_values = _ordered(values, start, count, self.capacity)
+        monotonic = self._monotonic_ring()
+        ordered_monotonic = ordered_times if monotonic is None else _ordered(monotonic, start, count, self.capacity)
+        first = 0
+        if since_monotonic is not None:
+            first = bisect.bisect_left(ordered_monotonic, since_monotonic)
+            ordered_times, ordered_values = ordered_times[first:], ordered_values[first:]
+            ordered_monotonic = ordered_monotonic[first:]
+        return Window(
+            ordered_times,
+            ordered_values,
+            ordered_monotonic,
+            ring_start=(start + first) % self.capacity,
+            capacity=self.capacity,
+            block_cache=self._block_cache(),
+        )
+
+    def _block_cache(self) -> BlockCache | None:
+        return None
+
+    def points(
+        self, since: float | None = None, *, since_monotonic: float | None = None, max_points: int | None = None
+    ) -> list[tuple[float, float]]:
+        """Points oldest first: see `window` and `Window.points`."""
+        return self.window(since_monotonic).points(since, max_points)
 
     def recent(self, since: float) -> list[tuple[float, float]]:
         """Points with time >= `since`, oldest first, reading back from the newest: costs the window,
@@ -115,24 +235,33 @@ class _SharedTimesSeries(_SeriesReader):
         group = self._group
         return group.times, self.values, group.next_index, group.count
 
+    def _monotonic_ring(self) -> array[float] | None:
+        return self._group.monotonic_times
+
+    def _block_cache(self) -> BlockCache | None:
+        return self._group.history._json_cache_of(self)
+
     @property
     def nbytes(self) -> int:
         return self.values.itemsize * self.capacity
 
 
 class _SourceGroup:
-    __slots__ = ("capacity", "count", "next_index", "series", "times")
+    __slots__ = ("capacity", "count", "history", "monotonic_times", "next_index", "series", "times")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, history: History) -> None:
         self.capacity = capacity
+        self.history = history
         self.times = array("d", bytes(8 * capacity))
+        self.monotonic_times = array("d", bytes(8 * capacity))
         self.series: dict[str, _SharedTimesSeries] = {}
         self.next_index = 0
         self.count = 0
 
-    def append(self, t: float, metrics: dict[str, float], history: History) -> None:
+    def append(self, t: float, monotonic_s: float, metrics: dict[str, float], history: History) -> None:
         index = self.next_index
         self.times[index] = t
+        self.monotonic_times[index] = monotonic_s
         for existing in self.series.values():
             existing.values[index] = _NAN  # overwritten below when this sample carries the metric
         for name, value in metrics.items():
@@ -156,20 +285,36 @@ class History:
         self.max_metrics = max_metrics
         self._groups: dict[str, _SourceGroup] = {}
         self._metric_count = 0
+        # Formatted JSON blocks of the series read most recently (see Window.points_json): at most
+        # JSON_CACHED_SERIES of them, ~30 bytes a point, so ~5 MB at worst for 6 h rings.
+        self._json_caches: OrderedDict[_SharedTimesSeries, BlockCache] = OrderedDict()
+
+    def _json_cache_of(self, series: _SharedTimesSeries) -> BlockCache:
+        cache = self._json_caches.get(series)
+        if cache is None:
+            cache = self._json_caches[series] = {}
+            while len(self._json_caches) > JSON_CACHED_SERIES:
+                self._json_caches.popitem(last=False)
+        else:
+            self._json_caches.move_to_end(series)
+        return cache
 
     def _has_room(self) -> bool:
         return self._metric_count < self.max_metrics
 
-    def record(self, t: float, metrics: dict[str, float]) -> None:
-        """Record one sample's metrics (names `<source>.<field>`), all taken at time `t`."""
+    def record(self, t: float, metrics: dict[str, float], monotonic_s: float | None = None) -> None:
+        """Record one sample's metrics (names `<source>.<field>`), all taken at wall time `t` and
+        monotonic time `monotonic_s` (default: `t`, for callers whose times never jump)."""
+        if monotonic_s is None:
+            monotonic_s = t
         by_source: dict[str, dict[str, float]] = {}
         for name, value in metrics.items():
             by_source.setdefault(name.partition(".")[0], {})[name] = value
         for source, values in by_source.items():
             group = self._groups.get(source)
             if group is None:
-                group = self._groups[source] = _SourceGroup(self.capacity)
-            group.append(t, values, self)
+                group = self._groups[source] = _SourceGroup(self.capacity, self)
+            group.append(t, monotonic_s, values, self)
 
     def metrics(self) -> list[str]:
         return sorted(name for group in self._groups.values() for name in group.series)
@@ -181,6 +326,6 @@ class History:
     @property
     def nbytes(self) -> int:
         return sum(
-            group.times.itemsize * group.capacity + sum(s.nbytes for s in group.series.values())
+            2 * group.times.itemsize * group.capacity + sum(s.nbytes for s in group.series.values())
             for group in self._groups.values()
         )

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -31,6 +31,7 @@ from agent.models import (
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
+    LoggingStatus,
     RunStarted,
     RunStopped,
     Sample,
@@ -43,10 +44,14 @@ from agent.models import (
 )
 from agent.redact import redact, redact_url
 from agent.rules import RuleEvaluator
+from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
 from agent.ship.sequence import FolderLock, Sequencer
 from agent.ship.shipper import Shipper
 from agent.sources import Source, build_sources
+
+if TYPE_CHECKING:
+    from agent.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,10 @@ class _SourceHealth:
     consecutive_failures: int = 0
 
 
+def _changed(previous: Sample, sample: Sample, fields: tuple[str, ...]) -> bool:
+    return any(getattr(previous, name, None) != getattr(sample, name, None) for name in fields)
+
+
 class Agent:
     def __init__(
         self,
@@ -98,6 +107,7 @@ class Agent:
         self._bandwidth_cache: tuple[str, BandwidthResult] | None = None
         self.history = History(capacity=max(1, int(settings.sampling.history_s / settings.sampling.interval_s)))
         self.started_at = utc_now()
+        self.started_monotonic = clock()  # durations come from the monotonic clock; wall time only labels
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
@@ -105,11 +115,27 @@ class Agent:
         self.shipper: Shipper | None = None
         self.api_url: str | None = None  # set by whoever serves the API, once it listens
         self._folder_lock: FolderLock | None = None
+        self.notifier: Notifier | None = None
+        self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
+        # Start-up: "starting" until every source that measures on its own has reported (a sample or a
+        # failure), or until the slowest of them should have (its stale_after_s after start()).
+        self._awaited_sources = {s.name for s in self.sources if not s.waits_for_peer}
+        self._startup_deadline: float | None = None
+        self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._prompt_tick_pending = False
+        # One live stream at a time: tags records with its id and writes its summary when it ends.
+        self.sessions = SessionRecorder(
+            gap_s=settings.sessions.gap_s,
+            interval_s=settings.sampling.interval_s,
+            platform=settings.platform,
+            configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
+            run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
+        )
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -137,9 +163,21 @@ class Agent:
                     exc.strerror,
                 )
                 self.log_writer = None
+                self._log_open_error = (
+                    f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
+                    "set logs.dir to a writable folder"
+                )
+        if self.settings.notify.webhooks:
+            from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
+
+            self.notifier = Notifier(self.settings.notify)
+            self.sinks.append(self.notifier)
+            self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
         if self.shipper is not None:
             self._tasks.append(asyncio.create_task(self.shipper.run(), name="shipper"))
+        awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
+        self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
             self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
@@ -164,7 +202,11 @@ class Agent:
                     await source.close()
             except Exception:
                 log.exception("source %s did not close cleanly", source.name)
-        self.emit(RunStopped(at=utc_now(), reason=reason))
+        for record in self.sessions.close(self.clock(), detail=reason):
+            self.emit(record)
+        if self.notifier is not None:
+            await self.notifier.close()
+        self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
         if self.shipper is not None:
@@ -186,6 +228,7 @@ class Agent:
             return
         self.sequencer = Sequencer(directory)
         self.sequencer.open()
+        writer.stamp_line = self.sequencer.stamp
         ship = self.settings.ship
         if ship.url is not None:
             self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
@@ -224,14 +267,17 @@ class Agent:
     # --- SampleSink ------------------------------------------------------------------------------
 
     def publish(self, source: str, sample: Sample) -> None:
+        previous = self._latest.get(source)
         self._latest[source] = sample
+        if sample.PROMPT_FIELDS and previous is not None and _changed(previous, sample, sample.PROMPT_FIELDS):
+            self._request_prompt_tick()
         health = self._health.setdefault(source, _SourceHealth(source, 3 * self.settings.sampling.interval_s))
         health.last_sample_at = sample.taken_at
         health.last_sample_monotonic = self.clock()
         health.error = None
         health.consecutive_failures = 0
         self._set_state(health, "ok")
-        self.history.record(sample.taken_at.timestamp(), sample.metrics())
+        self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -255,15 +301,39 @@ class Agent:
             log.info("source %s is ok", health.name)
         self.emit(SourceStateRecord(at=utc_now(), status=self._status_of(health)))
 
+    def _request_prompt_tick(self) -> None:
+        """Evaluate the rules now, once, for a fast source whose verdict changed (the uplink's early warning
+        at 4 Hz): the 1 Hz tick would add up to a second to an alert that must come within one."""
+        if self._prompt_tick_pending or self._stopped:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # published outside the agent's loop (a test): the next tick will see it
+        self._prompt_tick_pending = True
+        loop.call_soon(self._prompt_tick)
+
+    def _prompt_tick(self) -> None:
+        self._prompt_tick_pending = False
+        try:
+            self.tick(prompt=True)
+        except Exception:  # as in _tick_forever: a bug in a rule must not stop the agent
+            log.exception("prompt tick failed")
+
     # --- tick ------------------------------------------------------------------------------------
 
-    def tick(self) -> HealthSnapshot:
+    def tick(self, *, prompt: bool = False) -> HealthSnapshot:
+        """One tick: snapshot, rules, records. `prompt`: an evaluation between ticks (a fast source's verdict
+        changed): alerts and the served snapshot only; no tick record and no session tick, whose counts and
+        durations assume one tick per interval."""
         now = self.clock()
         for health in self._health.values():
             last = health.last_sample_monotonic
             if last is not None and now - last > health.stale_after_s and health.state == "ok":
                 self._set_state(health, "stale")
         snapshot = self._build_snapshot()
+        for record in [] if prompt else self.sessions.before_tick(snapshot, now):
+            self.emit(record)
         if self.rules is not None:
             changes = self.rules.evaluate(snapshot, self.history)
             for change in changes:
@@ -273,6 +343,8 @@ class Agent:
             if changes:
                 snapshot = self._build_snapshot()
         self._snapshot = snapshot
+        if prompt:
+            return snapshot
         self.ticks += 1
         self.emit(TickRecord(snapshot=snapshot))
         return snapshot
@@ -294,7 +366,7 @@ class Agent:
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
-            uptime_s=round((utc_now() - self.started_at).total_seconds(), 3),
+            uptime_s=round(self.clock() - self.started_monotonic, 3),
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
@@ -309,12 +381,30 @@ class Agent:
             bandwidth=self._last_bandwidth(),
             taken_at=utc_now(),
             agent=self._agent_info(),
-            overall=overall_state(alerts),
+            overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
             shipping=self.shipper.state() if self.shipper is not None else None,
+            logging=self._logging_status(),
             **samples,
         )
+
+    def _has_measured(self) -> bool:
+        """Whether the sources have reported since start-up; once true, it stays true."""
+        if not self._measured:
+            reported = all(
+                health.state != "starting" for name, health in self._health.items() if name in self._awaited_sources
+            )
+            overdue = self._startup_deadline is not None and self.clock() >= self._startup_deadline
+            self._measured = reported or overdue
+        return self._measured
+
+    def _logging_status(self) -> LoggingStatus:
+        if self.log_writer is not None:
+            return self.log_writer.status()
+        if self._log_open_error is not None:
+            return LoggingStatus(state="failing", error=self._log_open_error)
+        return LoggingStatus(state="off")
 
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""
@@ -344,6 +434,7 @@ class Agent:
 
     def emit(self, record: BaseModel, event_type: str | None = None) -> None:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
+        record = self.sessions.observe(record)  # tagged with the live session's id, counted in its summary
         line = redact(record.model_dump_json())
         if self.sequencer is not None:
             line = self.sequencer.stamp(line)

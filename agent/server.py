@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Iterator
 
 import uvicorn
 
 from agent.api.app import create_app
-from agent.errors import BindRefused
+from agent.errors import BindRefused, PortBusy
 from agent.runtime import Agent
 from agent.settings import Settings
 
@@ -67,23 +68,45 @@ class AgentServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        # The port first: a second agent on a busy port must stop before it starts a run (and its log).
+        listening = self._listen()
         await self.agent.start()
-        self._serve_task = asyncio.create_task(self._serve(), name="api")
+        self._serve_task = asyncio.create_task(self._serve(listening), name="api")
         while not self._server.started:
             if self._serve_task.done():
                 await self.agent.stop("the API could not start")
-                raise OSError(
-                    f"cannot listen on {self.settings.api.host}:{self.settings.api.port} "
-                    "(is another agent running? set api.port to a free port)"
-                )
+                raise OSError(f"the API on {self.settings.api.host}:{self.settings.api.port} did not start")
             await asyncio.sleep(0.02)
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api.port
         self.agent.api_url = advertised_url(self.settings.api.host, self.port)
 
-    async def _serve(self) -> None:
+    def _listen(self) -> socket.socket:
+        host, port = self.settings.api.host, self.settings.api.port
         try:
-            await self._server.serve()
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            listening = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise BindRefused(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check api.host") from None
+        try:
+            if os.name != "nt":  # on Windows SO_REUSEADDR would let two agents share the port
+                listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.bind(address)
+            listening.listen(128)
+        except OSError as exc:
+            listening.close()
+            raise PortBusy(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(is another agent running? set api.port to a free port)"
+            ) from None
+        listening.setblocking(False)
+        return listening
+
+    async def _serve(self, listening: socket.socket) -> None:
+        try:
+            await self._server.serve(sockets=[listening])
         except SystemExit:  # uvicorn exits the process when it cannot bind; we report it instead
             log.debug("uvicorn gave up starting")
 

@@ -9,6 +9,8 @@ variables (`__` between levels: `STREAMHEALTH_API__PORT=9000`). A bad value anyw
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import os
 import socket
 import tomllib
@@ -28,9 +30,12 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
-from agent import paths
+from agent import paths, settings_env
 from agent.errors import ConfigError
+from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMHEALTH_"
 ENV_NESTED_DELIMITER = "__"
@@ -75,10 +80,24 @@ class ApiSettings(Section):
             return False
 
 
+MAX_HISTORY_POINTS = 172_800  # 48 h at 1 s; ~50 MB of history at ~300 bytes a point (all sources)
+
+
 class SamplingSettings(Section):
-    interval_s: float = Field(1.0, gt=0, le=60)
+    # Below 0.1 s the agent would spend its time ticking (and its log grows by MBs a minute).
+    interval_s: float = Field(1.0, ge=0.1, le=60)
     history_s: float = Field(6 * 3600, gt=0, le=7 * 24 * 3600)
     source_timeout_s: float = Field(5.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _history_fits_the_budget(self) -> SamplingSettings:
+        points = self.history_s / self.interval_s
+        if points > MAX_HISTORY_POINTS:
+            raise ValueError(
+                f"history_s / interval_s = {points:,.0f} points of history; at most {MAX_HISTORY_POINTS:,} "
+                f"(e.g. 48 h at 1 s): lower history_s or raise interval_s"
+            )
+        return self
 
 
 class LogsSettings(Section):
@@ -100,7 +119,7 @@ class NetworkSourceSettings(Section):
     enabled: bool = True
     interval_s: float = Field(2.0, gt=0, le=300)
     timeout_s: float = Field(2.0, gt=0, le=30)
-    extra_targets: list[str] = Field(default_factory=list)
+    extra_targets: list[str] = Field(default_factory=list, max_length=32)
     icmp: bool = True
     upload_users: bool = True
     link_scan_interval_s: float = Field(10.0, gt=0, le=600)
@@ -121,6 +140,8 @@ class ObsBackupSceneSettings(Section):
     scene: str | None = None
     return_scene: str | None = None
     on_reconnecting: bool = True
+    on_uplink_congested: bool = True
+    drop_enter_ratio: float = Field(0.05, gt=0, le=1)
     congestion_enter_ratio: float = Field(0.5, gt=0, le=1)
     congestion_exit_ratio: float = Field(0.15, ge=0, le=1)
     enter_after_s: float = Field(5.0, ge=0, le=600)
@@ -151,11 +172,20 @@ class FfmpegSourceSettings(Section):
     stale_after_s: float = Field(5.0, gt=0, le=600)
 
 
+class UplinkSourceSettings(Section):
+    """The kernel's view of the encoder's ingest connection (Linux sock_diag); see agent/sources/uplink.py."""
+
+    enabled: bool = True
+    interval_s: float = Field(0.25, ge=0.05, le=10)
+    discover_interval_s: float = Field(2.0, gt=0, le=60)
+
+
 class SourcesSettings(Section):
     system: SystemSourceSettings = Field(default_factory=SystemSourceSettings)
     network: NetworkSourceSettings = Field(default_factory=NetworkSourceSettings)
     obs: ObsSourceSettings = Field(default_factory=ObsSourceSettings)
     ffmpeg: FfmpegSourceSettings = Field(default_factory=FfmpegSourceSettings)
+    uplink: UplinkSourceSettings = Field(default_factory=UplinkSourceSettings)
 
 
 class BandwidthSettings(Section):
@@ -181,7 +211,7 @@ class BandwidthSettings(Section):
 
 class IngestSettings(Section):
     primary: IngestUrl | None = None
-    backups: list[IngestUrl] = Field(default_factory=list)
+    backups: list[IngestUrl] = Field(default_factory=list, max_length=16)
 
 
 class StreamSettings(Section):
@@ -201,8 +231,14 @@ class RulesSettings(Section):
 
     file: ExpandedPath | None = None
     playbook_file: ExpandedPath | None = None
-    disabled: list[str] = Field(default_factory=list)
-    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    disabled: list[str] = Field(default_factory=list, max_length=512)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=512)
+
+
+class SessionsSettings(Section):
+    """Stream sessions (one live stream each): how long a stream may be down and still be the same one."""
+
+    gap_s: float = Field(30.0, ge=0, le=3600)
 
 
 def _check_collector_url(url: str | None) -> str | None:
@@ -253,6 +289,8 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     ship: ShipSettings = Field(default_factory=ShipSettings)
+    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -310,10 +348,24 @@ def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
             into[key] = value
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few KB; 1 MB bounds what parsing one can cost
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KB; a settings file is a few KB (is this the right file?)",
+                file=str(path),
+            )
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8",
+            file=str(path),
+        ) from None
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
@@ -335,13 +387,18 @@ def user_config_path(explicit: Path | None, environ: Mapping[str, str] | None = 
 
 
 def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from every layer, or raise one `ConfigError` that says what to fix."""
+    """Build the settings from every layer, or raise one `ConfigError` that says what to fix.
+
+    The rules these settings name are checked by `agent.configuration.load_configuration`, which the
+    commands use: the rule engine reads settings, so settings must not import it.
+    """
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
     if user_file is not None:
         layers.append((str(user_file), read_toml(user_file)))
 
+    _register_raw_secrets(layers, os.environ if environ is None else environ)
     layers_token = _toml_layers.set(tuple(layer for _, layer in layers))
     environ_token = _environ_override.set(environ)
     try:
@@ -349,20 +406,19 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, layers, environ)) from None
     except SettingsError as exc:
-        raise ConfigError(f"environment: {redact(str(exc))}") from None
+        explained = settings_env.explain_parse_error(
+            Settings, os.environ if environ is None else environ, ENV_PREFIX, ENV_NESTED_DELIMITER
+        )
+        raise ConfigError(redact(explained or f"environment: {exc}")) from None
     finally:
         _toml_layers.reset(layers_token)
         _environ_override.reset(environ_token)
     _register_settings_secrets(settings)
-    _check_rules(settings, str(user_file) if user_file is not None else "settings")
+    for warning in settings_env.unknown_variable_warnings(
+        Settings, os.environ if environ is None else environ, ENV_PREFIX, ENV_NESTED_DELIMITER
+    ):
+        log.warning("%s", warning)
     return settings
-
-
-def _check_rules(settings: Settings, user_origin: str) -> None:
-    """An invalid rule, playbook or platform preset stops start-up here, naming the file and the rule."""
-    from agent.rules.config import load_rule_set  # the rules read settings; import late to avoid a cycle
-
-    load_rule_set(settings, user_origin=user_origin)
 
 
 def _register_settings_secrets(settings: Settings) -> None:
@@ -372,11 +428,52 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.sources.obs.password.get_secret_value())
     if settings.ship.token is not None:
         register_secret(settings.ship.token.get_secret_value())
+    for hook in settings.notify.webhooks:
+        register_secret(hook.url.get_secret_value())
     for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
         if url:
-            path = urlsplit(url).path.strip("/").split("/", 1)
-            if len(path) == 2:
-                register_secret(path[1])
+            _register_stream_key(url)
+
+
+def _register_stream_key(url: str) -> None:
+    path = urlsplit(url).path.strip("/").split("/", 1)
+    if len(path) == 2:
+        register_secret(path[1])
+
+
+_SECRET_KEYS = frozenset({"token", "password"})
+_URL_KEYS = frozenset({"primary", "backups", "rtmp_url"})
+
+
+def _register_raw_secrets(layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> None:
+    """Register the secrets as written, before validation: an error message about another field may
+    quote the same value (a token pasted into the wrong setting), and must not print it."""
+
+    def visit(key: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for inner_key, inner in value.items():
+                visit(str(inner_key).lower(), inner)
+        elif isinstance(value, str) and key in _SECRET_KEYS:
+            register_secret(value)
+        elif key in _URL_KEYS:
+            for url in value if isinstance(value, list) else [value]:
+                if isinstance(url, str):
+                    _register_stream_key(url)
+
+    for _, layer in layers:
+        visit("", layer)
+    for name, value in environ.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        key = upper.rpartition(ENV_NESTED_DELIMITER)[2].removeprefix(ENV_PREFIX).lower()
+        if key == "backups":
+            try:
+                visit(key, json.loads(value))
+            except ValueError:
+                continue
+        else:
+            visit(key, value)
 
 
 def _describe_validation_error(
@@ -400,7 +497,9 @@ def _describe_validation_error(
 
 def _is_secret_field(loc: list[str]) -> bool:
     # Ingest URLs carry the stream key, possibly in a form `redact` cannot recognise (a mistyped scheme).
-    return bool(set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url"})
+    return bool(
+        set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url", "webhooks", "url"}
+    )
 
 
 def _origin_of(loc: list[str], layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> str:

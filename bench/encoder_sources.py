@@ -1,6 +1,6 @@
 """Cost of the encoder sources' per-message work, so we know they stay light beside an encoder.
 
-Run: `STREAMHEALTH_FIXTURES=../shared/fixtures uv run python bench/encoder_sources.py`
+Run: `uv run python bench/encoder_sources.py` (it replays the recordings in tests/fixtures/)
 Prints microseconds per ffmpeg -progress block (parse + tracker), per OBS reply decoded, and per OBS
 sample derived (GetStats + GetStreamStatus -> ObsSample). At 1-4 polls per second these are the whole
 CPU cost apart from the socket itself.
@@ -9,7 +9,6 @@ CPU cost apart from the socket itself.
 from __future__ import annotations
 
 import json
-import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -19,7 +18,7 @@ from agent.models import EncoderSettings
 from agent.obs.derive import ObsDeriver
 from agent.obs.protocol import ObsProtocol
 
-FIXTURES = Path(os.environ.get("STREAMHEALTH_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
 def _per_call_us(total_s: float, calls: int) -> float:

@@ -1,12 +1,11 @@
 """How fast the RTMP core parses and writes: MB/s for the recorded OBS session, fed as TCP would deliver it.
 
-Run: `uv run python bench/rtmp_parse.py [path/to/rtmp-publish.c2s.bin]` (default: $STREAMHEALTH_FIXTURES or
-../shared/fixtures). The relay needs ~1 MB/s per stream; these figures say how much headroom one core has.
+Run: `uv run python bench/rtmp_parse.py [path/to/rtmp-publish.c2s.bin]` (default: OBS's recording in
+tests/fixtures). The relay needs ~1 MB/s per stream; these figures say how much headroom one core has.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,7 @@ REPEATS = 20
 def _fixture() -> Path:
     if len(sys.argv) > 1:
         return Path(sys.argv[1])
-    root = Path(os.environ.get("STREAMHEALTH_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
-    return root / "obs-29.0.2" / "rtmp-publish.c2s.bin"
+    return Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "obs-29.0.2" / "rtmp-publish.c2s.bin"
 
 
 def parse_rate(data: bytes, piece: int) -> tuple[float, int]:

@@ -33,11 +33,11 @@ from collector.fleet import FleetTracker
 from collector.fleet_routes import add_fleet_routes
 from collector.ingest import STATE_RANK, BatchError
 from collector.metrics import CollectorMetrics
-from collector.models import AgentView, SessionDetail, SessionView, StoredRecord, WorstState
+from collector.models import AgentView, MinuteView, SessionDetail, SessionView, StoredRecord, WorstState
 from collector.notify import FleetNotifier, watching
 from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
-from collector.views import agent_view, session_detail, session_view
+from collector.views import agent_view, minute_view, session_detail, session_view
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def create_app(
     store: Store,
     *,
     retention_days: float = 30.0,
+    rollup_days: float = 400.0,
     events_poll_s: float = EVENTS_POLL_S,
     notify: NotifySettings | None = None,
 ) -> ASGIApp:
@@ -67,7 +68,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
-        pruner = asyncio.create_task(_prune_forever(store, retention_days), name="prune")
+        pruner = asyncio.create_task(_prune_forever(store, retention_days, rollup_days), name="prune")
         try:
             async with watching(fleet_notifier):
                 yield
@@ -142,6 +143,23 @@ def create_app(
     ) -> list[StoredRecord]:
         await auth.require(request, "reader")
         return [StoredRecord(seq=seq, line=line) for seq, line in await store.records(agent_id, after_seq, limit)]
+
+    @app.get(
+        f"{API}/agents/{{agent_id}}/minutes",
+        response_model=list[MinuteView],
+        responses=ERRORS,
+        summary="An agent's per-minute rollups (ticks, worst state, means), kept longer than raw records",
+    )
+    async def minutes(
+        request: Request,
+        agent_id: str,
+        since: Annotated[datetime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
+        until: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
+    ) -> list[MinuteView]:
+        await auth.require(request, "reader")
+        until = until or datetime.now(UTC)
+        since = since or until - timedelta(hours=24)
+        return [minute_view(row) for row in await store.minutes(agent_id, since, until)]
 
     @app.get(f"{API}/sessions", response_model=list[SessionView], responses=ERRORS, summary="Stream sessions")
     async def sessions(
@@ -222,10 +240,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _prune_forever(store: Store, retention_days: float) -> None:
+async def _prune_forever(store: Store, retention_days: float, rollup_days: float) -> None:
     while True:
+        now = datetime.now(UTC)
         try:
-            deleted = await store.prune(datetime.now(UTC) - timedelta(days=retention_days))
+            deleted = await store.prune(now - timedelta(days=retention_days), now - timedelta(days=rollup_days))
             if deleted:
                 log.info("retention: deleted %d records older than %g days", deleted, retention_days)
         except StoreError as exc:

@@ -47,6 +47,9 @@ def add_parser(
         "--retention-days", type=float, default=30.0, help="keep raw records this many days (default 30)"
     )
     serve.add_argument(
+        "--rollup-days", type=float, default=400.0, help="keep per-minute rollups this many days (default 400)"
+    )
+    serve.add_argument(
         "--notify",
         metavar="FILE",
         type=Path,
@@ -80,8 +83,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     # The store's threads and the event loop hand the GIL back and forth on every batch; at the default
     # 5 ms switch interval each hand-over could add milliseconds to an ingest's latency.
     sys.setswitchinterval(0.0005)
+    asyncio.run(_check_database(url))  # a clear message now, not a failed start-up inside uvicorn
     store = open_store(url)
-    app = create_app(store, retention_days=args.retention_days, notify=notify)
+    app = create_app(store, retention_days=args.retention_days, rollup_days=args.rollup_days, notify=notify)
     print(
         f"streamhealth collector on http://{args.host}:{args.port} (database {redact_database_url(url)})",
         file=sys.stderr,
@@ -93,6 +97,14 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1
+
+
+async def _check_database(url: str) -> None:
+    from collector.store import open_store
+
+    store = open_store(url)
+    await store.open()  # creates the schema on first use
+    await store.close()
 
 
 def run_token(args: argparse.Namespace, settings: Settings) -> int:

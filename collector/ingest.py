@@ -51,12 +51,42 @@ class SessionTouch:
 
 
 @dataclass
+class MinuteRollup:
+    """One agent-minute of ticks, summed so rollups of several batches add up (means computed on read)."""
+
+    minute: datetime
+    ticks: int = 0
+    worst_rank: int | None = None
+    cpu_sum: float = 0.0
+    cpu_count: int = 0
+    bitrate_sum: float = 0.0
+    bitrate_count: int = 0
+
+
+@dataclass
 class ParsedBatch:
     records: list[IngestRecord] = field(default_factory=list)
     latest_json: str | None = None  # SnapshotBrief of the batch's last tick
     alerts_json: str | None = None  # its active alerts
     latest_at: datetime | None = None
     session_parts: dict[int, SessionTouch] = field(default_factory=dict)  # seq -> what that record says
+    tick_parts: dict[int, MinuteRollup] = field(default_factory=dict)  # seq -> that tick as a rollup of one
+
+    def minutes_of(self, inserted: set[int]) -> list[MinuteRollup]:
+        """The per-minute rollups of the ticks just inserted (a resent tick is not counted twice)."""
+        merged: dict[datetime, MinuteRollup] = {}
+        for seq, part in self.tick_parts.items():
+            if seq not in inserted:
+                continue
+            into = merged.setdefault(part.minute, MinuteRollup(part.minute))
+            into.ticks += 1
+            if part.worst_rank is not None:
+                into.worst_rank = max(into.worst_rank or 0, part.worst_rank)
+            into.cpu_sum += part.cpu_sum
+            into.cpu_count += part.cpu_count
+            into.bitrate_sum += part.bitrate_sum
+            into.bitrate_count += part.bitrate_count
+        return list(merged.values())
 
     @property
     def last_seq(self) -> int | None:
@@ -113,6 +143,9 @@ def parse_batch(raw: bytes) -> ParsedBatch:
         batch.records.append(record.stored)
         if record.stored.type == "tick":
             last_tick = record.body
+            rollup = _tick_part(record.stored, record.body)
+            if rollup is not None:
+                batch.tick_parts[record.stored.seq] = rollup
         if record.stored.session_id is not None:
             batch.session_parts[record.stored.seq] = _session_part(record.stored, record.body)
     if last_tick is not None:
@@ -164,10 +197,26 @@ def _session_part(record: IngestRecord, body: dict[str, Any]) -> SessionTouch:
         part.worst_rank = STATE_RANK.get(str(snapshot.get("overall")))
         platform = _get(snapshot, "agent", "platform")
         part.platform = platform if isinstance(platform, str) else None
+    platform = body.get("platform")  # session_started and session_summary say it
+    if isinstance(platform, str):
+        part.platform = platform
     if record.type.endswith("summary"):
         part.summary_line = record.line
-        platform = body.get("platform")
-        part.platform = platform if isinstance(platform, str) else part.platform
+    return part
+
+
+def _tick_part(record: IngestRecord, body: dict[str, Any]) -> MinuteRollup | None:
+    if record.at is None:
+        return None
+    part = MinuteRollup(record.at.replace(second=0, microsecond=0), ticks=1)
+    snapshot = body.get("snapshot") or {}
+    part.worst_rank = STATE_RANK.get(str(snapshot.get("overall")))
+    cpu = _get(snapshot, "system", "cpu_usage_ratio")
+    if isinstance(cpu, int | float) and not isinstance(cpu, bool):
+        part.cpu_sum, part.cpu_count = float(cpu), 1
+    bitrate = _get(snapshot, "obs", "output_bitrate_bps")
+    if isinstance(bitrate, int | float) and not isinstance(bitrate, bool):
+        part.bitrate_sum, part.bitrate_count = float(bitrate), 1
     return part
 
 

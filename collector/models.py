@@ -83,6 +83,16 @@ class CreatedToken(Contract):
     token: str
 
 
+class MinuteView(Contract):
+    """One agent-minute, rolled up from its ticks; kept longer than the raw records (--rollup-days)."""
+
+    minute: datetime
+    ticks: int
+    worst_state: WorstState | None = None
+    cpu_usage_ratio_mean: float | None = None
+    output_bitrate_bps_mean: float | None = None
+
+
 # --- the fleet view (collector/fleet.py) -------------------------------------------------------------
 
 FleetStreamState = Literal["lost_contact", "degraded", "preflight", "live", "offline"]

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from collector.ingest import RANK_STATE
-from collector.models import AgentView, AlertBrief, SeriesPoint, SessionDetail, SessionView, SnapshotBrief
+from collector.ingest import RANK_STATE, MinuteRollup
+from collector.models import AgentView, AlertBrief, MinuteView, SeriesPoint, SessionDetail, SessionView, SnapshotBrief
 from collector.store import AgentRow, SessionRow
 
 OFFLINE_AFTER_S = 30.0
@@ -88,4 +88,14 @@ def session_detail(row: SessionRow, alert_lines: list[str], tick_lines: list[str
         **_session_fields(row),
         alerts=[json.loads(line) for line in alert_lines],
         series={name: points for name, points in series.items() if points},
+    )
+
+
+def minute_view(row: MinuteRollup) -> MinuteView:
+    return MinuteView(
+        minute=row.minute,
+        ticks=row.ticks,
+        worst_state=RANK_STATE.get(row.worst_rank) if row.worst_rank is not None else None,
+        cpu_usage_ratio_mean=row.cpu_sum / row.cpu_count if row.cpu_count else None,
+        output_bitrate_bps_mean=row.bitrate_sum / row.bitrate_count if row.bitrate_count else None,
     )

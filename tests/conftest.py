@@ -2,38 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.redact import forget_registered_secrets
 from tests.peers.netns import NetnsHost, can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
+from tests.peers.obs_studio import ObsStudio, obs_available, obs_studio
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _shared_fixtures_dir() -> Path:
-    """`../shared/fixtures` beside the checkout (CI lays a copy there too); override with an env var."""
-    override = os.environ.get("STREAMHEALTH_FIXTURES")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "fixtures"
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    path = _shared_fixtures_dir()
-    if not path.is_dir():
-        pytest.fail(f"recorded fixtures not found at {path}; set STREAMHEALTH_FIXTURES to the shared/fixtures folder")
-    return path
+    """The recorded OBS and ffmpeg traffic, kept in the repository (tests/fixtures/README.md says how it was
+    recorded): the suite never looks outside the checkout, so a fresh clone passes alone."""
+    if not FIXTURES_DIR.is_dir():
+        pytest.fail(f"recorded fixtures not found at {FIXTURES_DIR}: the checkout is incomplete")
+    return FIXTURES_DIR
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's own config or env, or writes into their data folder."""
     for name in list(os.environ):
-        if name.startswith("STREAMHEALTH_") and name != "STREAMHEALTH_FIXTURES":
+        if name.startswith("STREAMHEALTH_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
@@ -57,3 +58,19 @@ def nginx_ingest() -> Iterator[NginxRtmp]:
         pytest.skip(reason)
     with nginx_rtmp() as server:
         yield server
+
+
+@pytest.fixture
+def start_obs() -> Iterator[Callable[..., ObsStudio]]:
+    """Starts a real OBS Studio under Xvfb streaming to the rtmp URL given (tests/peers/obs_studio.py):
+    `obs = start_obs("rtmp://10.231.5.2:1935/live", video_kbps=2500)`. Everything it started is stopped
+    when the test ends, passed or failed. Skips when obs-studio, xvfb or ffmpeg is missing."""
+    available, reason = obs_available()
+    if not available:
+        pytest.skip(reason)
+    with contextlib.ExitStack() as stack:
+
+        def start(rtmp_url: str, stream_key: str = "obs-test-key", **options: Any) -> ObsStudio:
+            return stack.enter_context(obs_studio(rtmp_url, stream_key, **options))
+
+        yield start

@@ -30,6 +30,7 @@ from tui.messages import (
     SourceStateChanged,
 )
 from tui.screens.alerts import AlertsScreen
+from tui.screens.base import DashboardHost
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.live import LiveScreen
@@ -161,10 +162,10 @@ class StreamHealthApp(App[None]):
                 except AgentRequestError:
                     continue  # a metric the agent has not recorded yet
                 self.state.apply_series(metric, [value for _, value in series.points])
-            if self.state.preflight.finished is None and not self.state.preflight.running:
+            if self.state.preflight.report is None and not self.state.preflight.running:
                 last = await self.client.last_preflight()
                 if last is not None:
-                    self.state.apply_job_finished(last)
+                    self.state.apply_preflight_report(last)
         except AgentRequestError as exc:
             self.notify(f"Could not catch up with the agent: {exc}", severity="warning")
         self.revision += 1
@@ -206,7 +207,9 @@ class StreamHealthApp(App[None]):
         )
         yield SystemCommand("Alerts", "Active and cleared alerts with backup plans", lambda: self.switch_mode("alerts"))
         yield SystemCommand("Preflight", "Run the go / no-go check", lambda: self.switch_mode("preflight"))
-        yield SystemCommand("History", "Past runs and their alerts", lambda: self.switch_mode("history"))
+        yield SystemCommand(
+            "History", "Stream sessions with their summaries, and past runs", lambda: self.switch_mode("history")
+        )
         yield SystemCommand("Acknowledge all alerts", "Mark every active alert as seen", self._acknowledge_all)
         yield SystemCommand("Toggle light / dark theme", "Switch the colour theme", self.action_toggle_theme)
         yield SystemCommand("Help", "Keys and how to read the screen", self.action_help)
@@ -226,6 +229,8 @@ def build_app(
     refresh_interval_s: float = 1.0,
 ) -> StreamHealthApp:
     """The app, ready to run. Tests pass a fixed clock and `follow_events=False`, then feed the client."""
-    return StreamHealthApp(
+    app = StreamHealthApp(
         client, clock=clock, agent_label=agent_label, follow_events=follow_events, refresh_interval_s=refresh_interval_s
     )
+    _host: DashboardHost = app  # mypy checks here that the app gives the screens what they use
+    return app

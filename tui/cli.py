@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import httpx
 
 from agent import cli as agent_cli
-from agent.errors import StreamHealthError
+from agent.errors import PortBusy, StreamHealthError
 from agent.redact import register_secret
 from agent.server import AgentServer
 from agent.settings import Settings
@@ -90,7 +90,7 @@ async def start_embedded(settings: Settings) -> AgentServer:
         server = AgentServer(settings)
         await server.start()
         return server
-    except OSError:
+    except (PortBusy, OSError):
         log.info("port %s is busy; the embedded agent takes a free one", settings.api.port)
     fallback = settings.model_copy(update={"api": settings.api.model_copy(update={"port": 0})})
     server = AgentServer(fallback)

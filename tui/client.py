@@ -20,15 +20,20 @@ from httpx_sse import SSEError, aconnect_sse
 from pydantic import BaseModel, ValidationError
 
 from agent.models import (
-    Alert,
     AlertRecord,
+    AlertsView,
     HealthSnapshot,
     HistorySeries,
     JobFinished,
+    PreflightReport,
+    PreflightStarted,
     Progress,
     RunDetail,
     RunList,
     RunSummary,
+    SessionDetail,
+    SessionList,
+    SessionSummary,
     SourceStateRecord,
     TickRecord,
 )
@@ -53,17 +58,24 @@ EVENTS_READ_TIMEOUT_S = 20.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 
+# Every endpoint the client reads and the model it reads it with: the API's own response models.
+# tests/tui/test_contract.py fails when one of these differs from the route's response_model.
+RESPONSE_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("GET", f"{API}/health"): HealthSnapshot,
+    ("GET", f"{API}/alerts"): AlertsView,
+    ("GET", f"{API}/history"): HistorySeries,
+    ("GET", f"{API}/runs"): RunList,
+    ("GET", f"{API}/runs/{{run_id}}"): RunDetail,
+    ("GET", f"{API}/preflight"): PreflightReport,
+    ("POST", f"{API}/preflight"): PreflightStarted,
+}
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Poster = Callable[[Any], object]
 
 
 class AgentRequestError(Exception):
     """A request to the agent failed; `str()` says what happened and what to do, fit for a toast."""
-
-
-class AlertsView(BaseModel):
-    active: list[Alert]
-    recently_cleared: list[Alert]
 
 
 class AgentClient:
@@ -183,19 +195,27 @@ class AgentClient:
             ) from None
 
     async def health(self) -> HealthSnapshot:
-        return await self._get(f"{self.api}/health", HealthSnapshot)
+        return await self._get(f"{self.api}/health", _model("GET", "/health", HealthSnapshot))
 
     async def alerts(self) -> AlertsView:
-        return await self._get(f"{self.api}/alerts", AlertsView)
+        return await self._get(f"{self.api}/alerts", _model("GET", "/alerts", AlertsView))
 
     async def history(self, metric: str, last_s: float) -> HistorySeries:
-        return await self._get(f"{self.api}/history", HistorySeries, metric=metric, last_s=last_s)
+        return await self._get(
+            f"{self.api}/history", _model("GET", "/history", HistorySeries), metric=metric, last_s=last_s
+        )
 
     async def runs(self) -> list[RunSummary]:
-        return (await self._get(f"{self.api}/runs", RunList)).runs
+        return (await self._get(f"{self.api}/runs", _model("GET", "/runs", RunList))).runs
 
     async def run(self, run_id: str) -> RunDetail:
-        return await self._get(f"{self.api}/runs/{run_id}", RunDetail)
+        return await self._get(f"{self.api}/runs/{run_id}", _model("GET", "/runs/{run_id}", RunDetail))
+
+    async def sessions(self) -> list[SessionSummary]:
+        return (await self._get(f"{self.api}/sessions", SessionList)).sessions
+
+    async def session(self, session_id: str) -> SessionDetail:
+        return await self._get(f"{self.api}/sessions/{session_id}", SessionDetail)
 
     async def start_preflight(self, platform: str, duration_s: float, bandwidth: bool) -> str:
         """Start a preflight on the agent; returns its job id. Progress and the report arrive as events."""
@@ -207,16 +227,21 @@ class AgentClient:
             raise AgentRequestError("this agent cannot run a preflight yet (update streamhealth on the agent)")
         if response.status_code >= 400:
             raise AgentRequestError(_error_text(response))
-        try:
-            return str(response.json()["job_id"])
-        except (ValueError, KeyError, TypeError):
-            raise AgentRequestError("the agent accepted the preflight but did not say its job id") from None
+        return self._parse(response, _model("POST", "/preflight", PreflightStarted)).job_id
 
-    async def last_preflight(self) -> JobFinished | None:
+    async def last_preflight(self) -> PreflightReport | None:
+        """The report of the last preflight the agent ran (from this TUI or any other client)."""
         response = await self._request("GET", f"{self.api}/preflight")
         if response.status_code in (204, 404, 405):
             return None
-        return self._parse(response, JobFinished)
+        return self._parse(response, _model("GET", "/preflight", PreflightReport))
+
+
+def _model(method: str, path: str, model: type[ModelT]) -> type[ModelT]:
+    """The model RESPONSE_MODELS declares for an endpoint, typed as the caller expects it."""
+    declared = RESPONSE_MODELS[(method, f"{API}{path}")]
+    assert declared is model, f"{method} {path}: RESPONSE_MODELS says {declared.__name__}, not {model.__name__}"
+    return model
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:

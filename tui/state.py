@@ -23,6 +23,7 @@ from agent.models import (
     Progress,
     RunDetail,
     RunSummary,
+    SessionSummary,
     SourceStatus,
     utc_now,
 )
@@ -102,6 +103,8 @@ class DashboardState:
         self.runs: list[RunSummary] | None = None
         self.runs_error: str | None = None
         self.run_detail: RunDetail | None = None
+        self.sessions: list[SessionSummary] | None = None
+        self.sessions_error: str | None = None
 
     # --- updates ---------------------------------------------------------------------------------
 
@@ -192,6 +195,14 @@ class DashboardState:
                 preflight.error = f"could not read the preflight report: {exc.errors()[0]['msg']}"
         elif finished.ok:
             preflight.error = "the preflight finished without a report"
+
+    def apply_preflight_report(self, report: PreflightReport) -> None:
+        """A preflight that finished before we connected (or that another client started)."""
+        preflight = self.preflight
+        preflight.running = False
+        preflight.report = report
+        preflight.error = None
+        preflight.fraction = 1.0
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 class BearerTokenMiddleware:
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -26,7 +26,9 @@ class BearerTokenMiddleware:
             if name == b"authorization":
                 given = value
                 break
-        if hmac.compare_digest(given, self._expected):
+        # RFC 9110 11.1: the scheme is case-insensitive ("bearer", "BEARER"), then one or more spaces.
+        scheme, _, credentials = given.partition(b" ")
+        if hmac.compare_digest(credentials.lstrip(b" "), self._token) and scheme.lower() == b"bearer":
             await self.app(scope, receive, send)
             return
         body = json.dumps(

@@ -137,3 +137,26 @@ def encoder_process_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
         "1 when an OBS, Streamlabs, TikTok LIVE Studio or ffmpeg process runs.",
         value=system.encoder_process is not None,
     )
+
+
+def stream_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    """The bitrate leaving the encoder against what it is set to send: the first panel people look at."""
+    rate = GaugeMetricFamily(
+        "streamhealth_stream_bytes_per_second",
+        "Bytes per second leaving the encoder (x8 for the bitrate).",
+        labels=["encoder"],
+    )
+    obs, ffmpeg = snapshot.obs, snapshot.ffmpeg
+    if obs is not None and obs.streaming and obs.output_bitrate_bps is not None:
+        rate.add_metric(["obs"], obs.output_bitrate_bps / 8)
+    if ffmpeg is not None and not ffmpeg.ended and ffmpeg.bitrate_bps is not None:
+        rate.add_metric(["ffmpeg"], ffmpeg.bitrate_bps / 8)
+    yield rate
+    settings = obs.settings if obs is not None else None
+    if settings is not None and settings.video_bitrate_kbps is not None:
+        target_kbps = settings.video_bitrate_kbps + (settings.audio_bitrate_kbps or 0)
+        yield GaugeMetricFamily(
+            "streamhealth_stream_target_bytes_per_second",
+            "Video plus audio rate the encoder is set to send, in bytes per second (x8 for the bitrate).",
+            value=target_kbps * 1000.0 / 8,
+        )

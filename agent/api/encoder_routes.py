@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from agent.api.errors import error_responses
 from agent.errors import ProtocolError
 from agent.runtime import Agent
 
@@ -51,7 +52,7 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
     @router.get(
         "/ffmpeg/progress",
         response_model=ProgressEndpoint,
-        responses={404: {"description": "the ffmpeg source or its HTTP endpoint is off"}},
+        responses=error_responses(404, s404="The ffmpeg source or its HTTP endpoint is off"),
         summary="Whether this agent takes ffmpeg progress (what `streamhealth run` checks)",
     )
     async def ffmpeg_progress_accepting() -> ProgressEndpoint:
@@ -61,6 +62,9 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
     @router.post(
         "/ffmpeg/progress",
         response_model=ProgressAccepted,
+        responses=error_responses(
+            400, 404, s400="The body is not ffmpeg's -progress output", s404="The ffmpeg source or its endpoint is off"
+        ),
         summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
     )
     async def ffmpeg_progress(
@@ -80,9 +84,19 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
             # ffmpeg was killed or lost the connection mid-body: what arrived was published; the silence
             # watch reports that progress stopped without progress=end.
             log.info("ffmpeg progress upload (%s) ended without progress=end", via)
+        else:
+            if feed.blocks == 0:
+                raise HTTPException(
+                    400, "no ffmpeg -progress block in the body (no progress= line); send ffmpeg's -progress output"
+                )
         return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
 
-    @router.post("/obs/reconnect", response_model=ReconnectRequested, summary="Connect to OBS again now")
+    @router.post(
+        "/obs/reconnect",
+        response_model=ReconnectRequested,
+        responses=error_responses(404, s404="The OBS source is off"),
+        summary="Connect to OBS again now",
+    )
     async def obs_reconnect() -> ReconnectRequested:
         source = cast("ObsSource | None", next((s for s in agent.sources if s.name == "obs"), None))
         if source is None:

@@ -7,15 +7,17 @@ a URL. A scrape never triggers a measurement.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics
+from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics, stream_metrics
+from agent.api.uplink_metrics import uplink_metrics
 from agent.models import HealthSnapshot
 
-_STATE_VALUE = {"ok": 0, "warning": 1, "critical": 2}
+_STATE_VALUE = {"starting": -1, "ok": 0, "warning": 1, "critical": 2}
 
 
 def _gauge(name: str, documentation: str, value: float | None, unit: str = "") -> Iterator[Metric]:
@@ -24,9 +26,14 @@ def _gauge(name: str, documentation: str, value: float | None, unit: str = "") -
 
 
 def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    yield InfoMetricFamily(
+        "streamhealth_agent",
+        "The agent's version and the platform preset it judges the stream by.",
+        value={"version": snapshot.agent.version, "platform": snapshot.agent.platform, "os": sys.platform},
+    )
     yield GaugeMetricFamily(
         "streamhealth_health_state",
-        "Overall health: 0 ok, 1 warning, 2 critical.",
+        "Overall health: -1 starting (not every source has reported yet), 0 ok, 1 warning, 2 critical.",
         value=_STATE_VALUE[snapshot.overall],
     )
     yield GaugeMetricFamily(
@@ -167,11 +174,11 @@ def network_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     bandwidth = snapshot.bandwidth
     if bandwidth is not None and bandwidth.upload_bps is not None:
         upload = GaugeMetricFamily(
-            "streamhealth_bandwidth_upload_bits_per_second",
-            "Sustained upload of the last successful bandwidth test.",
+            "streamhealth_bandwidth_upload_bytes_per_second",
+            "Sustained upload of the last successful bandwidth test, bytes per second (x8 for bits).",
             labels=["backend"],
         )
-        upload.add_metric([bandwidth.backend], bandwidth.upload_bps)
+        upload.add_metric([bandwidth.backend], bandwidth.upload_bps / 8)
         yield upload
         yield GaugeMetricFamily(
             "streamhealth_bandwidth_test_time_seconds",
@@ -222,6 +229,8 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     ffmpeg_metrics,
     encoder_process_metrics,
     shipping_metrics,
+    uplink_metrics,
+    stream_metrics,
 ]
 
 

@@ -3,15 +3,14 @@ the report as the `job_finished` event and in the health log) and read the last 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from agent.api.errors import error_responses
 from agent.api.job_results import last_report_response
 from agent.jobs import JobBusy, ProgressReporter
-from agent.models import ErrorBody, PreflightReport
+from agent.models import PreflightReport, PreflightStarted
 from agent.platforms import load_preset
 from agent.preflight import DEFAULT_DURATION_S, run_preflight
 from agent.runtime import Agent
@@ -21,25 +20,19 @@ JOB = "preflight"
 
 
 class PreflightRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")  # `"bandwidth": 0` is not a yes
+
     platform: PlatformName | None = Field(None, description="tiktok, twitch, youtube or custom; default `platform`")
     duration_s: float = Field(DEFAULT_DURATION_S, ge=1, le=300, description="Seconds to watch")
     bandwidth: bool = Field(True, description="Run the bandwidth test (bandwidth.backend) during the window")
 
 
-class PreflightStarted(BaseModel):
-    job_id: str
-    job: str = JOB
-    events: str = Field(description="Where progress and the report arrive (Server-Sent Events)")
-
-
 def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
-    errors: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 409: {"model": ErrorBody}}
-
     @app.post(
         f"{prefix}/preflight",
         status_code=202,
         response_model=PreflightStarted,
-        responses=errors,
+        responses=error_responses(409, s409="A preflight is already running"),
         summary="Start a preflight go / no-go check; progress and the report arrive on the event stream",
     )
     async def start_preflight(request: PreflightRequest | None = None) -> JSONResponse:
@@ -61,7 +54,7 @@ def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
     @app.get(
         f"{prefix}/preflight",
         response_model=PreflightReport,
-        responses=errors,
+        responses=error_responses(404, s404="No preflight has finished with a report yet (the detail says why)"),
         summary="The last preflight report",
     )
     async def last_preflight() -> Response:

@@ -3,7 +3,7 @@
 Logs can be tens of megabytes, and the current run's file grows every second, so files are read
 incrementally: each file keeps the byte offset read so far and what was found up to there, and a
 request only reads what was appended since (a file that shrank or was replaced is read again).
-Tick lines are only JSON-decoded for two fields; only run and alert records go through the models.
+Tick lines are only JSON-decoded for three fields; only run and alert records go through the models.
 Not for serving raw log lines: that is the log files' job.
 """
 
@@ -31,7 +31,7 @@ from agent.models import (
 )
 
 MAX_TIMELINE_ENTRIES = 1000
-_STATE_RANK: dict[str, int] = {"ok": 0, "warning": 1, "critical": 2}
+_STATE_RANK: dict[str, int] = {"starting": -1, "ok": 0, "warning": 1, "critical": 2}
 _READ_CHUNK_BYTES = 1 << 20
 
 
@@ -49,6 +49,7 @@ class _FileScan:
     started: RunStarted | None = None
     stopped: RunStopped | None = None
     last_record_at: datetime | None = None
+    uptime_s: float | None = None  # the run's monotonic age at its last tick or stop
     worst: OverallState = "ok"
     ticks: int = 0
     alerts_raised: int = 0
@@ -64,6 +65,10 @@ class _FileScan:
     def note_time(self, at: datetime | None) -> None:
         if at is not None and (self.last_record_at is None or at > self.last_record_at):
             self.last_record_at = at
+
+    def note_uptime(self, uptime_s: object) -> None:
+        if isinstance(uptime_s, int | float) and (self.uptime_s is None or uptime_s > self.uptime_s):
+            self.uptime_s = float(uptime_s)
 
     def read_line(self, line: bytes) -> None:
         try:
@@ -90,6 +95,9 @@ class _FileScan:
             taken_at = snapshot.get("taken_at")
             if isinstance(taken_at, str):
                 self.note_time(datetime.fromisoformat(taken_at))
+            agent = snapshot.get("agent")
+            if isinstance(agent, dict):
+                self.note_uptime(agent.get("uptime_s"))
         elif kind == "alert":
             alert_record = AlertRecord.model_validate(record)
             alert = alert_record.change.alert
@@ -116,6 +124,7 @@ class _FileScan:
         elif kind == "run_stopped":
             self.stopped = RunStopped.model_validate(record)
             self.note_time(self.stopped.at)
+            self.note_uptime(self.stopped.uptime_s)
         # Other record types (source_state, job_finished, newer ones) do not change a run's summary.
 
 
@@ -194,6 +203,18 @@ class RunIndex:
         return scan
 
 
+def _duration_s(scans: list[_FileScan], started: RunStarted | None, end: datetime | None) -> float | None:
+    """The run's monotonic age at its last record (agents since this version log it); older logs only
+    have wall times, which a clock set back or forward makes wrong."""
+    stopped = next((scan.stopped for scan in reversed(scans) if scan.stopped is not None), None)
+    uptimes = [scan.uptime_s for scan in scans if scan.uptime_s is not None]
+    if stopped is not None and stopped.uptime_s is not None:
+        return round(stopped.uptime_s, 3)
+    if stopped is None and uptimes:  # ended abruptly: its age at its last tick
+        return round(max(uptimes), 3)
+    return round((end - started.at).total_seconds(), 3) if started and end else None
+
+
 def _summary(run_id: str, scans: list[_FileScan], current_run_id: str | None) -> RunSummary:
     started = next((scan.started for scan in scans if scan.started is not None), None)
     stopped = next((scan.stopped for scan in reversed(scans) if scan.stopped is not None), None)
@@ -210,7 +231,7 @@ def _summary(run_id: str, scans: list[_FileScan], current_run_id: str | None) ->
         stopped_at=stopped.at if stopped else None,
         stop_reason=stopped.reason if stopped else None,
         last_record_at=last_at,
-        duration_s=round((end - started.at).total_seconds(), 3) if started and end else None,
+        duration_s=_duration_s(scans, started, end),
         current=run_id == current_run_id,
         platform=started.agent.platform if started else None,
         agent_version=started.agent.version if started else None,

@@ -14,6 +14,7 @@ from agent.models.records import (
     ErrorBody,
     HistorySeries,
     JobFinished,
+    LogGap,
     LogRecord,
     Progress,
     RunStarted,
@@ -31,8 +32,28 @@ from agent.models.reports import (
     Verdict,
 )
 from agent.models.runs import AlertTimelineEntry, RunDetail, RunList, RunSummary
+from agent.models.sessions import (
+    AlertTally,
+    FramesDropped,
+    LiveOrigin,
+    ScorePart,
+    SessionDetail,
+    SessionEnded,
+    SessionEndReason,
+    SessionList,
+    SessionStarted,
+    SessionSummary,
+    TimeSpan,
+    WorstMinute,
+)
 from agent.models.shipping import IngestAck, ShippingState, ShippingStateName, record_time
-from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStateName, SourceStatus
+from agent.models.snapshot import (
+    AgentInfo,
+    HealthSnapshot,
+    LoggingStatus,
+    SourceStateName,
+    SourceStatus,
+)
 from agent.models.system import (
     BatteryState,
     DiskSpace,
@@ -41,6 +62,8 @@ from agent.models.system import (
     ProcessUsage,
     SystemSample,
 )
+from agent.models.uplink import UplinkSample, UplinkState
+from agent.models.views import AlertsView, MetricNames, PreflightStarted
 
 __all__ = [
     "LOG_RECORD",
@@ -50,7 +73,9 @@ __all__ = [
     "AlertChange",
     "AlertNotification",
     "AlertRecord",
+    "AlertTally",
     "AlertTimelineEntry",
+    "AlertsView",
     "BandwidthBackend",
     "BandwidthResult",
     "BatteryState",
@@ -61,13 +86,18 @@ __all__ = [
     "EncoderSettings",
     "ErrorBody",
     "FfmpegSample",
+    "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
     "IngestAck",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
+    "LiveOrigin",
+    "LogGap",
     "LogRecord",
+    "LoggingStatus",
+    "MetricNames",
     "NetworkSample",
     "NotifiedAlert",
     "ObsConnection",
@@ -75,6 +105,7 @@ __all__ = [
     "OverallState",
     "PreflightCheck",
     "PreflightReport",
+    "PreflightStarted",
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
@@ -84,6 +115,13 @@ __all__ = [
     "RunStopped",
     "RunSummary",
     "Sample",
+    "ScorePart",
+    "SessionDetail",
+    "SessionEndReason",
+    "SessionEnded",
+    "SessionList",
+    "SessionStarted",
+    "SessionSummary",
     "Severity",
     "ShippingState",
     "ShippingStateName",
@@ -95,8 +133,12 @@ __all__ = [
     "TargetStability",
     "TcpInfo",
     "TickRecord",
+    "TimeSpan",
+    "UplinkSample",
+    "UplinkState",
     "UploadUser",
     "Verdict",
+    "WorstMinute",
     "overall_state",
     "record_time",
     "utc_now",

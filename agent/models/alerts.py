@@ -10,7 +10,8 @@ from pydantic import Field
 from agent.models.base import Contract
 
 Severity = Literal["warning", "critical"]
-OverallState = Literal["ok", "warning", "critical"]
+# "starting": no alert, and the sources have not all reported yet; an agent must not say "ok" before it measured.
+OverallState = Literal["starting", "ok", "warning", "critical"]
 
 
 class Suggestion(Contract):
@@ -43,10 +44,11 @@ class AlertChange(Contract):
     alert: Alert
 
 
-def overall_state(alerts: list[Alert]) -> OverallState:
+def overall_state(alerts: list[Alert], *, measured: bool = True) -> OverallState:
+    """The worst active alert; without one, "ok" once `measured` (every source has reported), else "starting"."""
     severities = {alert.severity for alert in alerts if alert.active}
     if "critical" in severities:
         return "critical"
     if "warning" in severities:
         return "warning"
-    return "ok"
+    return "ok" if measured else "starting"

@@ -34,6 +34,8 @@ class Sample(Contract):
     SOURCE: ClassVar[str] = ""
     # Numeric fields that are facts, not time series (sizes, counts of cores): left out of history.
     NOT_HISTORY: ClassVar[frozenset[str]] = frozenset()
+    # Fields whose change should be judged by the rules at once, not at the next tick (fast sources).
+    PROMPT_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     taken_at: datetime = Field(default_factory=utc_now, description="When the source took this reading (UTC).")
 

@@ -48,6 +48,9 @@ class ObsSample(Sample):
     )
     output_bytes_total: int | None = Field(None, description="Bytes the stream output sent since it started.")
     output_congestion_ratio: float | None = None
+    output_congestion_ratio_10s: float | None = Field(
+        None, description="Mean of OBS's congestion figure over the window: it swings 0..1 while OBS drops frames."
+    )
     frames_dropped_network_ratio_10s: float | None = None
     frames_dropped_network_ratio_stream: float | None = None
     frames_dropped_network_total: int | None = None

@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter
 
 from agent.models.alerts import AlertChange
 from agent.models.base import SCHEMA_VERSION, Contract
+from agent.models.sessions import SessionEnded, SessionStarted, SessionSummary
 from agent.models.snapshot import AgentInfo, HealthSnapshot, SourceStatus
 
 
@@ -24,17 +25,20 @@ class RunStopped(Contract):
     schema_version: int = SCHEMA_VERSION
     at: datetime
     reason: str
+    uptime_s: float | None = Field(None, description="How long the run lasted, from the monotonic clock.")
 
 
 class TickRecord(Contract):
     type: Literal["tick"] = "tick"
     schema_version: int = SCHEMA_VERSION
+    session_id: str | None = Field(None, description="The stream session live when this was written, if any.")
     snapshot: HealthSnapshot
 
 
 class AlertRecord(Contract):
     type: Literal["alert"] = "alert"
     schema_version: int = SCHEMA_VERSION
+    session_id: str | None = Field(None, description="The stream session live when this was written, if any.")
     at: datetime
     change: AlertChange
 
@@ -42,8 +46,20 @@ class AlertRecord(Contract):
 class SourceStateRecord(Contract):
     type: Literal["source_state"] = "source_state"
     schema_version: int = SCHEMA_VERSION
+    session_id: str | None = Field(None, description="The stream session live when this was written, if any.")
     at: datetime
     status: SourceStatus
+
+
+class LogGap(Contract):
+    """Written first when the health log can be written again: how many records are missing, and when."""
+
+    type: Literal["log_gap"] = "log_gap"
+    schema_version: int = SCHEMA_VERSION
+    at: datetime
+    failing_since: datetime
+    lost_records: int
+    error: str
 
 
 class HistorySeries(Contract):
@@ -73,6 +89,7 @@ class JobFinished(Contract):
 
     type: Literal["job_finished"] = "job_finished"
     schema_version: int = SCHEMA_VERSION
+    session_id: str | None = Field(None, description="The stream session live when this was written, if any.")
     at: datetime
     job: str
     job_id: str
@@ -82,7 +99,16 @@ class JobFinished(Contract):
 
 
 LogRecord = Annotated[
-    RunStarted | RunStopped | TickRecord | AlertRecord | SourceStateRecord | JobFinished,
+    RunStarted
+    | RunStopped
+    | TickRecord
+    | AlertRecord
+    | SourceStateRecord
+    | JobFinished
+    | SessionStarted
+    | SessionEnded
+    | SessionSummary
+    | LogGap,
     Field(discriminator="type"),
 ]
 LOG_RECORD: TypeAdapter[LogRecord] = TypeAdapter(LogRecord)

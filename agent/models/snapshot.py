@@ -17,6 +17,7 @@ from agent.models.network import NetworkSample
 from agent.models.reports import BandwidthResult
 from agent.models.shipping import ShippingState
 from agent.models.system import SystemSample
+from agent.models.uplink import UplinkSample
 
 SourceStateName = Literal["starting", "ok", "stale", "error", "disabled"]
 
@@ -44,6 +45,19 @@ class AgentInfo(Contract):
     jobs_running: list[str] = Field(default_factory=list, description="Long work under way: 'preflight', ...")
 
 
+LoggingStateName = Literal["ok", "failing", "off"]
+
+
+class LoggingStatus(Contract):
+    """Whether the health log is being written: a full disk must show, not only lose records quietly."""
+
+    state: LoggingStateName
+    path: str | None = Field(None, description="The file being written.")
+    error: str | None = Field(None, description="Why records are not being written, and what to do.")
+    failing_since: datetime | None = None
+    lost_records: int = Field(0, description="Records not written since logging started failing.")
+
+
 class HealthSnapshot(Contract):
     schema_version: int = SCHEMA_VERSION
     taken_at: datetime
@@ -54,6 +68,8 @@ class HealthSnapshot(Contract):
     network: NetworkSample | None = None
     obs: ObsSample | None = None
     ffmpeg: FfmpegSample | None = None
+    uplink: UplinkSample | None = Field(None, description="The kernel's view of the encoder's ingest connection.")
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
     shipping: ShippingState | None = Field(None, description="Shipping to a collector, when [ship] is set.")
+    logging: LoggingStatus | None = Field(None, description="The health log: written, failing (disk full?) or off.")

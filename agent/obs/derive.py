@@ -76,6 +76,9 @@ class ObsDeriver:
     def __init__(self, window_s: float = DEFAULT_WINDOW_S) -> None:
         self.window_s = window_s
         self._window: deque[_Reading] = deque()
+        # OBS's congestion figure swings between 0 and 1 while it drops frames to empty its buffer: its mean
+        # over the window holds while a stream fails, where the raw value never stays above a threshold.
+        self._congestion: deque[tuple[float, float]] = deque()
         self._stream_baseline: _Reading | None = None
         self._reconnecting_event = False
         self.baseline_resets = 0
@@ -129,6 +132,7 @@ class ObsDeriver:
         cpu_percent = _float_field(stats, "cpuUsage")
         duration_ms = _float_field(stream_status, "outputDuration")
         congestion = _float_field(stream_status, "outputCongestion")
+        congestion_mean = self._congestion_mean(now, congestion if streaming else None)
         return ObsSample(
             connection="connected",
             streaming=streaming,
@@ -139,6 +143,7 @@ class ObsDeriver:
             output_congestion_ratio=round(min(1.0, max(0.0, congestion)), 4)
             if streaming and congestion is not None
             else None,
+            output_congestion_ratio_10s=congestion_mean,
             frames_dropped_network_ratio_10s=_ratio(
                 reading.network_skipped - oldest.network_skipped, reading.network_total - oldest.network_total
             )
@@ -183,6 +188,15 @@ class ObsDeriver:
             frame_budget_ms=round(1000.0 / configured_fps, 3) if configured_fps else None,
             settings=settings,
         )
+
+    def _congestion_mean(self, now: float, congestion: float | None) -> float | None:
+        if congestion is None:
+            self._congestion.clear()
+            return None
+        self._congestion.append((now, min(1.0, max(0.0, congestion))))
+        while self._congestion[0][0] <= now - self.window_s:
+            self._congestion.popleft()
+        return round(sum(value for _, value in self._congestion) / len(self._congestion), 4)
 
     def _bitrate_bps(self, reading: _Reading) -> float | None:
         before = None

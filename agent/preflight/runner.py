@@ -1,5 +1,5 @@
 """Running a preflight: watch the agent's snapshots for a window while the bandwidth test runs, then
-turn what was seen into checks, a verdict and recommended settings (checks.py).
+turn what was seen into checks, a verdict and recommended settings (checks/).
 
 The same coroutine serves the CLI (a temporary in-process agent) and the API (the running agent, as a
 job). It never measures anything itself: the agent's sources and the bandwidth test do.
@@ -17,6 +17,7 @@ from agent.jobs import ProgressReporter
 from agent.models import BandwidthResult, PreflightCheck, PreflightReport, utc_now
 from agent.platforms import load_preset
 from agent.preflight.checks import Observation, recommend, run_checks, verdict_of
+from agent.preflight.checks.observation import stream_is_live
 from agent.redact import redact
 from agent.rules.derived import stream_target
 from agent.rules.playbook import load_playbook
@@ -66,7 +67,10 @@ async def run_preflight(
         bandwidth_fraction = fraction
 
     test: asyncio.Task[BandwidthResult] | None = None
-    if bandwidth:
+    if bandwidth and stream_is_live(agent.snapshot):
+        observation.live_uplink = True
+        reporter.report("bandwidth", None, "a stream is live: judging the upload from its own connection")
+    elif bandwidth:
         from agent.bandwidth import run_bandwidth_test
 
         test = asyncio.create_task(

@@ -15,78 +15,26 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
-from agent.errors import ConfigError, ProtocolError
-from agent.redact import MARK, redact, redact_url
+from agent.errors import ProtocolError
 from agent.rtmp import messages as m
 from agent.rtmp.connection import Role, RtmpConnection
-from agent.rtmp.errors import IngestConnectionLost, IngestRejected, IngestTimeout, IngestUnreachable
-from agent.rtmp.synthetic import MediaFrame, SyntheticStream
+from agent.rtmp.errors import IngestRejected, IngestTimeout
+from agent.rtmp.pacing import publish_synthetic
+from agent.rtmp.publish_failures import connect_failure, describe_status, lost_error, scrub, timeout_message
+from agent.rtmp.synthetic import MediaFrame
+from agent.rtmp.url import DEFAULT_PORTS, RtmpUrl, parse_rtmp_url
+
+__all__ = ["DEFAULT_PORTS", "RtmpPublisher", "RtmpUrl", "parse_rtmp_url", "publish_synthetic"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-DEFAULT_PORTS: Final = {"rtmp": 1935, "rtmps": 443}
 FLASH_VERSION: Final = "FMLE/3.0 (compatible; FMSc/1.0)"  # what OBS sends; some ingests check for FMLE
 READ_SIZE: Final = 65536
-
-
-@dataclass(frozen=True)
-class RtmpUrl:
-    """An ingest URL split the way encoders split it: the app is the first path segment, the rest is the key."""
-
-    scheme: str
-    host: str
-    port: int
-    app: str
-    stream_key: str  # everything after the app, query string included (`key?bandwidthtest=true`)
-    tc_url: str  # scheme://host[:port]/app, as sent in connect
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "rtmps"
-
-    def redacted(self) -> str:
-        return redact_url(f"{self.tc_url}/{self.stream_key}")
-
-
-def parse_rtmp_url(url: str) -> RtmpUrl:
-    """Split an `rtmp://` / `rtmps://` URL; raises ConfigError (with the key redacted) when it cannot be used."""
-    shown = _shown_url(url)
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ConfigError(f"{shown} is not an rtmp:// or rtmps:// URL: check ingest.primary")
-    try:
-        port = parts.port or DEFAULT_PORTS[scheme]
-    except ValueError as exc:
-        raise ConfigError(f"{shown} has an invalid port: check ingest.primary") from exc
-    if not parts.hostname:
-        raise ConfigError(f"{shown} has no host: check ingest.primary")
-    path = parts.path.lstrip("/")
-    app, _, key = path.partition("/")
-    if parts.query:
-        key = f"{key}?{parts.query}"
-    if not app:
-        raise ConfigError(f"{shown} has no application name (rtmp://host/APP/KEY): check ingest.primary")
-    if not key or key.startswith("?"):
-        raise ConfigError(f"{shown} has no stream key (rtmp://host/app/KEY): check ingest.primary")
-    netloc = parts.netloc.rpartition("@")[2]
-    return RtmpUrl(scheme, parts.hostname, port, app, key, f"{scheme}://{netloc}/{app}")
-
-
-def _shown_url(url: str) -> str:
-    """A URL fit for an error message even when it is malformed: everything after the app is redacted."""
-    parts = urlsplit(url.strip())
-    host = parts.netloc.rpartition("@")[2]
-    app, _, rest = parts.path.lstrip("/").partition("/")
-    tail = f"/{MARK}" if rest or parts.query else ""
-    return redact(f"{parts.scheme}://{host}/{app}{tail}" if app else f"{parts.scheme}://{host}")
 
 
 class RtmpPublisher:
@@ -189,25 +137,8 @@ class RtmpPublisher:
                 self._reader, self._writer = await asyncio.open_connection(
                     url.host, url.port, ssl=context, server_hostname=url.host if context else None, limit=READ_SIZE
                 )
-        except TimeoutError as exc:
-            raise IngestUnreachable(
-                f"could not connect to the ingest at {where} within {self.timeout_s:g} s: "
-                "check ingest.primary and your network"
-            ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise IngestUnreachable(
-                f"the TLS certificate of {url.host} could not be verified ({exc.verify_message}): "
-                "check the host in ingest.primary (rtmps:// needs the ingest's real name)"
-            ) from exc
-        except ssl.SSLError as exc:
-            raise IngestUnreachable(
-                f"TLS with the ingest at {where} failed ({exc.reason}): is it really rtmps:// on port {url.port}?"
-            ) from exc
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise IngestUnreachable(
-                f"could not connect to the ingest at {where}: {reason}: check ingest.primary and your network"
-            ) from exc
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+            raise connect_failure(url, exc, self.timeout_s) from exc
         self._read_task = asyncio.create_task(self._read_loop(), name="rtmp-publisher-read")
         self._stage = "handshake"
         self._flush()
@@ -380,49 +311,16 @@ class RtmpPublisher:
         raise IngestTimeout(timeout_message)
 
     def _timeout_message(self, what: str) -> str:
-        return (
-            f"the ingest at {self.url.host}:{self.url.port} did not answer {what} within {self.timeout_s:g} s: "
-            "it may be overloaded or the link may be down; try again or check ingest.primary"
-        )
+        return timeout_message(self.url, what, self.timeout_s)
 
     def _describe(self, command: m.Command) -> str:
-        info = command.info
-        text = " ".join(str(part) for part in (info.get("code"), info.get("description")) if part) or command.name
-        return self._scrub(text)
+        return describe_status(self.url, command)
 
     def _scrub(self, text: str) -> str:
-        key = self.url.stream_key
-        for secret in (key, key.partition("?")[0]):
-            if secret:
-                text = text.replace(secret, MARK)
-        return redact(text)
+        return scrub(self.url, text)
 
     def _lost_error(self, cause: BaseException | None) -> Exception:
-        if isinstance(cause, ProtocolError):
-            return ProtocolError(f"the ingest at {self.url.host}:{self.url.port} sent invalid RTMP: {cause}")
-        reason = (
-            "closed the connection"
-            if cause is None or isinstance(cause, EOFError)
-            else f"reset the connection ({cause})"
-        )
-        where = f"the ingest at {self.url.host}:{self.url.port}"
-        stage = self._stage
-        if stage == "connect":
-            return IngestRejected(
-                f"{where} {reason} when we connected to application '{self.url.app}': "
-                "check the application part of ingest.primary (rtmp://host/APP/key)"
-            )
-        if stage == "publish":
-            return IngestRejected(
-                f"{where} {reason} when we published: it rejected the stream key; check ingest.primary "
-                "(and that nothing else is already streaming to it)"
-            )
-        if stage == "handshake":
-            return IngestConnectionLost(
-                f"{where} {reason} during the RTMP handshake: is {self.url.scheme}://{self.url.host}:{self.url.port} "
-                "an RTMP server (rtmps:// needs TLS, rtmp:// must not use it)?"
-            )
-        return IngestConnectionLost(f"{where} {reason} while {stage}: check your network and the ingest's status")
+        return lost_error(self.url, self._stage, cause)
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
@@ -469,39 +367,3 @@ class RtmpPublisher:
             acknowledged = self._ack_wraps * 2**32 + sequence
             self.peer_acknowledged_bytes = acknowledged
             self.ack_history.append((time.monotonic(), acknowledged))
-
-
-async def publish_synthetic(
-    publisher: RtmpPublisher,
-    stream: SyntheticStream,
-    duration_s: float,
-    *,
-    send_headers: bool = True,
-) -> None:
-    """Send `stream` in real time for `duration_s` (metadata and sequence headers first, unless already sent).
-
-    Frames go out when their timestamp is due; when the link is slower than the stream, `drain` blocks, the
-    stream falls behind and is not caught up later: the call still returns after `duration_s`, which is what
-    a bandwidth test needs. Call again to continue the same stream (e.g. after `stream.set_video_bitrate`)
-    with `send_headers=False`.
-    """
-    if send_headers:
-        await publisher.send_metadata(stream.metadata())
-        for frame in stream.sequence_headers():
-            await publisher.send_frame(frame)
-    loop = asyncio.get_running_loop()
-    first = stream.next_frame()
-    # Anchor the clock so the stream's timeline continues from where it is.
-    origin = loop.time() - first.timestamp_ms / 1000
-    end = loop.time() + duration_s
-    frame = first
-    while True:
-        due = origin + frame.timestamp_ms / 1000
-        if due >= end or loop.time() >= end:  # the second when the link is slower than the stream
-            stream.push_back(frame)
-            return
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await publisher.send_frame(frame)
-        frame = stream.next_frame()

@@ -7,21 +7,19 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent import paths
 from agent.errors import ConfigError
-from agent.models import FfmpegSample, NetworkSample, ObsSample, SystemSample
+from agent.models import FfmpegSample, LoggingStatus, NetworkSample, ObsSample, SystemSample, UplinkSample
 from agent.models.reports import BandwidthResult
 from agent.models.shipping import ShippingState
 from agent.platforms import PlatformPreset, load_preset
 from agent.rules.derived import DERIVED_METRICS
-
-if TYPE_CHECKING:
-    from agent.rules.playbook import Playbook
-    from agent.settings import Settings
+from agent.rules.playbook import Playbook, load_playbook
+from agent.settings import Settings, read_toml
 
 Comparison = Literal["above", "below", "is_true", "is_false", "in", "not_in"]
 
@@ -33,6 +31,8 @@ _SAMPLE_ROOTS: dict[str, type[BaseModel]] = {
     "ffmpeg": FfmpegSample,
     "bandwidth": BandwidthResult,
     "shipping": ShippingState,
+    "logging": LoggingStatus,
+    "uplink": UplinkSample,
 }
 MESSAGE_ROOTS = frozenset({*_SAMPLE_ROOTS, "derived", "sources", "value", "threshold", "severity", "stream", "preset"})
 
@@ -190,9 +190,6 @@ def _validate_rule(name: str, table: dict[str, Any], origin: str) -> RuleSpec:
 
 def load_rule_set(settings: Settings, *, user_origin: str = "settings") -> RuleSet:
     """Shipped rules < the user's rules file < settings overrides; minus disabled ones. All validated."""
-    from agent.rules.playbook import load_playbook
-    from agent.settings import read_toml
-
     shipped = shipped_rules_file()
     layers: list[tuple[str, dict[str, dict[str, Any]]]] = [
         (str(shipped), _rule_tables(read_toml(shipped), str(shipped)))

@@ -298,9 +298,11 @@ class RuleEngine:
             "network": snapshot.network,
             "obs": snapshot.obs,
             "ffmpeg": snapshot.ffmpeg,
+            "uplink": snapshot.uplink,
             "bandwidth": snapshot.bandwidth,
             "shipping": snapshot.shipping,
             "sources": snapshot.sources,
+            "logging": snapshot.logging,
             "derived": SimpleNamespace(**self.derived),
             "stream": self.target,
             "preset": SimpleNamespace(

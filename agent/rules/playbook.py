@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent import paths
 from agent.errors import ConfigError
 from agent.models import HealthSnapshot, Suggestion
+from agent.net.uplink_tracker import HEADROOM_RATIO as UPLINK_HEADROOM_RATIO
 from agent.platforms import PlatformPreset
 from agent.rules.templates import fill
+from agent.settings import read_toml
 
 # The figures an entry's text may use. Each is None when it cannot be computed right now.
 CONTEXT_KEYS: dict[str, str] = {
@@ -112,8 +114,6 @@ def shipped_playbook_file() -> Path:
 
 def load_playbook(user_file: Path | None = None) -> Playbook:
     """The shipped playbook, with the user's entries and plans merged over it; validated."""
-    from agent.settings import read_toml
-
     shipped = shipped_playbook_file()
     data = read_toml(shipped)
     origin = str(shipped)
@@ -182,6 +182,14 @@ class PlanContext:
             values["achieved_kbps"] = round(achieved / 1000)
             values["achieved_mbps"] = achieved / 1e6
             values["recommended_video_kbps"] = recommended_video_kbps(achieved, audio, playbook)
+        uplink = snapshot.uplink
+        if uplink is not None and uplink.congested and uplink.link_rate_bps and uplink.suggested_video_bitrate_kbps:
+            # The kernel's view of the congested link beats any throughput average (which includes stalls
+            # and bursts); its suggestion keeps the uplink tracker's own margin (agent/net/uplink_tracker.py).
+            values["achieved_kbps"] = round(uplink.link_rate_bps / 1000)
+            values["achieved_mbps"] = uplink.link_rate_bps / 1e6
+            values["recommended_video_kbps"] = uplink.suggested_video_bitrate_kbps
+            values["headroom_factor"] = round(1 / UPLINK_HEADROOM_RATIO, 2)
 
         system, network = snapshot.system, snapshot.network
         if system is not None:

@@ -139,6 +139,8 @@ class Shipper:
                     await self._deliver(http, batch)
                     if len(batch.lines) >= self._batch_lines:
                         continue  # a backlog: the next batch at once
+                    if self._acked == batch.end:
+                        self._oldest_at = None  # caught up: nothing waits until the next line
                 elif batch.end is not None and batch.end != self._acked:
                     self._advance(batch)  # only skipped lines, or the step to the next file
                 else:

@@ -10,6 +10,7 @@ def build_sources(settings: Settings) -> list[Source]:
     """The sources enabled in `settings`, ready to run. Imports are local so a disabled source costs nothing."""
     interval_s, timeout_s = settings.sampling.interval_s, settings.sampling.source_timeout_s
     sources: list[Source] = []
+    obs_source = None
     if settings.sources.system.enabled:
         from agent.sources.system import SystemSource
 
@@ -21,11 +22,22 @@ def build_sources(settings: Settings) -> list[Source]:
     if settings.sources.obs.enabled:
         from agent.sources.obs import ObsSource
 
-        sources.append(ObsSource(settings.sources.obs))
+        obs_source = ObsSource(settings.sources.obs)
+        sources.append(obs_source)
     if settings.sources.ffmpeg.enabled:
         from agent.sources.ffmpeg import FfmpegSource
 
         sources.append(FfmpegSource(settings.sources.ffmpeg))
+    if settings.sources.uplink.enabled:
+        from agent.sources.uplink import UplinkSource
+
+        obs_settings = (lambda: obs_source.encoder_settings) if obs_source is not None else (lambda: None)
+        uplink_source = UplinkSource(
+            settings.sources.uplink, settings.ingest, settings.stream, obs_settings=obs_settings
+        )
+        sources.append(uplink_source)
+        if obs_source is not None:
+            obs_source.uplink = lambda: uplink_source.latest
     return sources
 
 

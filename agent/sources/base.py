@@ -31,6 +31,9 @@ class SampleSink(Protocol):
 
 class Source(abc.ABC):
     name: ClassVar[str]
+    # True for a source that only reports while its peer pushes data (ffmpeg's progress): the agent's
+    # start-up ("starting" until every source has reported) does not wait for it.
+    waits_for_peer: ClassVar[bool] = False
 
     def __init__(self, *, interval_s: float, timeout_s: float) -> None:
         self.interval_s = interval_s

@@ -54,6 +54,7 @@ class ProgressFeed:
 
 
 class FfmpegSource(Source):
+    waits_for_peer = True  # it reports while an ffmpeg runs; none may run for hours
     name = "ffmpeg"
 
     def __init__(self, settings: FfmpegSourceSettings, *, clock: Callable[[], float] = time.monotonic) -> None:

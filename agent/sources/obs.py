@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import ProtocolError, SourceUnavailable
-from agent.models import EncoderSettings, ObsSample
+from agent.models import EncoderSettings, ObsSample, UplinkSample
 from agent.models.encoder import ObsConnection
 from agent.obs.backup import BackupScenePlan
 from agent.obs.client import ObsClient
@@ -123,6 +123,8 @@ class ObsSource(Source):
         self._reconnect_requested: asyncio.Event | None = None
         self._client: ObsClient | None = None
         self._last_congestion: float | None = None
+        # The uplink source's latest reading (wired by build_sources): the backup plan's kernel view.
+        self.uplink: Callable[[], UplinkSample | None] = lambda: None
 
     def request_reconnect(self) -> None:
         """Connect again now (after a kick or a refused password the source otherwise waits)."""
@@ -241,7 +243,7 @@ class ObsSource(Source):
     async def _apply_backup_plan(self, client: ObsClient, sample: ObsSample) -> ObsSample:
         if not self.plan.enabled:
             return sample
-        switch = self.plan.update(self.clock(), sample, self.program_scene)
+        switch = self.plan.update(self.clock(), sample, self.program_scene, self.uplink())
         if switch is not None:
             try:
                 await client.request("SetCurrentProgramScene", {"sceneName": switch.scene})

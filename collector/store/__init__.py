@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.errors import ConfigError
 from collector.store.base import AgentRow, SessionFilter, SessionRow, Store, StoreError, TokenRow
 
 __all__ = ["AgentRow", "SessionFilter", "SessionRow", "Store", "StoreError", "TokenRow", "open_store"]
@@ -22,7 +23,7 @@ def open_store(url: str) -> Store:
         from collector.store.sqlite import SqliteStore
 
         return SqliteStore(Path(url.removeprefix("sqlite:///")))
-    raise StoreError(f"unknown database URL {redact_database_url(url)!r}: use sqlite:///PATH or postgresql://...")
+    raise ConfigError(f"unknown database URL {redact_database_url(url)!r}: use sqlite:///PATH or postgresql://...")
 
 
 def redact_database_url(url: str) -> str:

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from agent.errors import StreamHealthError
 from agent.models import IngestAck
-from collector.ingest import ParsedBatch
+from collector.ingest import MinuteRollup, ParsedBatch
 from collector.tokens import TokenKind
 
 
-class StoreError(Exception):
-    """The database refused or is unreachable; the request gets a 503 and the agent retries."""
+class StoreError(StreamHealthError):
+    """The database refused or is unreachable; a request gets a 503 (the agent retries), a command exits 1."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Store(Protocol):
 
     async def session_records(self, session_id: str, types: tuple[str, ...], limit: int) -> list[str]: ...
 
-    async def prune(self, raw_before: datetime) -> int: ...
+    async def minutes(self, agent_id: str, since: datetime, until: datetime) -> list[MinuteRollup]: ...
+
+    async def prune(self, raw_before: datetime, rollups_before: datetime | None = None) -> int: ...
 
     async def size_bytes(self) -> int: ...

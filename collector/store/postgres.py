@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 
 from agent.models import IngestAck
-from collector.ingest import ParsedBatch
+from agent.redact import redact
+from collector.ingest import MinuteRollup, ParsedBatch
 from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow
 from collector.tokens import TokenKind
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 4  # connections, and writers: each commits a group of the batches waiting
 GROUP_MAX_BATCHES = 512
+GROUP_MAX_RECORDS = 5000
 SCHEMA_LOCK = 7_414_001  # pg_advisory_xact_lock key: collectors starting together create the schema once
 
 SCHEMA = """
@@ -45,6 +47,22 @@ CREATE TABLE IF NOT EXISTS sessions (
     session_id text PRIMARY KEY, agent_id text NOT NULL, started_at timestamptz, ended_at timestamptz,
     platform text, worst_rank int, records bigint NOT NULL DEFAULT 0, summary_line text);
 CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started_at);
+CREATE TABLE IF NOT EXISTS minutes (
+    agent_id text NOT NULL, minute timestamptz NOT NULL, ticks bigint NOT NULL, worst_rank int,
+    cpu_sum double precision NOT NULL, cpu_count bigint NOT NULL,
+    bitrate_sum double precision NOT NULL, bitrate_count bigint NOT NULL,
+    PRIMARY KEY (agent_id, minute));
+"""
+
+UPSERT_MINUTE = """
+INSERT INTO minutes (agent_id, minute, ticks, worst_rank, cpu_sum, cpu_count, bitrate_sum, bitrate_count)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (agent_id, minute) DO UPDATE SET
+    ticks = minutes.ticks + excluded.ticks,
+    worst_rank = GREATEST(minutes.worst_rank, excluded.worst_rank),
+    cpu_sum = minutes.cpu_sum + excluded.cpu_sum, cpu_count = minutes.cpu_count + excluded.cpu_count,
+    bitrate_sum = minutes.bitrate_sum + excluded.bitrate_sum,
+    bitrate_count = minutes.bitrate_count + excluded.bitrate_count
 """
 
 INSERT_RECORDS = """
@@ -126,7 +144,8 @@ class PostgresStore:
                 connection = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
                 self._opened -= 1
-                raise StoreError(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise StoreError(f"cannot reach PostgreSQL: {redact(reason)}") from exc
         else:
             connection = await self._idle.get()
         try:
@@ -161,8 +180,11 @@ class PostgresStore:
     async def _write_forever(self) -> None:
         while True:
             group = [await self._pending.get()]
-            while len(group) < GROUP_MAX_BATCHES and not self._pending.empty():
+            records = len(group[0][0][3].records)
+            # Bounded by records too: a group of catching-up agents (500 lines each) stays a few MB.
+            while len(group) < GROUP_MAX_BATCHES and records < GROUP_MAX_RECORDS and not self._pending.empty():
                 group.append(self._pending.get_nowait())
+                records += len(group[-1][0][3].records)
             try:
                 acks = await self._commit_group([args for args, _ in group])
             except StoreError as exc:
@@ -212,6 +234,7 @@ class PostgresStore:
             agents = sorted({args[0]: args for args in group}.values(), key=lambda args: args[0])
             agent_rows: list[tuple[Any, ...]] = []
             session_rows: list[tuple[Any, ...]] = []
+            minute_rows: list[tuple[Any, ...]] = []
             for agent_id, agent_name, token_name, _ in agents:
                 batches = [(batch, fresh) for (a, _, _, batch), fresh in zip(group, mine, strict=True) if a == agent_id]
                 latest = None
@@ -234,6 +257,19 @@ class PostgresStore:
                     )
                 )
                 for batch, fresh in batches:
+                    for m in batch.minutes_of(fresh):
+                        minute_rows.append(
+                            (
+                                agent_id,
+                                m.minute,
+                                m.ticks,
+                                m.worst_rank,
+                                m.cpu_sum,
+                                m.cpu_count,
+                                m.bitrate_sum,
+                                m.bitrate_count,
+                            )
+                        )
                     for touch in batch.sessions_of(fresh):
                         session_rows.append(
                             (
@@ -252,6 +288,9 @@ class PostgresStore:
                 if session_rows:
                     session_rows.sort(key=lambda row: str(row[0]))
                     await many.executemany(UPSERT_SESSION, session_rows)
+                if minute_rows:
+                    minute_rows.sort(key=lambda row: (row[0], row[1]))
+                    await many.executemany(UPSERT_MINUTE, minute_rows)
             cursor = await connection.execute(
                 "SELECT agent_id, last_seq FROM agents WHERE agent_id = ANY(%s)", ([a[0] for a in agents],)
             )
@@ -316,9 +355,19 @@ class PostgresStore:
         )
         return [str(r[0]) for r in rows]
 
-    async def prune(self, raw_before: datetime) -> int:
+    async def minutes(self, agent_id: str, since: datetime, until: datetime) -> list[MinuteRollup]:
+        rows = await self._rows(
+            "SELECT minute, ticks, worst_rank, cpu_sum, cpu_count, bitrate_sum, bitrate_count FROM minutes "
+            "WHERE agent_id = %s AND minute >= %s AND minute <= %s ORDER BY minute",
+            (agent_id, since, until),
+        )
+        return [MinuteRollup(*r) for r in rows]
+
+    async def prune(self, raw_before: datetime, rollups_before: datetime | None = None) -> int:
         async with self._connection() as connection:
             cursor = await connection.execute("DELETE FROM records WHERE at < %s", (raw_before.astimezone(UTC),))
+            if rollups_before is not None:
+                await connection.execute("DELETE FROM minutes WHERE minute < %s", (rollups_before.astimezone(UTC),))
             return int(cursor.rowcount)
 
     async def size_bytes(self) -> int:

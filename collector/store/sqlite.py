@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.models import IngestAck
-from collector.ingest import ParsedBatch
+from collector.ingest import MinuteRollup, ParsedBatch
 from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow
 from collector.tokens import TokenKind
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GROUP_MAX_BATCHES = 512
+GROUP_MAX_RECORDS = 5000
 CHECKPOINT_EVERY_S = 1.0
 
 SCHEMA = """
@@ -46,6 +47,21 @@ CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, started_at REAL, ended_at REAL, platform TEXT,
     worst_rank INTEGER, records INTEGER NOT NULL DEFAULT 0, summary_line TEXT);
 CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started_at);
+CREATE TABLE IF NOT EXISTS minutes (
+    agent_id TEXT NOT NULL, minute REAL NOT NULL, ticks INTEGER NOT NULL, worst_rank INTEGER,
+    cpu_sum REAL NOT NULL, cpu_count INTEGER NOT NULL, bitrate_sum REAL NOT NULL, bitrate_count INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, minute));
+"""
+
+UPSERT_MINUTE = """
+INSERT INTO minutes (agent_id, minute, ticks, worst_rank, cpu_sum, cpu_count, bitrate_sum, bitrate_count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (agent_id, minute) DO UPDATE SET
+    ticks = minutes.ticks + excluded.ticks,
+    worst_rank = max(coalesce(minutes.worst_rank, excluded.worst_rank), coalesce(excluded.worst_rank, minutes.worst_rank)),
+    cpu_sum = minutes.cpu_sum + excluded.cpu_sum, cpu_count = minutes.cpu_count + excluded.cpu_count,
+    bitrate_sum = minutes.bitrate_sum + excluded.bitrate_sum,
+    bitrate_count = minutes.bitrate_count + excluded.bitrate_count
 """
 
 UPSERT_AGENT = """
@@ -162,8 +178,16 @@ class SqliteStore:
     def _flush(self) -> None:
         self._flush_scheduled = False
         group, self._pending = self._pending, []
-        for start in range(0, len(group), GROUP_MAX_BATCHES):
-            self._commit_group(group[start : start + GROUP_MAX_BATCHES])
+        chunk: list[tuple[tuple[str, str, str, ParsedBatch], asyncio.Future[IngestAck]]] = []
+        records = 0
+        for item in group:  # transactions of at most GROUP_MAX_BATCHES batches / GROUP_MAX_RECORDS records
+            chunk.append(item)
+            records += len(item[0][3].records)
+            if len(chunk) >= GROUP_MAX_BATCHES or records >= GROUP_MAX_RECORDS:
+                self._commit_group(chunk)
+                chunk, records = [], 0
+        if chunk:
+            self._commit_group(chunk)
 
     def _commit_group(self, group: list[tuple[tuple[str, str, str, ParsedBatch], asyncio.Future[IngestAck]]]) -> None:
         connection = self._write_connection
@@ -227,6 +251,20 @@ class SqliteStore:
                     touch.worst_rank,
                     touch.records,
                     touch.summary_line,
+                ),
+            )
+        for minute in batch.minutes_of(inserted):
+            connection.execute(
+                UPSERT_MINUTE,
+                (
+                    agent_id,
+                    minute.minute.timestamp(),
+                    minute.ticks,
+                    minute.worst_rank,
+                    minute.cpu_sum,
+                    minute.cpu_count,
+                    minute.bitrate_sum,
+                    minute.bitrate_count,
                 ),
             )
         row = connection.execute("SELECT last_seq FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
@@ -326,10 +364,22 @@ class SqliteStore:
         )
         return [str(r[0]) for r in rows]
 
-    async def prune(self, raw_before: datetime) -> int:
+    async def minutes(self, agent_id: str, since: datetime, until: datetime) -> list[MinuteRollup]:
+        rows = await self._read(
+            lambda: self._query(
+                "SELECT minute, ticks, worst_rank, cpu_sum, cpu_count, bitrate_sum, bitrate_count FROM minutes "
+                "WHERE agent_id = ? AND minute >= ? AND minute <= ? ORDER BY minute",
+                (agent_id, since.timestamp(), until.timestamp()),
+            )
+        )
+        return [MinuteRollup(datetime.fromtimestamp(r[0], UTC), *r[1:]) for r in rows]
+
+    async def prune(self, raw_before: datetime, rollups_before: datetime | None = None) -> int:
         def delete() -> int:
             assert self._read_connection is not None
             cursor = self._read_connection.execute("DELETE FROM records WHERE at < ?", (raw_before.timestamp(),))
+            if rollups_before is not None:
+                self._read_connection.execute("DELETE FROM minutes WHERE minute < ?", (rollups_before.timestamp(),))
             return int(cursor.rowcount)
 
         return await self._read(delete)

@@ -11,7 +11,12 @@ from agent.settings import Settings, load_settings
 
 def make_settings(tmp_path: Path, **environ: str) -> Settings:
     """Settings as a user would get them, with logs in `tmp_path` and any STREAMHEALTH_* overrides."""
-    env = {"STREAMHEALTH_LOGS__DIR": str(tmp_path / "logs"), "STREAMHEALTH_API__PORT": "0"}
+    # Ten minutes of history: enough for any test, and within the point budget at the fastest interval (0.1 s).
+    env = {
+        "STREAMHEALTH_LOGS__DIR": str(tmp_path / "logs"),
+        "STREAMHEALTH_API__PORT": "0",
+        "STREAMHEALTH_SAMPLING__HISTORY_S": "600",
+    }
     env.update({f"STREAMHEALTH_{name.upper()}": value for name, value in environ.items()})
     return load_settings(None, environ=env)
 

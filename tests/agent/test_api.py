@@ -67,7 +67,9 @@ async def test_history_lists_metrics_and_returns_points(agent: Agent) -> None:
     ("params", "status"),
     [
         ({"metric": "no.such_metric"}, 404),
-        ({"metric": "system.cpu_usage_ratio", "since": "yesterday"}, 400),
+        ({"metric": "system.cpu_usage_ratio", "since": "yesterday"}, 422),
+        ({"since": "yesterday"}, 422),  # without `metric` too
+        ({"since": "nan"}, 422),
         ({"metric": "system.cpu_usage_ratio", "last_s": "-5"}, 422),
         ({"metric": "system.cpu_usage_ratio", "last_s": "many"}, 422),
     ],

@@ -75,7 +75,7 @@ class CrashingSource(Source):
 
 async def test_a_hanging_source_does_not_block_the_others(tmp_path: Path) -> None:
     counting, hanging = CountingSource(), HangingSource()
-    agent = Agent(make_settings(tmp_path, SAMPLING__INTERVAL_S="0.05"), [counting, hanging])
+    agent = Agent(make_settings(tmp_path, SAMPLING__INTERVAL_S="0.1"), [counting, hanging])
     await agent.start()
     try:
         await async_wait_until(lambda: counting.value >= 10, 5, "the counting source to keep sampling")
@@ -91,7 +91,7 @@ async def test_a_hanging_source_does_not_block_the_others(tmp_path: Path) -> Non
 
 async def test_an_unavailable_source_reports_why_and_backs_off(tmp_path: Path) -> None:
     refused = RefusedSource()
-    agent = Agent(make_settings(tmp_path, SAMPLING__INTERVAL_S="0.05"), [refused])
+    agent = Agent(make_settings(tmp_path, SAMPLING__INTERVAL_S="0.1"), [refused])
     await agent.start()
     try:
         await asyncio.sleep(1.0)
@@ -106,7 +106,7 @@ async def test_an_unavailable_source_reports_why_and_backs_off(tmp_path: Path) -
 
 async def test_a_crashing_source_is_restarted_and_reported(tmp_path: Path) -> None:
     crashing = CrashingSource()
-    agent = Agent(make_settings(tmp_path, SAMPLING__INTERVAL_S="0.05"), [crashing])
+    agent = Agent(make_settings(tmp_path, SAMPLING__INTERVAL_S="0.1"), [crashing])
     await agent.start()
     try:
         await async_wait_until(lambda: crashing.runs >= 2, 5, "a restart")

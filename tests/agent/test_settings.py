@@ -57,7 +57,7 @@ def test_paths_expand_the_home_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "field", "reason"),
     [
-        ("[sampling]\ninterval_s = -1\n", "sampling.interval_s", "greater than 0"),
+        ("[sampling]\ninterval_s = -1\n", "sampling.interval_s", "greater than or equal to 0.1"),
         ('[api]\nport = "eighty"\n', "api.port", "valid integer"),
         ("[api]\nprot = 1\n", "api.prot", "unknown setting"),
         ('[ingest]\nprimary = "http://example.com/app/k"\n', "ingest.primary", "rtmp:// or rtmps://"),

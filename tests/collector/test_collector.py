@@ -139,6 +139,23 @@ async def test_metrics_and_openapi(collector: RunningCollector) -> None:
     assert "/api/v1/sessions/{session_id}" in spec["paths"]
 
 
+async def test_ticks_roll_up_per_minute_once_each_even_when_resent(collector: RunningCollector) -> None:
+    lines = [tick(seq, overall="warning" if seq == 70 else "ok") for seq in range(1, 121)]  # 12:00:01..12:02:00
+    await collector.ship(lines[:80])
+    await collector.ship(lines[60:])  # 20 resent ticks must not count twice
+    async with collector.reader() as http:
+        minutes = (
+            await http.get(
+                "/api/v1/agents/agent-a/minutes",
+                params={"since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()},
+            )
+        ).json()
+    assert [m["ticks"] for m in minutes] == [59, 60, 1]
+    assert [m["worst_state"] for m in minutes] == ["ok", "warning", "ok"]
+    assert minutes[0]["cpu_usage_ratio_mean"] == pytest.approx(0.25)
+    assert minutes[0]["output_bitrate_bps_mean"] == pytest.approx(6_000_000 - 30)  # mean of seq 1..59
+
+
 async def test_retention_drops_old_raw_records_and_keeps_sessions(database_url: str) -> None:
     async with running_collector(database_url) as collector:
         await collector.ship([tick(1, session_id="s1"), other(2, "session_summary", session_id="s1")])
@@ -150,6 +167,10 @@ async def test_retention_drops_old_raw_records_and_keeps_sessions(database_url: 
         assert [seq for seq, _ in await store.records("agent-a", 0, 10)] == [10_000_000]
         session = await store.session("s1")
         assert session is not None and session.summary_line is not None
+        everything = (T0 - timedelta(days=1), T0 + timedelta(days=365))
+        assert len(await store.minutes("agent-a", *everything)) == 2  # rollups outlive raw records
+        await store.prune(T0 + timedelta(days=30), rollups_before=T0 + timedelta(days=30))
+        assert len(await store.minutes("agent-a", *everything)) == 1
     finally:
         await store.close()
 

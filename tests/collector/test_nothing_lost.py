@@ -82,6 +82,7 @@ def agent_process(tmp_path: Path, name: str, url: str, token: str) -> Process:
             "STREAMHEALTH_LOGS__DIR": str(tmp_path / name),
             "STREAMHEALTH_API__PORT": "0",
             "STREAMHEALTH_SAMPLING__INTERVAL_S": "0.1",
+            "STREAMHEALTH_SAMPLING__HISTORY_S": "600",
             "STREAMHEALTH_SOURCES__OBS__ENABLED": "false",
             "STREAMHEALTH_SOURCES__FFMPEG__ENABLED": "false",
             "STREAMHEALTH_SOURCES__NETWORK__ENABLED": "false",

@@ -107,3 +107,16 @@ def namespace_host() -> Iterator[NetnsHost]:
     finally:
         subprocess.run(["ip", "link", "del", host_veth], capture_output=True)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def loopback_only_namespace() -> Iterator[str]:
+    """A network namespace with nothing but loopback (yields its name): what runs in it can reach no
+    address outside it, so a fuzzer may make the agent dial any URL it likes."""
+    name = f"shlo{os.getpid() % 100000}x{next(_counter)}"
+    try:
+        _run("ip", "netns", "add", name)
+        _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)

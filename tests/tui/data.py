@@ -10,9 +10,12 @@ from agent.models import (
     Alert,
     AlertChange,
     AlertRecord,
+    AlertTally,
+    AlertTimelineEntry,
     BandwidthResult,
     EncoderProcess,
     EncoderSettings,
+    FramesDropped,
     HealthSnapshot,
     JobFinished,
     LinkInfo,
@@ -22,11 +25,15 @@ from agent.models import (
     PreflightReport,
     Progress,
     RecommendedSettings,
+    ScorePart,
+    SessionDetail,
     SourceStatus,
     Suggestion,
     SystemSample,
     TargetStability,
     TickRecord,
+    TimeSpan,
+    WorstMinute,
 )
 
 NOW = datetime(2026, 11, 25, 20, 15, 0, tzinfo=UTC)
@@ -216,3 +223,61 @@ def job_finished_json(report: PreflightReport | None = None, job_id: str = "job1
         error=error,
         report=report.model_dump(mode="json") if report else None,
     ).model_dump_json()
+
+
+def session_detail(index: int = 0, *, status: str = "ended", reason: str | None = "stream_stopped") -> SessionDetail:
+    """A stream session's summary as the agent serves it: an outage, some drops, one alert."""
+    started = NOW - timedelta(days=index, hours=2)
+    live_s = 3600.0 * (index + 1) + 125
+    return SessionDetail(
+        session_id=f"{started:%Y%m%dT%H%M%SZ}-a1b2c{index}",
+        status=status,  # type: ignore[arg-type]
+        started_at=started,
+        ended_at=None if status == "live" else started + timedelta(seconds=live_s),
+        end_reason=None if status == "live" else reason,  # type: ignore[arg-type]
+        live_s=live_s,
+        origins=["obs"],
+        platform="twitch",
+        target_bitrate_bps=6_160_000,
+        output_bitrate_mean_bps=5_900_000 - index * 400_000,
+        output_bitrate_min_bps=0,
+        output_bitrate_p5_bps=4_100_000,
+        frames_dropped=[
+            FramesDropped(cause="network", frames=420 * (index + 1), of_frames=216_000, ratio=0.0019 * (index + 1))
+        ],
+        encoder_reconnects=index,
+        rtt_p50_ms=38,
+        rtt_p95_ms=71,
+        jitter_p95_ms=6,
+        loss_mean_ratio=0.001,
+        loss_max_ratio=0.04,
+        cpu_mean_ratio=0.41,
+        cpu_max_ratio=0.93,
+        alerts=[AlertTally(kind="frames_dropped_network", severity="critical", raised=index + 1)],
+        alerts_raised=index + 1,
+        worst_state="critical" if index else "warning",
+        longest_outage=TimeSpan(
+            start=started + timedelta(minutes=40), end=started + timedelta(minutes=40, seconds=12), duration_s=12.0
+        ),
+        outage_s=12.0,
+        worst_minute=WorstMinute(start=started + timedelta(minutes=40), score=61.0, worst_state="critical"),
+        health_score=92.5 - index * 15,
+        health_parts=[
+            ScorePart(name="availability", weight=35, score=0.997),
+            ScorePart(name="frames", weight=25, score=0.96),
+            ScorePart(name="bitrate", weight=20, score=0.95),
+            ScorePart(name="alerts", weight=20, score=0.8),
+        ],
+        ticks_written=3725 + 3600 * index,
+        ticks_expected=3725 + 3600 * index,
+        alerts_timeline=[
+            AlertTimelineEntry(
+                at=started + timedelta(minutes=40),
+                change="raised",
+                alert_id="fdn",
+                kind="frames_dropped_network",
+                severity="critical",
+                message="OBS dropped 4.1% of frames for the network over 10 s",
+            ),
+        ],
+    )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from agent.models import RunDetail, RunSummary
+from agent.models import PreflightStarted, RunDetail, RunSummary, SessionDetail
 
 _CLOSE = object()
 
@@ -25,6 +25,7 @@ class FakeAgent:
         self.preflight_status = 202
         self.runs: list[RunSummary] = []
         self.run_details: dict[str, RunDetail] = {}
+        self.sessions: list[SessionDetail] = []
         self.stream_connections = 0
         self._streams: list[asyncio.Queue[object]] = []
 
@@ -76,7 +77,8 @@ class FakeAgent:
             self.preflight_bodies.append(json.loads(request.content))
             if self.preflight_status != 202:
                 return httpx.Response(self.preflight_status, json={"error": "conflict", "detail": "running"})
-            return httpx.Response(202, json={"job_id": "job1"})
+            started = PreflightStarted(job_id="job1", events="/api/v1/events")
+            return httpx.Response(202, content=started.model_dump_json())
         if path == "/api/v1/runs":
             return httpx.Response(200, json={"runs": [run.model_dump(mode="json") for run in self.runs]})
         if path.startswith("/api/v1/runs/"):
@@ -84,4 +86,14 @@ class FakeAgent:
             if detail is None:
                 return httpx.Response(404, json={"error": "not found"})
             return httpx.Response(200, content=detail.model_dump_json())
+        if path == "/api/v1/sessions":
+            listed = [session.model_dump(mode="json", exclude={"alerts_timeline", "alerts_truncated"})
+                      for session in self.sessions]  # fmt: skip
+            return httpx.Response(200, json={"sessions": listed})
+        if path.startswith("/api/v1/sessions/"):
+            wanted = path.rsplit("/", 1)[1]
+            found = [session for session in self.sessions if session.session_id.startswith(wanted)]
+            if len(found) != 1:
+                return httpx.Response(404, json={"error": "not found", "detail": f"no single session {wanted!r}"})
+            return httpx.Response(200, content=found[0].model_dump_json())
         return httpx.Response(404, json={"error": "not found", "detail": path})

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import OptionList, Select, Static
+from textual.widgets import DataTable, OptionList, Select, Static
 
 from agent.models import RunDetail, RunSummary
 from tests.tui import data
@@ -202,6 +202,48 @@ async def test_preflight_refused_by_the_agent_says_why() -> None:
         await until(pilot, lambda: "already running" in str(verdict.render()))
 
 
+async def test_history_lists_stream_sessions_and_shows_the_summary_of_the_highlighted_one() -> None:
+    agent = FakeAgent()
+    agent.sessions = [
+        data.session_detail(0, status="live"),
+        data.session_detail(1, reason="agent_stopped_unexpectedly"),
+    ]
+    app, client = fed_app(agent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        client.set_state("connected")
+        await pilot.press("4")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        table = app.screen.query_one("#sessions", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        rows = [" ".join(str(cell) for cell in table.get_row_at(row)) for row in range(2)]
+        assert "live now" in rows[0] and " 92 " in rows[0]
+        assert "agent killed" in rows[1] and " 78 " in rows[1]
+        summary = app.screen.query_one("#timeline", Static)
+        await until(pilot, lambda: agent.sessions[0].session_id in str(summary.render()))
+        shown = str(summary.render())
+        assert (
+            "target 6.2 Mb/s" in shown and "Longest outage 0:00:12" in shown and "3725 written / 3725 expected" in shown
+        )
+        await pilot.press("down")  # the older session: its summary follows the cursor
+        await until(pilot, lambda: agent.sessions[1].session_id in str(summary.render()))
+        assert "network 840 (0.4%)" in str(summary.render())
+
+
+async def test_history_says_when_no_session_was_recorded_yet_and_when_one_cannot_be_loaded() -> None:
+    agent = FakeAgent()
+    app, client = fed_app(agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        client.set_state("connected")
+        await pilot.press("4")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        summary = app.screen.query_one("#timeline", Static)
+        await until(pilot, lambda: "No stream sessions in the health logs yet" in str(summary.render()))
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        screen.load_session("20991231T000000Z")
+        await until(pilot, lambda: "Could not load 20991231T000000Z" in str(summary.render()))
+
+
 async def test_history_lists_runs_and_shows_the_timeline_of_the_highlighted_one() -> None:
     agent = FakeAgent()
     summary = RunSummary(
@@ -232,5 +274,6 @@ async def test_history_lists_runs_and_shows_the_timeline_of_the_highlighted_one(
         client.set_state("connected")
         await pilot.press("4")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("v")  # from the stream sessions to the agent runs
         timeline = app.screen.query_one("#timeline", Static)
         await until(pilot, lambda: "ingest lost 12% of probes" in str(timeline.render()))

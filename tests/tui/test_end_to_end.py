@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from agent.models import FfmpegSample
 from agent.server import AgentServer
 from agent.settings import Settings, load_settings
 from tui.app import StreamHealthApp, build_app
@@ -67,9 +68,16 @@ async def test_tui_follows_a_real_agent_shows_its_run_and_survives_a_restart(
         await until(pilot, "the CPU tile to show the system source", lambda: "cores" in cpu_text(app))
         assert "OK" in cpu_text(app) or "WARN" in cpu_text(app) or "CRIT" in cpu_text(app)
 
+        # A stream goes live on the agent (ffmpeg progress): History lists the session, live, with its summary.
+        agent_server.agent.publish("ffmpeg", FfmpegSample(frame=30, out_time_s=1.0, bitrate_bps=2e6))
+        await until(pilot, "a live session", lambda: agent_server.agent.sessions.session_id is not None)
+        session_id = agent_server.agent.sessions.session_id
         await pilot.press("4")
         await until(pilot, "the History screen", lambda: isinstance(app.screen, HistoryScreen))
         timeline = app.screen.query_one("#timeline")
+        await until(pilot, "the live session's summary", lambda: str(session_id) in str(timeline.render()))
+        assert "live now" in str(timeline.render())
+        await pilot.press("v")  # the agent runs
         run_id = agent_server.agent.log_writer.stem if agent_server.agent.log_writer else "?"
         await until(pilot, "the current run's timeline", lambda: run_id in str(timeline.render()))
         await pilot.press("1")

@@ -173,9 +173,31 @@ def test_history_screen_with_runs_and_a_timeline(snap_compare: Any, size: tuple[
     async def steps(pilot: Pilot[None]) -> None:
         full_ticks(client)
         await pilot.press("4")
+        await pilot.press("v")  # the agent runs, not the stream sessions
         for _ in range(100):
             await pilot.pause(0.02)
             if "ingest lost" in str(app.screen.query_one("#timeline").render()):
+                break
+
+    assert snap_compare(app, terminal_size=size, run_before=preparing(app, client, steps))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_history_screen_with_stream_sessions_and_a_summary(snap_compare: Any, size: tuple[int, int]) -> None:
+    agent = FakeAgent()
+    agent.sessions = [
+        data.session_detail(0, status="live"),
+        data.session_detail(1, reason="agent_stopped_unexpectedly"),
+        data.session_detail(2),
+    ]
+    app, client = make_app(agent)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        full_ticks(client)
+        await pilot.press("4")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if agent.sessions[0].session_id in str(app.screen.query_one("#timeline").render()):
                 break
 
     assert snap_compare(app, terminal_size=size, run_before=preparing(app, client, steps))

@@ -1,20 +1,35 @@
 """What every main screen shares: the status header, the trouble banner, the footer, and redrawing
 from the app's state when it changes (only while the screen is shown; a hidden screen catches up
-when it comes back)."""
+when it comes back).
+
+A screen knows its app only as a `DashboardHost` (what the screens need from it), never the app class
+itself: the app imports the screens, so the screens must not import the app.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from tui.client import AgentClient
 from tui.state import DashboardState
 from tui.widgets.status import StatusHeader, TroubleBanner
 
-if TYPE_CHECKING:
-    from tui.app import StreamHealthApp
+
+class DashboardHost(Protocol):
+    """What a dashboard screen uses of the app it runs in (tui/app.py's `StreamHealthApp` is one)."""
+
+    client: AgentClient
+    state: DashboardState
+    agent_label: str
+    revision: int  # bumped whenever `state` changed; screens watch it
+
+    def acknowledge(self, alert_id: str) -> None: ...
+
+    def start_preflight(self, platform: str, *, bandwidth: bool) -> None: ...
 
 
 class DashboardScreen(Screen[None]):
@@ -23,8 +38,8 @@ class DashboardScreen(Screen[None]):
         self._dirty = True
 
     @property
-    def shapp(self) -> StreamHealthApp:
-        return cast("StreamHealthApp", self.app)
+    def shapp(self) -> DashboardHost:
+        return cast(DashboardHost, self.app)
 
     @property
     def state(self) -> DashboardState:

@@ -1,4 +1,5 @@
-"""The History screen: past agent runs from the health logs, and the alert timeline of the one chosen."""
+"""The History screen: stream sessions (one live stream each) with their summaries, and past agent runs
+with their alert timelines; `v` switches between the two lists."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from agent.models import RunDetail, RunSummary
 from tui.client import AgentRequestError
 from tui.render import badge, fmt_duration
 from tui.screens.base import DashboardScreen
+from tui.screens.session_view import SESSION_COLUMNS, session_row, session_text
 
 CHANGE_LEVELS = {"raised": "critical", "updated": "warning", "cleared": "ok"}
 
@@ -59,18 +61,27 @@ def timeline_text(detail: RunDetail) -> Text:
 
 
 class HistoryScreen(DashboardScreen):
-    BINDINGS = [Binding("r", "reload", "Reload")]
+    BINDINGS = [Binding("r", "reload", "Reload"), Binding("v", "switch_list", "Sessions/Runs")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.showing = "sessions"
 
     def compose(self) -> ComposeResult:
         yield from self.compose_header()
+        yield Static("Stream sessions (v: agent runs)", id="history-title")
+        sessions: DataTable[Text | str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield sessions
         table: DataTable[Text | str] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table.display = False
         yield table
         with VerticalScroll(id="timeline-box"):
-            yield Static("Choose a run to see its alert timeline.", id="timeline")
+            yield Static("Choose a session to see its summary.", id="timeline")
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("Started (UTC)", "Length", "Worst", "Alerts", "Ended")
+        self.query_one("#sessions", DataTable).add_columns(*SESSION_COLUMNS)
+        self.query_one("#runs", DataTable).add_columns("Started (UTC)", "Length", "Worst", "Alerts", "Ended")
         super().on_mount()
         self.action_reload()
 
@@ -79,7 +90,64 @@ class HistoryScreen(DashboardScreen):
         self.action_reload()
 
     def action_reload(self) -> None:
-        self.load_runs()
+        if self.showing == "sessions":
+            self.load_sessions()
+        else:
+            self.load_runs()
+
+    def action_switch_list(self) -> None:
+        self.showing = "runs" if self.showing == "sessions" else "sessions"
+        showing_sessions = self.showing == "sessions"
+        self.query_one("#sessions", DataTable).display = showing_sessions
+        self.query_one("#runs", DataTable).display = not showing_sessions
+        title = "Stream sessions (v: agent runs)" if showing_sessions else "Agent runs (v: stream sessions)"
+        self.query_one("#history-title", Static).update(title)
+        what = "session to see its summary" if showing_sessions else "run to see its alert timeline"
+        self.query_one("#timeline", Static).update(f"Choose a {what}.")
+        self.query_one("#sessions" if showing_sessions else "#runs", DataTable).focus()
+        self.action_reload()
+
+    # --- sessions ------------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="sessions")
+    async def load_sessions(self) -> None:
+        try:
+            sessions = await self.shapp.client.sessions()
+        except AgentRequestError as exc:
+            self.state.sessions_error = str(exc)
+        else:
+            self.state.sessions, self.state.sessions_error = sessions, None
+        self._show_sessions()
+
+    def _show_sessions(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        selected = _selected_key(table)
+        table.clear()
+        sessions = self.state.sessions or []
+        for session in sessions:
+            table.add_row(*session_row(session), key=session.session_id)
+        if self.state.sessions_error:
+            self.query_one("#timeline", Static).update(
+                Text(f"Could not load the sessions: {self.state.sessions_error}", style="yellow")
+            )
+        elif not sessions:
+            self.query_one("#timeline", Static).update(
+                "No stream sessions in the health logs yet: a session starts when a stream goes live."
+            )
+        ids = [session.session_id for session in sessions]
+        if selected in ids:
+            table.move_cursor(row=ids.index(selected))
+
+    @work(exclusive=True, group="session-detail")
+    async def load_session(self, session_id: str) -> None:
+        try:
+            detail = await self.shapp.client.session(session_id)
+        except AgentRequestError as exc:
+            self.query_one("#timeline", Static).update(Text(f"Could not load {session_id}: {exc}", style="yellow"))
+            return
+        self.query_one("#timeline", Static).update(session_text(detail))
+
+    # --- runs ----------------------------------------------------------------------------------------
 
     @work(exclusive=True, group="runs")
     async def load_runs(self) -> None:
@@ -92,10 +160,8 @@ class HistoryScreen(DashboardScreen):
         self._show_runs()
 
     def _show_runs(self) -> None:
-        table = self.query_one(DataTable)
-        selected = None
-        if table.row_count and table.cursor_row < table.row_count:
-            selected = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        table = self.query_one("#runs", DataTable)
+        selected = _selected_key(table)
         table.clear()
         runs = self.state.runs or []
         for run in runs:
@@ -111,8 +177,13 @@ class HistoryScreen(DashboardScreen):
             table.move_cursor(row=ids.index(selected))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None:
-            self.load_run(event.row_key.value)
+        key = event.row_key.value
+        if key is None:
+            return
+        if event.data_table.id == "sessions":
+            self.load_session(key)
+        else:
+            self.load_run(key)
 
     @work(exclusive=True, group="run-detail")
     async def load_run(self, run_id: str) -> None:
@@ -123,3 +194,9 @@ class HistoryScreen(DashboardScreen):
             return
         self.state.run_detail = detail
         self.query_one("#timeline", Static).update(timeline_text(detail))
+
+
+def _selected_key(table: DataTable[Text | str]) -> str | None:
+    if table.row_count and table.cursor_row < table.row_count:
+        return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+    return None

@@ -31,7 +31,7 @@ STATUS_LEVELS = {
 
 def progress_text(preflight: PreflightState) -> Text:
     if not preflight.steps and not preflight.running:
-        if preflight.error or preflight.finished:
+        if preflight.error or preflight.finished or preflight.report:
             return Text("")
         return Text("Not run yet. Choose the platform and press r (or the button) to run the preflight.", style="dim")
     text = Text()

@@ -62,10 +62,10 @@ async def test_bandwidth_test_runs_as_a_job_and_its_result_is_served(server: Ban
         snapshot = agent.tick()
         assert snapshot.bandwidth is not None and snapshot.bandwidth.upload_bps == result["upload_bps"]
         metrics = (await client.get("/metrics")).text
-        assert 'streamhealth_bandwidth_upload_bits_per_second{backend="http"}' in metrics
+        assert 'streamhealth_bandwidth_upload_bytes_per_second{backend="http"}' in metrics
 
         no_ingest = await client.post("/api/v1/bandwidth-test", json={"backend": "rtmp"})
-        assert no_ingest.status_code == 400
+        assert no_ingest.status_code == 409  # the agent has no ingest configured: its state, not the request
         assert "ingest.primary" in no_ingest.json()["detail"]
 
 

@@ -27,12 +27,14 @@ T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
 RUN = "streamhealth-20261125T080000Z-42"
 
 
-def _info() -> AgentInfo:
-    return AgentInfo(version="0.1.0", pid=42, started_at=T0, uptime_s=0, platform="twitch")
+def _info(uptime_s: float = 0) -> AgentInfo:
+    return AgentInfo(version="0.1.0", pid=42, started_at=T0, uptime_s=uptime_s, platform="twitch")
 
 
 def _tick(seconds: float, overall: str = "ok") -> str:
-    snapshot = HealthSnapshot(taken_at=T0 + timedelta(seconds=seconds), agent=_info(), overall=overall, sources={})  # type: ignore[arg-type]
+    snapshot = HealthSnapshot(
+        taken_at=T0 + timedelta(seconds=seconds), agent=_info(seconds), overall=overall, sources={}
+    )  # type: ignore[arg-type]
     return TickRecord(snapshot=snapshot).model_dump_json()
 
 

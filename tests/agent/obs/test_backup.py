@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.models import ObsSample
+from agent.models import ObsSample, UplinkSample
 from agent.obs.backup import BackupScenePlan
 from agent.settings import ObsBackupSceneSettings
 
@@ -69,3 +69,80 @@ def test_plan_stands_down_when_the_streamer_switches_scene_by_hand() -> None:
     assert plan.update(0.0, _sample(0.9), "Main") is not None
     assert plan.update(1.0, _sample(0.9), "Gameplay") is None
     assert not plan.active and "by hand" in (plan.reason or "")
+
+
+# OBS 29's congestion figure behind a 600 kbit/s link, once a second, while it drops 70-87 % of its frames.
+REAL_OBS_CONGESTION = [0.9, 1.0, 0.0, 1.0, 0.0, 0.57, 1.0, 0.52, 0.0, 1.0, 0.0, 0.61, 1.0, 0.0, 0.95, 0.0]
+
+
+def test_a_real_obs_failing_stream_switches_although_its_congestion_swings_to_zero() -> None:
+    from agent.obs.derive import ObsDeriver
+
+    deriver, plan = ObsDeriver(10.0), _plan()
+    switched_at = None
+    for t, congestion in enumerate(REAL_OBS_CONGESTION):
+        total = 30 * (t + 1)
+        status = {
+            "outputActive": True,
+            "outputCongestion": congestion,
+            "outputSkippedFrames": 0,  # this run leaves drops out: the congestion mean alone must do it
+            "outputTotalFrames": total,
+            "outputBytes": 75_000 * (t + 1),
+        }
+        sample = deriver.update(float(t), {}, status)
+        if plan.update(float(t), sample, "Main") is not None:
+            switched_at = t
+            break
+    assert switched_at is not None and switched_at <= 7, "the raw figure's swings must not reset the clock"
+    assert "on average" in (plan.reason or "")
+
+
+def test_frames_dropped_by_the_network_switch_and_new_drops_hold_the_backup_scene() -> None:
+    plan = _plan(min_hold_s=0, exit_after_s=5)
+    dropped = 0
+    for t in range(0, 6):
+        dropped += 20
+        switch = plan.update(float(t), _dropping(0.6, dropped, congestion=0.0 if t % 2 else 1.0), "Main")
+    assert switch is not None and "dropped by the network" in switch.reason
+    # The link came back but OBS still drops what it had queued: no way back while drops go on.
+    for t in range(6, 16):
+        dropped += 3
+        assert plan.update(float(t), _dropping(0.04, dropped, congestion=0.0), "BRB") is None
+    back = None
+    for t in range(16, 30):
+        back = back or plan.update(float(t), _dropping(0.0, dropped, congestion=0.0), "BRB")
+    assert back is not None and back.scene == "Main"
+
+
+def test_the_kernels_view_switches_and_blocks_the_way_back() -> None:
+    plan = _plan(min_hold_s=0, exit_after_s=3)
+    congested = UplinkSample(state="congested", congested=True, congestion_reason="RTT 190 ms against a 20 ms baseline")
+    healthy = UplinkSample(state="ok", congested=False)
+    switch = None
+    for t in range(0, 6):
+        switch = switch or plan.update(float(t), _sample(0.0), "Main", congested)
+    assert switch is not None and "uplink" in switch.reason
+    for t in range(6, 20):
+        assert plan.update(float(t), _sample(0.0), "BRB", congested) is None
+    back = None
+    for t in range(20, 26):
+        back = back or plan.update(float(t), _sample(0.0), "BRB", healthy)
+    assert back is not None and back.scene == "Main"
+
+
+def test_a_healthy_stream_is_never_switched() -> None:
+    plan = _plan()
+    healthy = UplinkSample(state="ok", congested=False)
+    for t in range(0, 120):
+        sample = _dropping(0.0, 0, congestion=0.02 if t % 7 == 0 else 0.0)
+        assert plan.update(float(t), sample, "Main", healthy) is None
+
+
+def _dropping(ratio: float, total: int, congestion: float) -> ObsSample:
+    return ObsSample(
+        connection="connected",
+        streaming=True,
+        output_congestion_ratio=congestion,
+        frames_dropped_network_ratio_10s=ratio,
+        frames_dropped_network_total=total,
+    )

@@ -51,3 +51,28 @@ async def test_preflight_runs_as_a_job_reports_progress_and_keeps_the_last_repor
         json.loads(line) for path in (tmp_path / "logs").glob("*.jsonl") for line in path.read_text().splitlines()
     ]
     assert any(record["type"] == "job_finished" and record["job"] == "preflight" for record in logged)
+
+
+async def test_with_a_stream_live_the_preflight_runs_no_bandwidth_test_beside_it(tmp_path: Path) -> None:
+    from agent.models import UplinkSample
+
+    config = tmp_path / "config.toml"
+    # A bandwidth backend that cannot work here: if the preflight started the test, its check would warn.
+    config.write_text(f'[logs]\ndir = "{tmp_path / "logs"}"\n[bandwidth]\nbackend = "http"\n')
+    agent = Agent(load_settings(config, environ={}), sources=[])
+    agent.publish("uplink", UplinkSample(state="ok", rtt_ms=21.0, min_rtt_ms=20.0, delivery_rate_bps=4e6))
+    agent.tick()  # the snapshot the preflight starts from (a running agent ticks every second)
+    await agent.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(agent))
+        async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+            started = await client.post("/api/v1/preflight", json={"duration_s": 1, "bandwidth": True})
+            assert started.status_code == 202
+            finished = await agent.jobs.wait("preflight")
+            assert finished is not None and finished.ok, finished
+            report = (await client.get("/api/v1/preflight")).json()
+    finally:
+        await agent.stop()
+    check = next(check for check in report["checks"] if check["name"] == "bandwidth")
+    assert check["status"] == "pass" and "own connection" in check["message"], check
+    assert report["bandwidth"] is None

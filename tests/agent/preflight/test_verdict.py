@@ -18,6 +18,7 @@ from agent.models import (
     PreflightCheck,
     SystemSample,
     TargetStability,
+    UplinkSample,
 )
 from agent.platforms import load_preset
 from agent.preflight.checks import Observation, recommend, run_checks, verdict_of
@@ -196,3 +197,35 @@ def test_encoder_check_warns_for_a_missing_obs_but_not_for_an_idle_ffmpeg() -> N
     assert check.status == "warn" and "connection refused" in check.message
     o.encoder_sources = ("ffmpeg",)
     assert by_name(run_checks(o))["encoder"].status == "skipped"
+
+
+def uplink(congested: bool) -> UplinkSample:
+    return UplinkSample(
+        state="congested" if congested else "ok",
+        rtt_ms=190.0 if congested else 21.0,
+        min_rtt_ms=20.0,
+        delivery_rate_bps=1_180_000.0 if congested else 4_100_000.0,
+        congested=congested,
+        link_rate_bps=1_180_000 if congested else None,
+        suggested_video_bitrate_kbps=750 if congested else None,
+    )
+
+
+def test_a_live_stream_is_judged_from_its_own_connection_without_a_bandwidth_test() -> None:
+    o = observe(None, uplink=uplink(False))
+    o.bandwidth_skipped, o.live_uplink = None, True
+    check = by_name(run_checks(o))["bandwidth"]
+    assert check.status == "pass" and "own connection" in check.message
+    assert check.value is not None and "4.10 Mbit/s" in check.value and "baseline 20.0 ms" in check.value
+
+
+def test_a_congested_live_stream_fails_with_the_bitrate_its_link_carries() -> None:
+    o = observe(None, uplink=uplink(True))
+    o.bandwidth_skipped, o.live_uplink = None, True
+    checks = run_checks(o)
+    check = by_name(checks)["bandwidth"]
+    assert check.status == "fail" and verdict_of(checks) == "NO_GO"
+    assert check.value is not None and check.value.startswith("1.18 Mbit/s delivered")
+    assert check.suggestion == "lower the video bitrate to 750 kbps"
+    # the recommendation fits what the live link carries (playbook headroom), not the preset's 3000+
+    assert recommend(o, checks).video_bitrate_kbps <= 1000

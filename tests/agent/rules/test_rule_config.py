@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.configuration import load_configuration
 from agent.errors import ConfigError
 from agent.rules.config import load_rule_set
 from agent.settings import load_settings
@@ -88,7 +89,7 @@ def test_invalid_rule_names_file_rule_and_reason(tmp_path: Path, rule: str, reas
         tmp_path, f'[rules]\nfile = "{tmp_path / "rules.toml"}"\n', rules_file=f"[rule.broken]\n{rule}\n{message}"
     )
     with pytest.raises(ConfigError) as caught:
-        load_settings(config, environ={})
+        load_configuration(config, environ={})
     text = str(caught.value)
     assert "'broken'" in text and str(tmp_path / "rules.toml") in text and reason in text
 
@@ -96,13 +97,13 @@ def test_invalid_rule_names_file_rule_and_reason(tmp_path: Path, rule: str, reas
 def test_bad_message_placeholder_is_rejected(tmp_path: Path) -> None:
     config = settings_with(tmp_path, '[rules.overrides.cpu_high]\nmessage = "CPU {cpu}"\n')
     with pytest.raises(ConfigError, match=r"cpu_high.*unknown placeholder \{cpu\}"):
-        load_settings(config, environ={})
+        load_configuration(config, environ={})
 
 
 def test_override_of_an_unknown_rule_is_an_error(tmp_path: Path) -> None:
     config = settings_with(tmp_path, "[rules.overrides.cpu_hihg]\nwarning = 0.9\n")
     with pytest.raises(ConfigError, match=r"config.toml \(rules.overrides\).*no rule named 'cpu_hihg'"):
-        load_settings(config, environ={})
+        load_configuration(config, environ={})
 
 
 def test_invalid_rule_stops_the_real_cli_with_exit_code_2_and_no_traceback(tmp_path: Path) -> None:

@@ -96,6 +96,7 @@ async def test_ships_every_line_once_in_order_and_saves_the_cursor_after_the_ack
     assert cursor is not None and cursor.last_seq == 10 and cursor.position.offset == (tmp_path / LOG).stat().st_size
     state = shipper.state()
     assert state.connected and state.state == "connected" and state.lines_waiting == 0
+    assert state.oldest_waiting_age_s is None  # caught up: nothing is waiting
 
 
 async def test_a_lost_ack_leaves_the_cursor_and_the_resent_batch_is_recognised(tmp_path: Path) -> None:

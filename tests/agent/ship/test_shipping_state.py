@@ -13,7 +13,7 @@ from agent.models import SourceStatus
 from agent.runtime import Agent
 from tests.agent.helpers import make_settings
 from tests.peers.wait import async_wait_until, free_port
-from tui.render import sources_tile
+from tui.render.tiles.sources import sources_tile
 from tui.state import DashboardState
 
 
@@ -23,7 +23,7 @@ async def test_an_agent_with_an_unreachable_collector_says_so_everywhere_and_kee
         tmp_path,
         ship__url=f"http://127.0.0.1:{port}",
         ship__token="agent-token-secret-1",
-        sampling__interval_s="0.05",
+        sampling__interval_s="0.1",
     )
     agent = Agent(settings, [])
     await agent.start()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 
 from agent.models import ShippingState
+from tui.render.levels import badge
+from tui.render.numbers import fmt_age
 
 
 def shipping_level(shipping: ShippingState) -> str:
@@ -19,8 +21,6 @@ def shipping_level(shipping: ShippingState) -> str:
 
 def shipping_line(shipping: ShippingState) -> Text:
     """e.g. `shipping  CONNECTED 0 waiting` or `shipping  RETRYING 1,204 waiting, oldest 20m: ...`."""
-    from tui.render import badge, fmt_age
-
     text = Text(f"{'shipping':<9}", style="bold")
     text.append_text(badge(shipping_level(shipping), shipping.state.replace("_", " ").upper()))
     detail = f" {shipping.lines_waiting:,} waiting"

@@ -1,0 +1,159 @@
+"""Finding the encoder's own TCP connection to its ingest, so the uplink source can read its tcp_info.
+
+Three ways, first hit wins: a connection to OBS's stream server (from obs-websocket), or to the configured
+`ingest.primary` (whatever process owns it: the ffmpeg of `streamhealth run`, the relay, another tool),
+found through sock_diag filtered by the resolved address and port; else an encoder process (OBS, ffmpeg)
+with a connection to the rtmp(s) URL on its command line or to a usual ingest port (psutil). Blocking
+(DNS, /proc): the source calls it in a thread, every few seconds, only while nothing is found.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import psutil
+
+from agent.net.sockdiag import SockDiagError, TcpDiagRecord
+from agent.net.sockdiag_reader import SockDiagReader
+from agent.redact import url_host_port
+
+log = logging.getLogger(__name__)
+
+FoundBy = Literal["obs", "ffmpeg", "ingest"]
+ENCODER_NAMES = {"obs": "obs", "obs64": "obs", "obs64.exe": "obs", "obs-studio": "obs", "ffmpeg": "ffmpeg"}
+INGEST_PORTS = frozenset({1935, 443})
+DNS_CACHE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Destination:
+    host: str
+    port: int
+    found_by: FoundBy
+
+    @property
+    def name(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class IngestConnection:
+    """One connection: the remote end to read by, the local port that tells it from the others."""
+
+    remote_address: str
+    remote_port: int
+    local_port: int
+    name: str  # host:port as configured, for people
+    found_by: FoundBy
+    pid: int | None = None
+    process: str | None = None
+
+
+def destination_from_url(url: str | None, found_by: FoundBy) -> Destination | None:
+    if not url or "://" not in url:
+        return None
+    host, port = url_host_port(url)
+    return Destination(host, port, found_by) if host else None
+
+
+class ConnectionFinder:
+    def __init__(self, reader: SockDiagReader) -> None:
+        self.reader = reader
+        self._dns: dict[str, tuple[float, list[str]]] = {}
+
+    def _addresses(self, host: str) -> list[str]:
+        cached = self._dns.get(host)
+        if cached is not None and time.monotonic() - cached[0] < DNS_CACHE_S:
+            return cached[1]
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            log.debug("uplink: cannot resolve %s: %s", host, exc)
+            return []
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        self._dns[host] = (time.monotonic(), addresses)
+        return addresses
+
+    def find(self, destinations: list[Destination]) -> IngestConnection | None:
+        """The busiest established connection to the first destination that has one, else an encoder's."""
+        for destination in destinations:
+            for address in self._addresses(destination.host):
+                try:
+                    records = self.reader.read(address, destination.port)
+                except SockDiagError as exc:
+                    log.debug("uplink: %s", exc)
+                    continue
+                if records:
+                    record = busiest(records)
+                    pid, process = owner_of(record.local_port, record.remote_port)
+                    return IngestConnection(
+                        record.remote_address,
+                        record.remote_port,
+                        record.local_port,
+                        destination.name,
+                        destination.found_by,
+                        pid,
+                        process,
+                    )
+        return encoder_process_connection({d.port for d in destinations})
+
+
+def busiest(records: list[TcpDiagRecord]) -> TcpDiagRecord:
+    """The stream among other connections to the same ingest (a probe, a bandwidth test): most bytes sent."""
+    return max(records, key=lambda record: (record.tcp_info.bytes_acked or 0) if record.tcp_info else 0)
+
+
+def _encoder_processes() -> list[tuple[psutil.Process, FoundBy]]:
+    found: list[tuple[psutil.Process, FoundBy]] = []
+    for process in psutil.process_iter(["name"]):
+        kind = ENCODER_NAMES.get(str(process.info.get("name") or "").lower())
+        if kind is not None:
+            found.append((process, "obs" if kind == "obs" else "ffmpeg"))
+    return found
+
+
+def owner_of(local_port: int, remote_port: int) -> tuple[int | None, str | None]:
+    """The encoder process holding the connection with this local port, if it is one we know."""
+    for process, _kind in _encoder_processes():
+        try:
+            for conn in process.net_connections(kind="tcp"):
+                if conn.laddr and conn.raddr and conn.laddr.port == local_port and conn.raddr.port == remote_port:
+                    return process.pid, process.name()
+        except (psutil.Error, OSError):
+            continue
+    return None, None
+
+
+def _url_ports(process: psutil.Process) -> set[int]:
+    ports: set[int] = set()
+    try:
+        arguments = process.cmdline()
+    except (psutil.Error, OSError):
+        return ports
+    for argument in arguments:
+        destination = destination_from_url(argument if argument.lower().startswith("rtmp") else None, "ffmpeg")
+        if destination is not None:
+            ports.add(destination.port)
+    return ports
+
+
+def encoder_process_connection(known_ports: set[int]) -> IngestConnection | None:
+    """An OBS or ffmpeg process's established connection to an ingest-looking port (URL on its command line,
+    a configured destination's port, or 1935 / 443)."""
+    for process, kind in _encoder_processes():
+        ports = known_ports | INGEST_PORTS | _url_ports(process)
+        try:
+            connections = process.net_connections(kind="tcp")
+            name = process.name()
+        except (psutil.Error, OSError):
+            continue
+        for conn in connections:
+            if conn.status == psutil.CONN_ESTABLISHED and conn.raddr and conn.raddr.port in ports:
+                host = str(conn.raddr.ip)
+                label = f"[{host}]:{conn.raddr.port}" if ":" in host else f"{host}:{conn.raddr.port}"
+                return IngestConnection(host, conn.raddr.port, conn.laddr.port, label, kind, process.pid, name)
+    return None

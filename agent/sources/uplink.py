@@ -1,0 +1,155 @@
+"""The uplink source: the encoder's ingest connection seen by the kernel (sock_diag tcp_info), at 4 Hz.
+
+While no stream is live it looks for the connection every few seconds (agent/net/encoder_connection.py,
+in a thread); once found it reads that one connection, filtered in the kernel, every `interval_s` (well
+under a millisecond a read, on the event loop) and feeds an `UplinkTracker`, which decides the early
+warning. Elsewhere than Linux it publishes one "unavailable" sample now and then, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from agent.models import EncoderSettings
+from agent.models.uplink import UplinkSample
+from agent.net.encoder_connection import ConnectionFinder, Destination, IngestConnection, destination_from_url
+from agent.net.sockdiag import SockDiagError
+from agent.net.sockdiag_reader import SockDiagReader, unavailable_reason
+from agent.net.uplink_tracker import UplinkTracker
+from agent.settings import IngestSettings, StreamSettings, UplinkSourceSettings
+from agent.sources.base import SampleSink, Source
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_REPEAT_S = 10.0
+DEFAULT_AUDIO_KBPS = 160
+
+
+class UplinkSource(Source):
+    name = "uplink"
+
+    def __init__(
+        self,
+        settings: UplinkSourceSettings,
+        ingest: IngestSettings,
+        stream: StreamSettings | None = None,
+        *,
+        obs_settings: Callable[[], EncoderSettings | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(interval_s=settings.interval_s, timeout_s=1.0)
+        self.settings = settings
+        self.ingest = ingest
+        self.stream = stream or StreamSettings()
+        self.obs_settings = obs_settings
+        self.clock = clock
+        self.connection: IngestConnection | None = None
+        self.tracker: UplinkTracker | None = None
+        self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
+
+    @property
+    def stale_after_s(self) -> float:
+        return max(3 * self.settings.discover_interval_s, UNAVAILABLE_REPEAT_S * 2)
+
+    def destinations(self) -> list[Destination]:
+        """Where the encoder sends: OBS's own server first (when OBS told us), then ingest.primary."""
+        found: list[Destination] = []
+        encoder = self.obs_settings()
+        obs_server = destination_from_url(encoder.server if encoder else None, "obs")
+        if obs_server is not None:
+            found.append(obs_server)
+        primary = destination_from_url(self.ingest.primary, "ingest")
+        if primary is not None and all(primary.name != known.name for known in found):
+            found.append(primary)
+        return found
+
+    def _bitrates(self) -> tuple[float, int | None]:
+        encoder = self.obs_settings()
+        audio_kbps = (encoder.audio_bitrate_kbps if encoder else None) or self.stream.audio_bitrate_kbps
+        video_kbps = (encoder.video_bitrate_kbps if encoder else None) or self.stream.video_bitrate_kbps
+        return (audio_kbps or DEFAULT_AUDIO_KBPS) * 1000.0, video_kbps
+
+    async def run(self, sink: SampleSink) -> None:
+        reason = unavailable_reason()
+        if reason is not None:
+            while True:
+                sink.publish(self.name, UplinkSample(state="unavailable", note=reason))
+                self.latest = None
+                await asyncio.sleep(UNAVAILABLE_REPEAT_S)
+        reader, finder_reader = SockDiagReader(), SockDiagReader()
+        finder = ConnectionFinder(finder_reader)
+        try:
+            while True:
+                if self.connection is None:
+                    await self._discover(finder, sink)
+                    continue
+                started = self.clock()
+                self._read_once(reader, sink)
+                await asyncio.sleep(max(0.0, started + self.settings.interval_s - self.clock()))
+        finally:
+            reader.close()
+            finder_reader.close()
+
+    async def _discover(self, finder: ConnectionFinder, sink: SampleSink) -> None:
+        destinations = self.destinations()
+        try:
+            found = await asyncio.to_thread(finder.find, destinations)
+        except SockDiagError as exc:
+            sink.report_failure(self.name, str(exc))
+            found = None
+        if found is None:
+            where = ", ".join(destination.name for destination in destinations) or "an OBS or ffmpeg ingest"
+            self.latest = UplinkSample(state="searching", note=f"no live stream connection to {where}")
+            sink.publish(self.name, self.latest)
+            await asyncio.sleep(self.settings.discover_interval_s)
+            return
+        log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)
+        self._adopt(found)
+
+    def _adopt(self, found: IngestConnection) -> None:
+        audio_bps, video_cap_kbps = self._bitrates()
+        self.connection = found
+        self.tracker = UplinkTracker(audio_bitrate_bps=audio_bps, video_bitrate_cap_kbps=video_cap_kbps)
+
+    def _read_once(self, reader: SockDiagReader, sink: SampleSink) -> None:
+        connection, tracker = self.connection, self.tracker
+        assert connection is not None and tracker is not None
+        try:
+            records = reader.read(connection.remote_address, connection.remote_port)
+        except SockDiagError as exc:
+            sink.report_failure(self.name, str(exc))
+            return
+        record = next((r for r in records if r.local_port == connection.local_port), None)
+        if record is None:
+            if not records:
+                log.info("uplink: the connection to %s ended", connection.name)
+                self.connection = self.tracker = self.latest = None
+                return
+            # The encoder reconnected to the same ingest: follow the new connection, with a fresh baseline.
+            record = max(records, key=lambda r: r.tcp_info.bytes_acked or 0 if r.tcp_info else 0)
+            self._adopt(
+                IngestConnection(
+                    connection.remote_address,
+                    connection.remote_port,
+                    record.local_port,
+                    connection.name,
+                    connection.found_by,
+                    connection.pid,
+                    connection.process,
+                )
+            )
+            tracker = self.tracker
+            assert tracker is not None
+        sample = tracker.update(
+            self.clock(),
+            record,
+            connection=connection.name,
+            process=connection.process,
+            pid=connection.pid,
+            found_by=connection.found_by,
+        )
+        self.latest = sample
+        sink.publish(self.name, sample)

@@ -1,0 +1,157 @@
+"""The uplink source on this machine: finds a connection to ingest.primary over loopback and reads it at 4 Hz."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.models import EncoderSettings, Sample, UplinkSample
+from agent.net import sockdiag_reader
+from agent.runtime import Agent
+from agent.settings import IngestSettings, UplinkSourceSettings
+from agent.sources.uplink import UplinkSource
+from tests.agent.helpers import make_settings
+from tests.peers.nginx_rtmp import NginxRtmp
+from tests.peers.wait import async_wait_until
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sock_diag is Linux only")
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.samples: list[UplinkSample] = []
+        self.failures: list[str] = []
+
+    def publish(self, source: str, sample: Sample) -> None:
+        assert isinstance(sample, UplinkSample)
+        self.samples.append(sample)
+
+    def report_failure(self, source: str, message: str) -> None:
+        self.failures.append(message)
+
+
+@contextlib.asynccontextmanager
+async def ingest_server() -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], writers
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def running(source: UplinkSource, sink: Collect) -> AsyncIterator[None]:
+    task = asyncio.create_task(source.run(sink))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@linux_only
+async def test_finds_the_connection_to_ingest_primary_and_reads_it_at_four_hertz() -> None:
+    async with ingest_server() as (port, _):
+        source = UplinkSource(
+            UplinkSourceSettings(discover_interval_s=0.2),
+            IngestSettings(primary=f"rtmp://127.0.0.1:{port}/live/secret-key"),
+        )
+        sink = Collect()
+        async with running(source, sink):
+            await asyncio.sleep(0.3)
+            assert sink.samples and sink.samples[-1].state == "searching"
+            assert "secret-key" not in (sink.samples[-1].note or "")
+            client = socket.create_connection(("127.0.0.1", port))
+            local_port = client.getsockname()[1]
+            try:
+                client.sendall(b"\x03" * 200_000)
+                await async_wait_until(lambda: len([s for s in sink.samples if s.state == "ok"]) >= 6, 5, "readings")
+            finally:
+                client.close()
+            ok = [s for s in sink.samples if s.state == "ok"]
+            seconds = (ok[-1].taken_at - ok[0].taken_at).total_seconds()
+            assert 0.15 <= seconds / (len(ok) - 1) <= 0.6  # about 4 Hz (a loaded machine stretches it)
+            last = ok[-1]
+            assert last.connection == f"127.0.0.1:{port}" and last.found_by == "ingest"
+            assert last.local_port == local_port
+            assert last.rtt_ms is not None and last.min_rtt_ms is not None and last.min_rtt_ms <= last.rtt_ms
+            assert last.acked_bps is not None and last.unsent_bytes == 0
+            assert not last.congested
+            await async_wait_until(lambda: sink.samples[-1].state == "searching", 5, "the end of the connection")
+        assert sink.failures == []
+
+
+@linux_only
+async def test_prefers_the_server_obs_streams_to() -> None:
+    async with ingest_server() as (port, _), ingest_server() as (other_port, _):
+        source = UplinkSource(
+            UplinkSourceSettings(discover_interval_s=0.2),
+            IngestSettings(primary=f"rtmp://127.0.0.1:{other_port}/live/x"),
+            obs_settings=lambda: EncoderSettings(server=f"rtmp://127.0.0.1:{port}/live"),
+        )
+        assert [d.found_by for d in source.destinations()] == ["obs", "ingest"]
+        sink = Collect()
+        with socket.create_connection(("127.0.0.1", port)):
+            async with running(source, sink):
+                await async_wait_until(lambda: any(s.state == "ok" for s in sink.samples), 5, "a reading")
+        assert next(s for s in sink.samples if s.state == "ok").found_by == "obs"
+
+
+async def test_elsewhere_it_says_not_available_and_the_agent_goes_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sockdiag_reader.sys, "platform", "darwin")
+    settings = make_settings(tmp_path, SOURCES__NETWORK__ENABLED="false", SOURCES__OBS__ENABLED="false")
+    agent = Agent(settings)
+    await agent.start()
+    try:
+        await async_wait_until(lambda: agent.snapshot.uplink is not None, 5, "the uplink sample")
+        uplink = agent.snapshot.uplink
+        assert uplink is not None and uplink.state == "unavailable"
+        assert "not available on this platform" in (uplink.note or "")
+        assert agent.snapshot.sources["uplink"].state == "ok"
+        assert agent.snapshot.system is not None or agent.snapshot.sources["system"].state != "error"
+    finally:
+        await agent.stop()
+
+
+@linux_only
+@pytest.mark.integration
+async def test_finds_an_ffmpeg_publishing_to_an_ingest_nobody_configured(nginx_ingest: NginxRtmp) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg (apt install ffmpeg)")
+    publisher = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-c:v", "libx264", "-preset", "ultrafast",
+        "-b:v", "300k", "-f", "flv", nginx_ingest.url("unconfigured-key"),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        source = UplinkSource(UplinkSourceSettings(discover_interval_s=0.2), IngestSettings())
+        sink = Collect()
+        async with running(source, sink):
+            await async_wait_until(lambda: any(s.state == "ok" for s in sink.samples), 20, "the ffmpeg's connection")
+        found = next(s for s in sink.samples if s.state == "ok")
+        assert (found.found_by, found.process, found.pid) == ("ffmpeg", "ffmpeg", publisher.pid)
+        assert found.connection == f"127.0.0.1:{nginx_ingest.port}"
+    finally:
+        publisher.terminate()
+        await publisher.wait()
