@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import __version__
-from agent.commands import agent_cmd, bandwidth_cmd, bandwidth_server_cmd, logs_cmd, preflight_cmd, run_cmd
+from agent.commands import (
+    agent_cmd,
+    bandwidth_cmd,
+    bandwidth_server_cmd,
+    logs_cmd,
+    preflight_cmd,
+    relay_cmd,
+    run_cmd,
+)
 from agent.configuration import load_configuration
 from agent.errors import BindRefused, ConfigError, StreamHealthError
 from agent.redact import RedactingFilter, redact
@@ -43,6 +51,7 @@ COMMAND_MODULES: list[CommandModule] = [
     bandwidth_server_cmd,
     logs_cmd,
     preflight_cmd,
+    relay_cmd,
     run_cmd,
 ]
 

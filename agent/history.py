@@ -171,10 +171,13 @@ class _SeriesReader:
         """Points oldest first: see `window` and `Window.points`."""
         return self.window(since_monotonic).points(since, max_points)
 
-    def recent(self, since: float) -> list[tuple[float, float]]:
+    def recent(self, since: float, *, monotonic: bool = False) -> list[tuple[float, float]]:
         """Points with time >= `since`, oldest first, reading back from the newest: costs the window,
-        not the whole buffer (rules read a few seconds of hours of history every tick)."""
+        not the whole buffer (rules read a few seconds of hours of history every tick). With
+        `monotonic`, `since` and the returned times are the points' monotonic times."""
         times, values, _, _ = self._ring()
+        if monotonic:
+            times = self._monotonic_ring() or times
         found: list[tuple[float, float]] = []
         for index in self._indices_newest_first():
             if times[index] < since:

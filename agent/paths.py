@@ -24,3 +24,18 @@ def user_config_file() -> Path:
 
 def default_logs_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME) / "logs"
+
+
+def user_data_dir() -> Path:
+    return platformdirs.user_data_path(APP_NAME)
+
+
+def relay_ingest_file() -> Path:
+    """Settings layer written by `streamhealth relay point-obs`: OBS's original server and key as the
+    relay's ingest (read between configs/default.toml and the user's file, so the user's file wins)."""
+    return user_data_dir() / "relay-ingest.toml"
+
+
+def obs_original_service_file() -> Path:
+    """OBS's stream service settings before `relay point-obs`, for `--undo`."""
+    return user_data_dir() / "obs-stream-service.json"

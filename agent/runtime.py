@@ -28,10 +28,12 @@ from agent.logs.writer import HealthLogWriter
 from agent.models import (
     AgentInfo,
     Alert,
+    AlertChange,
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
     LoggingStatus,
+    RelaySample,
     RunStarted,
     RunStopped,
     Sample,
@@ -43,6 +45,7 @@ from agent.models import (
     utc_now,
 )
 from agent.redact import redact, redact_url
+from agent.relay.alerts import switch_alert
 from agent.rules import RuleEvaluator
 from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
@@ -277,6 +280,9 @@ class Agent:
         health.consecutive_failures = 0
         self._set_state(health, "ok")
         self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
+        if isinstance(sample, RelaySample):
+            for switch in sample.ingest_switches:  # events, not conditions: one alert each, and a log line
+                self.emit(AlertRecord(at=switch.at, change=AlertChange(change="raised", alert=switch_alert(switch))))
         if self.bus.subscriber_count:
             payload = f'{{"type":"sample","source":"{source}","sample":{sample.model_dump_json()}}}'
             self.bus.publish("sample", redact(payload))
@@ -334,7 +340,7 @@ class Agent:
         for record in [] if prompt else self.sessions.before_tick(snapshot, now):
             self.emit(record)
         if self.rules is not None:
-            changes = self.rules.evaluate(snapshot, self.history)
+            changes = self.rules.evaluate(snapshot, self.history, monotonic_s=now)
             for change in changes:
                 if change.change == "cleared":
                     self._recently_cleared.appendleft(change.alert)

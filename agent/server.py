@@ -19,6 +19,8 @@ from agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STUCK_CLIENT_GRACE_S = 0.5
+
 
 def check_bind(settings: Settings) -> None:
     if not settings.api.is_loopback and settings.api.token is None:
@@ -105,6 +107,18 @@ class AgentServer:
         self.agent.bus.close()  # event streams end first, or the server would wait for them forever
         self._server.request_exit()
         if self._serve_task is not None:
+            # An event-stream client that stopped reading keeps its response stuck in a write: it can
+            # never receive the end of its stream. After a short grace, cut such connections off, so
+            # the server stops at once and quietly instead of cancelling them after its own timeout.
+            done, _ = await asyncio.wait({self._serve_task}, timeout=STUCK_CLIENT_GRACE_S)
+            if not done:
+                stuck = list(self._server.server_state.connections)
+                if stuck:
+                    log.info("closing %d connection(s) of clients that stopped reading", len(stuck))
+                for connection in stuck:
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None:
+                        transport.abort()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serve_task
         await self.agent.stop(reason)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -178,6 +179,7 @@ class UplinkSourceSettings(Section):
     enabled: bool = True
     interval_s: float = Field(0.25, ge=0.05, le=10)
     discover_interval_s: float = Field(2.0, gt=0, le=60)
+    find_encoder_processes: bool = True
 
 
 class SourcesSettings(Section):
@@ -271,6 +273,82 @@ class ShipSettings(Section):
         return self
 
 
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:1935")
+    return value
+
+
+def _check_ca_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (a PEM file of CA certificates to trust for rtmps://)")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ValueError(f"{path} holds no usable PEM CA certificate ({exc})") from exc
+    return path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class RelaySettings(Section):
+    """The local RTMP relay (agent/relay/): listens when an ingest is configured and `enabled` is true."""
+
+    enabled: bool = True
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:1935"
+    disposable_drop_ms: int = Field(700, gt=0, le=60_000)
+    inter_drop_ms: int = Field(900, gt=0, le=60_000)
+    max_queue_ms: int = Field(10_000, gt=0, le=120_000)
+    max_queue_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
+    chunk_size: int = Field(65536, ge=128, le=16 * 1024 * 1024)
+    stall_ms: int = Field(2000, gt=0, le=60_000)
+    idle_timeout_s: float = Field(10.0, gt=0, le=600)
+    handshake_timeout_s: float = Field(5.0, gt=0, le=60)
+    ingest_timeout_s: float = Field(10.0, gt=0, le=120)
+    finish_timeout_s: float = Field(5.0, ge=0, le=120)
+    # Resilience toward the ingest (agent/relay/failover.py).
+    stall_s: float = Field(3.0, gt=0, le=120, description="Nothing acknowledged this long while media waits: lost.")
+    failover_after_s: float = Field(3.0, ge=0, le=600, description="Reconnect this long, then try the next ingest.")
+    return_to_primary: Literal["never", "after_probe"] = "never"
+    return_after_s: float = Field(30.0, gt=0, le=3600, description="The primary answered probes this long: go back.")
+    destinations: list[IngestUrl] = Field(
+        default_factory=list, description="More ingests that get the same stream, each on its own (e.g. YouTube)."
+    )
+    # rtmps:// is always verified against the system's CAs; ca_file adds more (a private CA), never fewer.
+    ca_file: Annotated[Path, AfterValidator(_check_ca_file)] | None = None
+    publish_key: SecretStr | None = Field(
+        None, description="The stream key encoders must publish with; required when listening beyond loopback."
+    )
+
+    @model_validator(mode="after")
+    def _key_beyond_loopback(self) -> RelaySettings:
+        if not _is_loopback(self.host) and self.publish_key is None:
+            raise ValueError(
+                f"relay.listen = {self.listen} accepts encoders from other machines: set relay.publish_key "
+                "(the stream key they must use), or listen on 127.0.0.1"
+            )
+        if self.publish_key is not None and not self.publish_key.get_secret_value():
+            raise ValueError("relay.publish_key is empty")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -291,6 +369,7 @@ class Settings(BaseSettings):
     ship: ShipSettings = Field(default_factory=ShipSettings)
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -395,6 +474,9 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     default_file = paths.shipped_configs_dir() / "default.toml"
     user_file = user_config_path(config_path, environ)
     layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
+    relay_ingest = paths.relay_ingest_file()
+    if relay_ingest.is_file():  # written by `streamhealth relay point-obs`
+        layers.append((str(relay_ingest), read_toml(relay_ingest)))
     if user_file is not None:
         layers.append((str(user_file), read_toml(user_file)))
 
@@ -430,7 +512,10 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.ship.token.get_secret_value())
     for hook in settings.notify.webhooks:
         register_secret(hook.url.get_secret_value())
-    for url in [settings.ingest.primary, *settings.ingest.backups, settings.bandwidth.rtmp_url]:
+    if settings.relay.publish_key is not None:
+        register_secret(settings.relay.publish_key.get_secret_value())
+    ingests = [settings.ingest.primary, *settings.ingest.backups, *settings.relay.destinations]
+    for url in [*ingests, settings.bandwidth.rtmp_url]:
         if url:
             _register_stream_key(url)
 

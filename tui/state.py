@@ -43,6 +43,7 @@ SERIES_METRICS = (
     "network.ingest_jitter_ms",
     "network.ingest_loss_ratio",
     "system.upload_bps",
+    "relay.queue_ms",
 )
 _SEVERITY_RANK = {"critical": 0, "warning": 1}
 

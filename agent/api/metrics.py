@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.api.encoder_metrics import encoder_process_metrics, ffmpeg_metrics, obs_metrics, stream_metrics
+from agent.api.relay_metrics import relay_metrics
 from agent.api.uplink_metrics import uplink_metrics
 from agent.models import HealthSnapshot
 
@@ -54,6 +55,17 @@ def agent_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
     for (kind, severity), count in sorted(counts.items()):
         by_kind.add_metric([kind, severity], count)
     yield by_kind
+    if snapshot.logging is not None and snapshot.logging.state != "off":
+        yield GaugeMetricFamily(
+            "streamhealth_health_log_writing",
+            "1 while the health log is being written, 0 while records are lost (disk full?).",
+            value=1 if snapshot.logging.state == "ok" else 0,
+        )
+        yield GaugeMetricFamily(
+            "streamhealth_health_log_lost_records",
+            "Records not written since the health log started failing.",
+            value=snapshot.logging.lost_records,
+        )
     up = GaugeMetricFamily("streamhealth_source_up", "1 when the source's last sample is fresh.", labels=["source"])
     age = GaugeMetricFamily(
         "streamhealth_source_sample_age_seconds", "Seconds since the source's last sample.", labels=["source"]
@@ -231,6 +243,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     shipping_metrics,
     uplink_metrics,
     stream_metrics,
+    relay_metrics,
 ]
 
 

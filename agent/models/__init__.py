@@ -22,6 +22,7 @@ from agent.models.records import (
     SourceStateRecord,
     TickRecord,
 )
+from agent.models.relay import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.models.reports import (
     BandwidthBackend,
     BandwidthResult,
@@ -90,6 +91,7 @@ __all__ = [
     "HealthSnapshot",
     "HistorySeries",
     "IngestAck",
+    "IngestSwitch",
     "InterfaceRates",
     "JobFinished",
     "LinkInfo",
@@ -109,6 +111,9 @@ __all__ = [
     "ProcessUsage",
     "Progress",
     "RecommendedSettings",
+    "RelayDestinationSample",
+    "RelayDrops",
+    "RelaySample",
     "RunDetail",
     "RunList",
     "RunStarted",

@@ -25,6 +25,7 @@ class TcpInfo(Contract):
     sacked_bytes: int | None = Field(
         None, description="Bytes the peer has (selectively acknowledged) beyond the cumulative ack, about."
     )
+    delivery_rate_bps: int | None = Field(None, description="The kernel's recent delivery rate estimate (bit/s).")
 
 
 class TargetStability(Contract):

@@ -14,6 +14,7 @@ from agent.models.alerts import Alert, OverallState
 from agent.models.base import SCHEMA_VERSION, Contract
 from agent.models.encoder import FfmpegSample, ObsSample
 from agent.models.network import NetworkSample
+from agent.models.relay import RelaySample
 from agent.models.reports import BandwidthResult
 from agent.models.shipping import ShippingState
 from agent.models.system import SystemSample
@@ -66,6 +67,7 @@ class HealthSnapshot(Contract):
     ffmpeg: FfmpegSample | None = None
     uplink: UplinkSample | None = Field(None, description="The kernel's view of the encoder's ingest connection.")
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
+    relay: RelaySample | None = Field(None, description="The local relay, when it runs (an ingest is configured).")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
     shipping: ShippingState | None = Field(None, description="Shipping to a collector, when [ship] is set.")
     logging: LoggingStatus | None = Field(None, description="The health log: written, failing (disk full?) or off.")

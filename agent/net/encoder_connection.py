@@ -61,8 +61,9 @@ def destination_from_url(url: str | None, found_by: FoundBy) -> Destination | No
 
 
 class ConnectionFinder:
-    def __init__(self, reader: SockDiagReader) -> None:
+    def __init__(self, reader: SockDiagReader, *, encoder_processes: bool = True) -> None:
         self.reader = reader
+        self.encoder_processes = encoder_processes
         self._dns: dict[str, tuple[float, list[str]]] = {}
 
     def _addresses(self, host: str) -> list[str]:
@@ -99,7 +100,20 @@ class ConnectionFinder:
                         pid,
                         process,
                     )
-        return encoder_process_connection({d.port for d in destinations})
+        if not self.encoder_processes:
+            return None
+        for candidate in encoder_process_connections({d.port for d in destinations}):
+            if self._readable(candidate):
+                return candidate
+        return None
+
+    def _readable(self, candidate: IngestConnection) -> bool:
+        """Seen by sock_diag here: a process in another network namespace (a container) is not."""
+        try:
+            records = self.reader.read(candidate.remote_address, candidate.remote_port)
+        except SockDiagError:
+            return False
+        return any(record.local_port == candidate.local_port for record in records)
 
 
 def busiest(records: list[TcpDiagRecord]) -> TcpDiagRecord:
@@ -141,19 +155,26 @@ def _url_ports(process: psutil.Process) -> set[int]:
     return ports
 
 
-def encoder_process_connection(known_ports: set[int]) -> IngestConnection | None:
-    """An OBS or ffmpeg process's established connection to an ingest-looking port (URL on its command line,
-    a configured destination's port, or 1935 / 443)."""
+def encoder_process_connections(known_ports: set[int]) -> list[IngestConnection]:
+    """OBS and ffmpeg processes' established connections to an ingest-looking port: first those to the
+    port of an rtmp(s) URL on the process's command line, then a configured destination's port or 1935 / 443."""
+    exact: list[IngestConnection] = []
+    likely: list[IngestConnection] = []
     for process, kind in _encoder_processes():
-        ports = known_ports | INGEST_PORTS | _url_ports(process)
+        url_ports = _url_ports(process)
         try:
             connections = process.net_connections(kind="tcp")
             name = process.name()
         except (psutil.Error, OSError):
             continue
         for conn in connections:
-            if conn.status == psutil.CONN_ESTABLISHED and conn.raddr and conn.raddr.port in ports:
-                host = str(conn.raddr.ip)
-                label = f"[{host}]:{conn.raddr.port}" if ":" in host else f"{host}:{conn.raddr.port}"
-                return IngestConnection(host, conn.raddr.port, conn.laddr.port, label, kind, process.pid, name)
-    return None
+            if conn.status != psutil.CONN_ESTABLISHED or not conn.raddr:
+                continue
+            port = conn.raddr.port
+            if port not in url_ports and port not in known_ports | INGEST_PORTS:
+                continue
+            host = str(conn.raddr.ip)
+            label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            found = IngestConnection(host, port, conn.laddr.port, label, kind, process.pid, name)
+            (exact if port in url_ports else likely).append(found)
+    return exact + likely

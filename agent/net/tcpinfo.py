@@ -29,6 +29,7 @@ _U32 = {
 }
 _BYTES_ACKED = 120
 _NOTSENT_BYTES = 144
+_DELIVERY_RATE = 160  # bytes per second (Linux 4.9+)
 _BYTES_SENT = 208
 
 
@@ -56,6 +57,7 @@ def parse_tcp_info(raw: bytes) -> TcpInfo | None:
         bytes_sent=u64(_BYTES_SENT),
         not_sent_bytes=u32(_NOTSENT_BYTES) if len(raw) >= _NOTSENT_BYTES + 4 else None,
         sacked_bytes=u32(_U32["sacked"]) * u32(_U32["snd_mss"]),
+        delivery_rate_bps=None if (rate := u64(_DELIVERY_RATE)) is None else rate * 8,
     )
 
 

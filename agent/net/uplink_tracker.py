@@ -2,11 +2,12 @@
 
 Rates come from the difference between two readings (acknowledged bytes, retransmits, limited times).
 The early warning fires when the path stops keeping up: the RTT well above its baseline (the kernel's
-min RTT) together with bytes piling up unsent, retransmits or a send buffer that blocks the encoder,
-held for a fraction of a second so one burst (a keyframe) does not make it flap. It clears after the
-path has looked healthy for a few seconds. The link rate is what the congested connection delivered
-(the kernel's delivery rate, and the acknowledged throughput, leaving out stalls and samples the
-encoder itself limited); the bitrate suggestion keeps headroom under it and stays put while it holds.
+min RTT) together with bytes piling up unsent, retransmits, a send buffer that blocks the encoder or a
+link (not the encoder) setting the pace, held for a fraction of a second so one burst (a keyframe) does
+not make it flap. It clears after the path has looked healthy for a few seconds. The link rate is what
+the congested connection delivered (the median of the kernel's delivery-rate samples, leaving out stalls,
+timeouts and samples the encoder itself limited; the acknowledged throughput as a floor); the bitrate
+suggestion keeps headroom under it and stays put while it holds.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ SUGGESTION_STEP_KBPS = 50
 SUGGESTION_MIN_KBPS = 200
 SUGGESTION_CHANGE_RATIO = 0.2  # a new suggestion only when the link rate moved this much ...
 SUGGESTION_SETTLE_S = 2.0  # ... for this long
-CLEAN_WINDOW_MIN_S = 1.0  # clean congested readings needed before their throughput is the link rate
+DELIVERY_SAMPLES_MIN = 2  # clean delivery-rate samples before their median is the link rate
+CARRIED_FLOOR_WINDOW_S = 3.0  # acknowledged throughput over a window this long is a floor
 RECOVERY_SHOWN_S = 60.0
 TCP_CA_LOSS = 4  # the connection is recovering from a retransmission timeout: its rates mean nothing
 
@@ -61,7 +63,7 @@ class UplinkTracker:
     _moved_since: float | None = None
     delivery_samples_bps: deque[float] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
     _stalled_before: bool = False
-    acked_window: deque[tuple[float, float, bool]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
+    acked_window: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
 
     def update(self, now: float, record: TcpDiagRecord, **identity: object) -> UplinkSample:
         info = record.tcp_info
@@ -176,29 +178,29 @@ class UplinkTracker:
         self, elapsed: float, acked_bps: float | None, delivery_bps: float | None, app_limited: bool | None, clean: bool
     ) -> None:
         """Keep what the congested link delivered. Every interval counts towards the acknowledged total (a
-        floor); the rate itself comes only from clean intervals: no stall, not the catch-up right after one
-        (one cumulative ACK then covers seconds of data), no timeout recovery, data waiting to be sent."""
+        floor); the kernel's delivery-rate samples only from clean intervals: no stall, not the catch-up
+        right after one, no timeout recovery, data waiting to be sent, not limited by the encoder."""
         if acked_bps is None or elapsed <= 0:
             return
-        self.acked_window.append((elapsed, acked_bps * elapsed, clean))
+        self.acked_window.append((elapsed, acked_bps * elapsed))
         if clean and delivery_bps is not None and not app_limited:
             self.delivery_samples_bps.append(delivery_bps)
 
     def _suggest(self, now: float) -> None:
         if not self.delivery_samples_bps and not self.acked_window:
             return
-        seconds = sum(elapsed for elapsed, _, _ in self.acked_window)
-        carried_bps = sum(bits for _, bits, _ in self.acked_window) / seconds if seconds > 0 else 0.0
-        clean_seconds = sum(elapsed for elapsed, _, clean in self.acked_window if clean)
-        clean_bits = sum(bits for _, bits, clean in self.acked_window if clean)
-        if clean_seconds >= CLEAN_WINDOW_MIN_S:
-            # A backlogged connection's acknowledged throughput over a second or more is the link's rate.
-            estimate_bps = clean_bits / clean_seconds
-        elif self.delivery_samples_bps:
-            estimate_bps = statistics.median(self.delivery_samples_bps)  # the kernel's per-RTT rate samples
+        # The kernel's delivery-rate samples (delivered over the interval it took, SACKs counted) are the
+        # link's rate; their median shrugs off the odd sample. Acknowledged bytes over a window are not,
+        # early on: what was queued or SACKed before the window is acknowledged inside it (34 KB over 1 s
+        # is +0.27 Mbit/s on a 1.2 Mbit/s link), so they are only a floor once the window is long.
+        seconds = sum(elapsed for elapsed, _ in self.acked_window)
+        carried_bps = sum(bits for _, bits in self.acked_window) / seconds if seconds > 0 else 0.0
+        if len(self.delivery_samples_bps) >= DELIVERY_SAMPLES_MIN:
+            estimate_bps = statistics.median(self.delivery_samples_bps)
         else:
             estimate_bps = carried_bps
-        link_bps = max(carried_bps, estimate_bps)  # never below what the link really carried
+        floor_bps = carried_bps if seconds >= CARRIED_FLOOR_WINDOW_S else 0.0
+        link_bps = max(floor_bps, estimate_bps)  # never below what the link surely carried
         if self.suggestion_link_bps is not None:
             if abs(link_bps / self.suggestion_link_bps - 1) < SUGGESTION_CHANGE_RATIO:
                 self._moved_since = None

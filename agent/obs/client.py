@@ -15,6 +15,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 
 from agent.errors import ProtocolError, SourceUnavailable, StreamHealthError
 from agent.obs.protocol import (
@@ -28,8 +29,28 @@ from agent.obs.protocol import (
 log = logging.getLogger(__name__)
 
 CLOSE_PROTOCOL_ERROR = 1002
+# A WebSocket upgrade answer is a few hundred bytes. A peer that sends more before it is done is not
+# obs-websocket; websockets would read and discard its bytes until the open timeout, at full speed.
+MAX_UPGRADE_RESPONSE_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # GetVersion lists every request; nothing we ask is near this
 EVENT_QUEUE_SIZE = 256
+
+
+class _GuardedConnection(ClientConnection):
+    """Stops reading a peer that floods us before the upgrade is done (random bytes at the OBS port):
+    the connection is dropped at once, so a broken peer costs a few KB per attempt, not a core."""
+
+    upgrade_bytes = 0
+    flooded = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.protocol.state is State.CONNECTING:
+            self.upgrade_bytes += len(data)
+            if self.upgrade_bytes > MAX_UPGRADE_RESPONSE_BYTES:
+                self.flooded = True
+                self.transport.abort()
+                return
+        super().data_received(data)
 
 
 class ObsClient:
@@ -64,6 +85,7 @@ class ObsClient:
                     open_timeout=self.timeout_s,
                     close_timeout=2,
                     max_size=MAX_MESSAGE_BYTES,
+                    create_connection=_GuardedConnection,
                 )
         except (OSError, TimeoutError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__

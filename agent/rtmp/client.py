@@ -229,6 +229,12 @@ class RtmpPublisher:
                 await self._read_task
             self._read_task = None
 
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes and all: a polite close would wait on a stalled link."""
+        if self._writer is not None:
+            self._writer.transport.abort()
+        self.publishing = False
+
     # ----------------------------------------------------------------------------------------- media
 
     async def send_metadata(self, metadata: dict[str, Any]) -> None:
@@ -248,6 +254,11 @@ class RtmpPublisher:
             await self.send_video(frame.timestamp_ms, frame.payload)
         else:
             await self.send_audio(frame.timestamp_ms, frame.payload)
+
+    def flush(self) -> None:
+        """Hand what the protocol produced to the transport without waiting (the relay writes, then drains
+        only when the transport's buffer is full)."""
+        self._flush()
 
     async def drain(self) -> None:
         """Hand queued bytes to the kernel; raises IngestTimeout if the link takes none for `timeout_s`."""

@@ -119,6 +119,9 @@ class DataMessage:
     values: tuple[Any, ...]
     stream_id: int = 0
     timestamp: int = 0
+    # The body as received and its type (AMF0 or AMF3): a relay forwards these bytes, not a re-encoding.
+    payload: bytes = field(default=b"", repr=False, compare=False)
+    type_id: int = field(default=18, compare=False)
 
     @property
     def metadata(self) -> dict[str, Any] | None:
@@ -196,7 +199,7 @@ def decode_message(raw: RawMessage) -> Event:
         )
     if type_id in (DATA_AMF0, DATA_AMF3):
         body = payload[1:] if type_id == DATA_AMF3 and payload[:1] == b"\x00" else payload
-        return DataMessage(tuple(amf0.decode_all(body)), raw.stream_id, raw.timestamp)
+        return DataMessage(tuple(amf0.decode_all(body)), raw.stream_id, raw.timestamp, payload, type_id)
     if type_id == SET_CHUNK_SIZE:
         return SetChunkSize(_u32(payload, "Set Chunk Size") & 0x7FFFFFFF)
     if type_id == ABORT:

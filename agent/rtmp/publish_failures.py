@@ -26,7 +26,8 @@ def connect_failure(url: RtmpUrl, exc: TimeoutError | OSError, timeout_s: float)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return IngestUnreachable(
             f"the TLS certificate of {url.host} could not be verified ({exc.verify_message}): "
-            "check the host in ingest.primary (rtmps:// needs the ingest's real name)"
+            "check the host in ingest.primary (rtmps:// needs the ingest's real name); for an ingest behind a "
+            "private CA, add that CA with relay.ca_file (verification stays on)"
         )
     if isinstance(exc, ssl.SSLError):
         return IngestUnreachable(

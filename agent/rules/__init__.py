@@ -10,8 +10,11 @@ from agent.models import Alert, AlertChange, HealthSnapshot
 
 
 class RuleEvaluator(Protocol):
-    def evaluate(self, snapshot: HealthSnapshot, history: History) -> list[AlertChange]:
-        """Compare the new snapshot with the rules; return what was raised, updated or cleared."""
+    def evaluate(
+        self, snapshot: HealthSnapshot, history: History, monotonic_s: float | None = None
+    ) -> list[AlertChange]:
+        """Compare the new snapshot with the rules; return what was raised, updated or cleared.
+        `monotonic_s`: the agent's monotonic clock now, for durations and windows."""
         ...
 
     def active_alerts(self) -> list[Alert]:

@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent import paths
 from agent.errors import ConfigError
-from agent.models import FfmpegSample, LoggingStatus, NetworkSample, ObsSample, SystemSample, UplinkSample
+from agent.models import (
+    FfmpegSample,
+    LoggingStatus,
+    NetworkSample,
+    ObsSample,
+    RelaySample,
+    SystemSample,
+    UplinkSample,
+)
 from agent.models.reports import BandwidthResult
 from agent.models.shipping import ShippingState
 from agent.platforms import PlatformPreset, load_preset
@@ -33,6 +41,7 @@ _SAMPLE_ROOTS: dict[str, type[BaseModel]] = {
     "shipping": ShippingState,
     "logging": LoggingStatus,
     "uplink": UplinkSample,
+    "relay": RelaySample,
 }
 MESSAGE_ROOTS = frozenset({*_SAMPLE_ROOTS, "derived", "sources", "value", "threshold", "severity", "stream", "preset"})
 

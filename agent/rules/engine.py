@@ -63,6 +63,7 @@ class RuleEngine:
         self.derived_history = History(capacity=history_capacity, max_metrics=64)
         self.derived: dict[str, float] = {}
         self._states: dict[str, _RuleState] = {rule.name: _RuleState() for rule in self.rules}
+        self._monotonic = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuleEngine:
@@ -76,8 +77,14 @@ class RuleEngine:
         alerts = [state.alert for state in self._states.values() if state.alert is not None]
         return sorted(alerts, key=lambda alert: (-_SEVERITY_RANK[alert.severity], alert.since))
 
-    def evaluate(self, snapshot: HealthSnapshot, history: History) -> list[AlertChange]:
-        now = snapshot.taken_at.timestamp()
+    def evaluate(
+        self, snapshot: HealthSnapshot, history: History, monotonic_s: float | None = None
+    ) -> list[AlertChange]:
+        # Durations (for_s, clear_for_s) and trend windows on the monotonic clock when the caller
+        # gives it (the agent does): a wall clock set back an hour must not hold every alert back an
+        # hour. Without it (replays, tests), the snapshot's time.
+        now = snapshot.taken_at.timestamp() if monotonic_s is None else monotonic_s
+        self._monotonic = monotonic_s is not None
         self.derived = self.derived_calculator.compute(snapshot)
         self.derived_history.record(now, {f"derived.{name}": value for name, value in self.derived.items()})
         context: PlanContext | None = None
@@ -130,10 +137,15 @@ class RuleEngine:
             return None
         if rule.trend_min_value is not None and current < rule.trend_min_value:
             return 0.0  # still low: whatever the slope, nothing to warn about yet
-        series = history.series(rule.metric) or self.derived_history.series(rule.metric)
-        if series is None:
-            return None
-        return slope_per_s(series.recent(since=now - rule.trend_window_s), rule.trend_window_s)
+        series = history.series(rule.metric)
+        if series is not None:
+            points = series.recent(since=now - rule.trend_window_s, monotonic=self._monotonic)
+        else:
+            derived = self.derived_history.series(rule.metric)  # recorded at `now`, whichever clock
+            if derived is None:
+                return None
+            points = derived.recent(since=now - rule.trend_window_s)
+        return slope_per_s(points, rule.trend_window_s)
 
     def resolve(self, path: str, snapshot: HealthSnapshot) -> Value:
         """The current value at a dotted path: numbers (booleans as 1 / 0) as float, names as str."""

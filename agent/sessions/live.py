@@ -31,7 +31,13 @@ def ffmpeg_live(snapshot: HealthSnapshot) -> bool:
     return ffmpeg is not None and not ffmpeg.ended and status is not None and status.state == "ok"
 
 
-LIVE_INDICATORS: dict[LiveOrigin, LiveIndicator] = {"obs": obs_live, "ffmpeg": ffmpeg_live}
+def relay_live(snapshot: HealthSnapshot) -> bool:
+    """An encoder is publishing to the agent's relay (agent/relay/)."""
+    relay = snapshot.relay
+    return relay is not None and relay.publishing
+
+
+LIVE_INDICATORS: dict[LiveOrigin, LiveIndicator] = {"obs": obs_live, "ffmpeg": ffmpeg_live, "relay": relay_live}
 
 
 def register_live_indicator(origin: LiveOrigin, indicator: LiveIndicator) -> None:

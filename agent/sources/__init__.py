@@ -38,6 +38,10 @@ def build_sources(settings: Settings) -> list[Source]:
         sources.append(uplink_source)
         if obs_source is not None:
             obs_source.uplink = lambda: uplink_source.latest
+    if settings.relay.enabled and (settings.ingest.primary or settings.relay.destinations):
+        from agent.relay.source import RelaySource
+
+        sources.append(RelaySource(settings.relay, settings.ingest, interval_s=interval_s))
     return sources
 
 

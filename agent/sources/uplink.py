@@ -80,7 +80,7 @@ class UplinkSource(Source):
                 self.latest = None
                 await asyncio.sleep(UNAVAILABLE_REPEAT_S)
         reader, finder_reader = SockDiagReader(), SockDiagReader()
-        finder = ConnectionFinder(finder_reader)
+        finder = ConnectionFinder(finder_reader, encoder_processes=self.settings.find_encoder_processes)
         try:
             while True:
                 if self.connection is None:
@@ -121,6 +121,7 @@ class UplinkSource(Source):
             records = reader.read(connection.remote_address, connection.remote_port)
         except SockDiagError as exc:
             sink.report_failure(self.name, str(exc))
+            self.connection = self.tracker = self.latest = None  # search again, at the slower search pace
             return
         record = next((r for r in records if r.local_port == connection.local_port), None)
         if record is None:

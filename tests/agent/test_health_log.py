@@ -99,6 +99,7 @@ def test_kill_9_loses_at_most_the_line_being_written(tmp_path: Path) -> None:
         "STREAMHEALTH_LOGS__DIR": str(logs),
         "STREAMHEALTH_API__PORT": "0",
         "STREAMHEALTH_SAMPLING__INTERVAL_S": "0.1",
+        "STREAMHEALTH_SAMPLING__HISTORY_S": "600",  # within the history point budget at 10 Hz
         "STREAMHEALTH_INGEST__PRIMARY": "rtmp://127.0.0.1/live/CrashTestSecret42",
     }
     agent = subprocess.Popen(

@@ -55,8 +55,11 @@ def nginx_rtmp(
     app: str = "live",
     netns_exec: list[str] | None = None,
     extra_application_config: str = "",
+    record_dir: Path | None = None,
 ) -> Iterator[NginxRtmp]:
-    """An nginx-rtmp ingest accepting publishes to rtmp://host:port/<app>/<any key>."""
+    """An nginx-rtmp ingest accepting publishes to rtmp://host:port/<app>/<any key>; with `record_dir`,
+    every stream is also recorded there as `<key>.flv`."""
+    record = f"record all; record_path {record_dir}; record_unique off;" if record_dir else "record off;"
     module = next(path for path in MODULE_CANDIDATES if path.exists())
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="streamhealth-nginx-"))
@@ -77,7 +80,7 @@ rtmp {{
         chunk_size 4096;
         application {app} {{
             live on;
-            record off;
+            {record}
             {extra_application_config}
         }}
     }}

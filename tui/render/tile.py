@@ -29,6 +29,7 @@ class TileView:
     spark_max: float | None = None
     spark_caption: str = ""
     notes: list[str] = field(default_factory=list)  # prose (why no data, what to do): wrapped, not cut
+    hidden: bool = False  # a tile for a part the agent does not run (the relay without an ingest)
 
 
 def nodata_tile(key: str, title: str, why: str, hint: str) -> TileView:

@@ -71,6 +71,8 @@ enabled = false
 enabled = false
 [sources.uplink]
 discover_interval_s = 0.5
+# Other encoders may run on this machine (other tests): only the configured destination counts.
+find_encoder_processes = false
 [ingest]
 primary = "{ingest_url}"
 [stream]

@@ -42,6 +42,8 @@ url = "{obs.websocket_url}"
 password = "{obs.password}"
 [sources.uplink]
 discover_interval_s = 0.5
+# Other encoders may run on this machine (other tests): only the configured destination counts.
+find_encoder_processes = false
 {extra}
 """
     )

@@ -58,3 +58,24 @@ async def test_a_wall_clock_set_back_an_hour_changes_no_duration_or_window(
     assert health["agent"]["uptime_s"] == pytest.approx(70, abs=0.01)
     assert len(history["points"]) == 11  # the last 10.5 s at 1 Hz, whatever the labels say
     assert [run["duration_s"] for run in runs if run["current"]] == [pytest.approx(70, abs=0.01)]
+
+
+async def test_an_alert_still_raises_after_its_duration_when_the_wall_clock_is_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cpu_high needs 10 s above 85 %: with the clock set back an hour 3 s in, it must not wait an hour."""
+    wall_offset = timedelta()
+    monotonic_s = 1000.0
+    monkeypatch.setattr("agent.runtime.utc_now", lambda: utc_now() + wall_offset)
+    agent = Agent(make_settings(tmp_path), [], clock=lambda: monotonic_s)
+    raised_after_s = None
+    for second in range(1, 16):
+        monotonic_s += 1.0
+        if second == 3:
+            wall_offset = timedelta(hours=-1)
+        agent.publish("system", system_sample(cpu=0.9, taken_at=utc_now() + wall_offset))
+        agent.tick()
+        if any(alert.id == "cpu_high" for alert in agent.active_alerts()):
+            raised_after_s = second
+            break
+    assert raised_after_s is not None and 10 <= raised_after_s <= 12

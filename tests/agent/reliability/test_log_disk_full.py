@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent.logs.writer import HealthLogWriter
@@ -95,6 +96,14 @@ async def test_the_snapshot_and_an_alert_say_the_log_is_failing_and_clear_when_i
         assert logging_status is not None and logging_status.state == "failing"
         assert "No space left" in (logging_status.error or "")
         assert [alert.id for alert in agent.active_alerts()] == ["health_log_failing"]
+        from agent.api.app import create_app
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(agent)), base_url="http://a"
+        ) as client:
+            metrics = (await client.get("/metrics")).text
+        assert "streamhealth_health_log_writing 0.0" in metrics
+        assert 'streamhealth_alerts_active_by_kind{kind="health_log_failing",severity="critical"} 1.0' in metrics
         filler.unlink()
         agent.tick()  # this tick's line is written; its snapshot was taken before
         agent.tick()

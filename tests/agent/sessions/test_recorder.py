@@ -27,7 +27,9 @@ class CpuRule:
     def __init__(self) -> None:
         self.alert: Alert | None = None
 
-    def evaluate(self, snapshot: HealthSnapshot, history: History) -> list[AlertChange]:
+    def evaluate(
+        self, snapshot: HealthSnapshot, history: History, monotonic_s: float | None = None
+    ) -> list[AlertChange]:
         cpu = snapshot.system.cpu_usage_ratio if snapshot.system else 0.0
         if cpu > 0.9 and self.alert is None:
             self.alert = Alert(id="cpu", kind="cpu_high", severity="critical", message="CPU", since=utc_now())

@@ -13,10 +13,11 @@ from tui.render.tiles.cpu import cpu_tile
 from tui.render.tiles.dropped import dropped_tile
 from tui.render.tiles.headroom import headroom_tile
 from tui.render.tiles.ingest import ingest_tile
+from tui.render.tiles.relay import relay_tile
 from tui.render.tiles.sources import sources_tile
 from tui.state import DashboardState
 
-TILE_BUILDERS = (bitrate_tile, dropped_tile, cpu_tile, ingest_tile, headroom_tile, sources_tile)
+TILE_BUILDERS = (bitrate_tile, dropped_tile, cpu_tile, ingest_tile, headroom_tile, sources_tile, relay_tile)
 
 
 def live_tiles(state: DashboardState) -> list[TileView]:

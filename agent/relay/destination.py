@@ -1,0 +1,428 @@
+"""One ingest the relay forwards to: its own queue, its own RTMP publisher connection, its own counters.
+
+While a stream is live, frames are offered to every destination (`offer` never blocks, so a slow ingest
+never holds up the encoder or another destination); each destination's forwarding task pops its queue and
+writes the bytes exactly as the encoder sent them. A new connection first gets the cached metadata and
+sequence headers (unless they are still queued). The kernel's own send buffer is kept small
+(TCP_NOTSENT_LOWAT) so congestion shows up in our queue, where the drop policy can act on it.
+
+Reconnecting, failing over to backups and several destinations (issue 11) build on this: `urls` is the
+ordered list of ingests to try, `connect` is swappable for tests, and `run` is the one loop that owns a
+connection's life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Final, Literal
+
+from agent.errors import ProtocolError
+from agent.models import IngestSwitch, TcpInfo
+from agent.models.base import utc_now
+from agent.net.tcpinfo import read_tcp_info
+from agent.redact import redact
+from agent.relay.failover import (
+    AckWatch,
+    IngestLost,
+    IngestRotation,
+    Outage,
+    PrimaryProbe,
+    Resilience,
+    SentLedger,
+    ms_before,
+)
+from agent.relay.frames import Frame, FrameKind, HeaderCache
+from agent.relay.queue import MediaQueue, QueueLimits
+from agent.rtmp import messages as m
+from agent.rtmp.client import RtmpPublisher
+from agent.rtmp.connection import CSID_AUDIO, CSID_STREAM, CSID_VIDEO
+from agent.rtmp.errors import IngestError, IngestRejected
+
+log = logging.getLogger(__name__)
+
+TCP_NOTSENT_LOWAT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+NOTSENT_LOWAT_BYTES: Final = 128 * 1024
+WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
+LATENCY_SAMPLES: Final = 4096
+WATCH_INTERVAL_S: Final = 0.1
+SWITCH_HISTORY: Final = 64
+
+DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
+PublisherFactory = Callable[[str], RtmpPublisher]
+
+
+class Destination:
+    """Forwards the live stream to one ingest. `run()` is its task; `start_stream` / `end_stream` bracket a stream."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        headers: HeaderCache,
+        *,
+        limits: QueueLimits | None = None,
+        chunk_size: int = 65536,
+        timeout_s: float = 10.0,
+        finish_timeout_s: float = 5.0,
+        connect: PublisherFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        resilience: Resilience | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.urls = urls
+        self.rotation = IngestRotation(urls, (resilience or Resilience()).failover_after_s, clock)
+        self.resilience = resilience or Resilience()
+        self.name = name or self.rotation.names[0]  # never the key or the full URL
+        self.headers = headers
+        self.queue = MediaQueue(limits)
+        self.chunk_size = chunk_size
+        self.timeout_s = timeout_s
+        self.finish_timeout_s = finish_timeout_s
+        self._connect = connect or (lambda url: RtmpPublisher(url, chunk_size=chunk_size, timeout_s=timeout_s))
+        self._clock = clock
+        self.state: DestinationState = "idle"
+        self.last_error: str | None = None
+        self.publisher: RtmpPublisher | None = None
+        self._wake = asyncio.Event()
+        self._streaming = False  # between start_stream and end_stream
+        self._forwarding = False  # connected and past the headers: offer() may send directly
+        self._finished = asyncio.Event()
+        self._finished.set()
+        # Counters (monotonic over the agent's life).
+        self.frames_out_total = 0
+        self.bytes_out_total = 0
+        self.connects_total = 0
+        self.latencies_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # Resilience (failover.py): the current outage, the switches made, the probe of the primary.
+        self.reconnects_total = 0
+        self.failovers_total = 0
+        self.last_switch: IngestSwitch | None = None
+        self.switches: deque[IngestSwitch] = deque(maxlen=SWITCH_HISTORY)
+        self._outage: Outage | None = None
+        self._ledger: SentLedger | None = None
+        self._probe: PrimaryProbe | None = None
+        # The GOP being sent (from its keyframe): if the connection is lost, the next one starts with it
+        # again, so a lost connection costs no frames as long as the queue bounds allow.
+        self._gop: list[Frame] = []
+        self._gop_bytes = 0
+
+    # ---------------------------------------------------------------------------------- the stream
+
+    def start_stream(self) -> None:
+        self.queue.clear()
+        self._streaming = True
+        self._finished.clear()
+        self._wake.set()
+
+    def offer(self, frame: Frame) -> None:
+        """Send a frame now if nothing waits and the link takes it, else queue it (the drop policy may then
+        drop it or older ones). Never blocks."""
+        if not self._streaming:
+            return
+        publisher = self.publisher
+        if (
+            self._forwarding
+            and publisher is not None
+            and publisher.publishing
+            and not self.queue
+            and not (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
+            and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
+        ):
+            # The fast path: the common, uncongested case costs no queueing and no task switch.
+            self._send_now(publisher, frame)
+            return
+        self.queue.push(frame)
+        self._wake.set()
+
+    async def end_stream(self) -> None:
+        """The encoder stopped: send what is queued (within `finish_timeout_s`), unpublish, disconnect."""
+        self._streaming = False
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self.finish_timeout_s + 2.0):
+                await self._finished.wait()
+        except TimeoutError:
+            log.warning("ingest %s: could not finish the stream in time", self.name)
+
+    def tcp_info(self) -> TcpInfo | None:
+        publisher = self.publisher
+        sock: Any = None if publisher is None else publisher.socket
+        return None if sock is None else read_tcp_info(sock)
+
+    # --------------------------------------------------------------------------------- the task
+
+    async def run(self) -> None:
+        """Until cancelled: for each stream, connect and forward; on loss reconnect, fail over, resume."""
+        try:
+            await self._run()
+        finally:
+            self.state = "idle"
+            self._finished.set()  # nobody waits for a stream to finish sending once this task is gone
+
+    async def _run(self) -> None:
+        rotation = self.rotation
+        while True:
+            if not self._streaming:
+                self.state = "idle"
+                self._outage = None
+                self._gop, self._gop_bytes = [], 0
+                self.queue.holding = False
+                rotation.restart()
+                self._finished.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if rotation.choose():
+                log.warning("ingest %s: moving on to %s", self.name, rotation.name)
+            try:
+                outcome = await self._session(rotation.index)
+            except IngestRejected as exc:
+                self._failed(exc, "rejected")
+            except (IngestError, ProtocolError, OSError, IngestLost, TimeoutError) as exc:
+                self._failed(exc, "retrying")
+            else:
+                if outcome == "return":
+                    self._outage = self._new_outage("returning to the primary", planned=True)
+                    rotation.go_to(0)
+                    rotation.succeeded()
+                continue
+            if self._streaming:
+                await self._sleep_unless_ended(rotation.delay_s())
+
+    def _failed(self, exc: BaseException, state: DestinationState) -> None:
+        self.state = state
+        self.last_error = redact(str(exc)) or type(exc).__name__
+        self.rotation.failed()
+        if self._outage is None and self._streaming:
+            self._outage = self._new_outage(self.last_error)
+        self.queue.holding = True
+        log.warning("ingest %s (%s): %s", self.name, self.rotation.name, self.last_error)
+
+    def _new_outage(self, reason: str, *, planned: bool = False) -> Outage:
+        ledger = self._ledger
+        unacked = [] if ledger is None or planned else ledger.unacknowledged()
+        replay, self._gop, self._gop_bytes = self._gop, [], 0
+        if replay and not planned:
+            # Sent again from its keyframe on the next connection: only what came before it is lost.
+            unacked = [ts for ts in unacked if ms_before(ts, replay[0].timestamp_ms)]
+        dropped_before = self.queue.dropped_total
+        if not planned:
+            self.queue.requeue_front(replay)
+        return Outage(
+            from_index=self.rotation.index,
+            reason=reason,
+            lost_at_s=self._clock(),
+            lost_at=utc_now(),
+            dropped_before=dropped_before,
+            unacked_ms=unacked,
+            last_acked_media_ms=None if ledger is None else ledger.last_acked_media_ms,
+            planned=planned,
+        )
+
+    async def _sleep_unless_ended(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                while self._streaming:
+                    self._wake.clear()
+                    await self._wake.wait()
+
+    async def _session(self, index: int) -> str:
+        """One connection: connect, resume, forward until the stream ends ("ended") or it is time to go back
+        to the primary ("return"). Raises when the connection fails or is lost."""
+        rotation = self.rotation
+        self.state = "connecting"
+        publisher = self._connect(rotation.urls[index])
+        ledger = SentLedger()
+        try:
+            attempt_s = rotation.attempt_timeout_s(self.timeout_s)
+            try:
+                async with asyncio.timeout(attempt_s):
+                    await publisher.start()
+            except TimeoutError as exc:
+                raise IngestLost(f"{rotation.names[index]} did not answer within {attempt_s:.1f} s") from exc
+            self.publisher = publisher
+            self._ledger = ledger
+            self.connects_total += 1
+            self.last_error = None
+            self.state = "live"
+            rotation.succeeded()
+            self._keep_kernel_buffer_small(publisher)
+            log.info("relay forwarding to %s", publisher.url.redacted())
+            self._resume()
+            self._forwarding = True
+            return await self._forward_and_watch(publisher, ledger)
+        except BaseException as exc:
+            self.queue.holding = True  # from now until a connection takes the stream: keep whole GOPs
+            if self._ledger is ledger:
+                self._read_acks(publisher, ledger)  # the last word on what the ingest got
+            publisher.abort()  # lost or cancelled: nothing polite can get through
+            if self._ledger is ledger and self._outage is None and self._streaming:
+                self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
+            raise
+        finally:
+            self._forwarding = False
+            self.publisher = None
+            self._ledger = None
+            await publisher.close()
+
+    def _resume(self) -> None:
+        """A new connection: drop what cannot decode without the lost one, send the headers, record the switch."""
+        outage, self._outage = self._outage, None
+        publisher = self.publisher
+        assert publisher is not None
+        if outage is not None:
+            self.queue.drop_until_keyframe()
+        resume_ms = self.queue.first_media_timestamp_ms()
+        for frame in self.headers.frames():
+            if not self.queue.contains(frame):
+                # Restamped to where the stream resumes, so timestamps never go back on this connection.
+                restamped = frame if resume_ms is None else replace(frame, timestamp_ms=resume_ms)
+                self._write(publisher, restamped)
+        if outage is not None:
+            self._record_switch(outage, resume_ms)
+
+    def _record_switch(self, outage: Outage, resume_ms: int | None) -> None:
+        switch = outage.switch(
+            destination=self.name,
+            names=self.rotation.names,
+            to_index=self.rotation.index,
+            dropped_now=self.queue.dropped_total,
+            resume_ms=resume_ms,
+            now_s=self._clock(),
+        )
+        if switch.kind == "reconnect":
+            self.reconnects_total += 1
+        elif switch.kind == "failover":
+            self.failovers_total += 1
+        self.last_switch = switch
+        self.switches.append(switch)
+        log.warning(
+            "ingest %s: %s from %s to %s after %.0f ms (%s); lost %.0f ms of media, %d frames",
+            self.name, switch.kind, switch.from_ingest, switch.to_ingest, switch.outage_ms, switch.reason,
+            switch.lost_media_ms, switch.lost_frames,
+        )  # fmt: skip
+
+    async def _forward_and_watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
+        forward = asyncio.create_task(self._forward(publisher, ledger), name=f"relay-forward:{self.name}")
+        watch = asyncio.create_task(self._watch(publisher, ledger), name=f"relay-watch:{self.name}")
+        probe: asyncio.Task[None] | None = None
+        self._probe = None
+        if self.rotation.on_backup and self.resilience.return_to_primary == "after_probe":
+            self._probe = PrimaryProbe(self.rotation.urls[0], self.resilience.return_after_s, self._clock)
+            probe = asyncio.create_task(self._probe.run(), name=f"relay-probe:{self.name}")
+        tasks = {forward, watch} | ({probe} if probe else set())
+        try:
+            await asyncio.wait({forward, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._probe = None
+        if forward.done() and not forward.cancelled():
+            return forward.result()
+        watch.result()  # raises IngestLost
+        raise IngestLost("the connection watch ended")
+
+    async def _watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> None:
+        """The loss rules: the ingest closed the connection, or acknowledged nothing for stall_s while data waited."""
+        watch = AckWatch(self.resilience.stall_s, self._clock())
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if not publisher.publishing:
+                raise IngestLost("the ingest closed the connection")
+            acked, pending = self._read_acks(publisher, ledger)
+            now = self._clock()
+            if watch.observe(acked, pending, now):
+                raise IngestLost(
+                    f"nothing acknowledged for {watch.waited_s(now):.1f} s while "
+                    f"{self.queue.duration_ms} ms of media waited (relay.stall_s = {self.resilience.stall_s:g})"
+                )
+
+    def _read_acks(self, publisher: RtmpPublisher, ledger: SentLedger) -> tuple[int, bool]:
+        """(progress marker, whether data waits), and the ledger told what the ingest has."""
+        sent = publisher.bytes_sent
+        tcp = self.tcp_info()
+        if tcp is not None:
+            # bytes_acked counts the handshake (and the SYN) too; ours counts chunk-stream bytes.
+            acked = min(max(0, tcp.bytes_acked - 1 - publisher.connection.handshake_bytes_sent), sent)
+            ledger.acked(acked)
+            return acked, len(self.queue) > 0 or acked < sent
+        # No TCP_INFO (macOS, Windows): progress is the kernel taking our bytes.
+        ledger.acked(publisher.peer_acknowledged_bytes or 0)
+        return sent - publisher.write_buffer_size, len(self.queue) > 0 or publisher.write_buffer_size > 0
+
+    async def _forward(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
+        queue = self.queue
+        deadline: float | None = None
+        catch_up_ms = queue.limits.disposable_drop_ms
+        while True:
+            # Clear before looking: a frame offered while we were away has set it again, so none is missed.
+            self._wake.clear()
+            frame = queue.peek()
+            if frame is None:
+                if not self._streaming:
+                    await publisher.drain()
+                    return "ended"
+                await self._wake.wait()
+                continue
+            probe = self._probe
+            if probe is not None and probe.due and frame.kind is FrameKind.VIDEO_KEY:
+                log.info("ingest %s: the primary answered for %g s: going back", self.name, probe.return_after_s)
+                await publisher.drain()
+                return "return"
+            queue.pop()
+            self._send_now(publisher, frame)
+            if queue.holding and queue.duration_ms < catch_up_ms:
+                queue.holding = False  # caught up after a reconnect: the congestion policy applies again
+            if not self._streaming:
+                deadline = deadline or self._clock() + self.finish_timeout_s
+                if self._clock() > deadline:
+                    log.warning("ingest %s: gave up sending the last %d queued frames", self.name, len(queue))
+                    queue.clear()
+                    return "ended"
+            if publisher.write_buffer_size > WRITE_BUFFER_HIGH_BYTES:
+                await publisher.drain()
+
+    def _send_now(self, publisher: RtmpPublisher, frame: Frame) -> None:
+        self._write(publisher, frame)
+        ledger = self._ledger
+        if ledger is not None:
+            media = frame.is_video_picture or frame.kind is FrameKind.AUDIO
+            ledger.wrote(publisher.bytes_sent, frame.timestamp_ms, media)
+        self._remember_for_replay(frame)
+        publisher.flush()
+        self.latencies_s.append(self._clock() - frame.received_at_s)
+
+    def _remember_for_replay(self, frame: Frame) -> None:
+        if frame.kind is FrameKind.VIDEO_KEY:
+            self._gop, self._gop_bytes = [frame], frame.size_bytes
+        elif self._gop and (frame.is_video_picture or frame.kind is FrameKind.AUDIO):
+            self._gop.append(frame)
+            self._gop_bytes += frame.size_bytes
+            if self._gop_bytes > self.queue.limits.max_bytes // 2 or ms_before(
+                self._gop[0].timestamp_ms + self.queue.limits.max_ms, frame.timestamp_ms
+            ):
+                self._gop, self._gop_bytes = [], 0  # a GOP too long to keep: a loss costs its frames
+
+    def _write(self, publisher: RtmpPublisher, frame: Frame) -> None:
+        stream_id = publisher.stream_id or 1
+        csid = CSID_VIDEO if frame.type_id == m.VIDEO else CSID_AUDIO if frame.type_id == m.AUDIO else CSID_STREAM
+        publisher.connection.send_message(csid, frame.timestamp_ms, frame.type_id, stream_id, frame.payload)
+        self.frames_out_total += 1
+        self.bytes_out_total += frame.size_bytes
+
+    @staticmethod
+    def _keep_kernel_buffer_small(publisher: RtmpPublisher) -> None:
+        sock = publisher.socket
+        if sock is None or not hasattr(socket, "IPPROTO_TCP"):
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)

@@ -1,0 +1,236 @@
+"""What the relay needs to know about each media message, read from its first bytes: kind, codec, droppability.
+
+Nothing is decoded: a video body's FLV/E-RTMP header says key or inter frame and sequence header, and for
+H.264/HEVC the first slice's NAL header says whether other pictures reference it (a non-reference picture
+is "disposable": dropping it never breaks decoding). Not for parsing media; `agent/rtmp/flv.py` builds it.
+
+Enhanced RTMP (veovera): bit 7 of the first video byte set means an ex-header; the frame type is then
+`(b0 >> 4) & 7`, NOT the whole upper nibble (nginx-rtmp reads 8 + type and so thinks every E-RTMP keyframe
+is droppable), the packet type is `b0 & 0x0F`, and a FourCC follows (after one more byte for Multitrack).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Final
+
+from agent.rtmp import messages as m
+
+# FLV / E-RTMP video frame types.
+FRAME_KEY: Final = 1
+FRAME_INTER: Final = 2
+FRAME_DISPOSABLE: Final = 3  # "disposable inter frame" (H.263 only in Adobe's spec)
+FRAME_GENERATED_KEY: Final = 4
+FRAME_COMMAND: Final = 5
+
+# E-RTMP video packet types.
+EX_SEQUENCE_START: Final = 0
+EX_CODED_FRAMES: Final = 1
+EX_SEQUENCE_END: Final = 2
+EX_CODED_FRAMES_X: Final = 3
+EX_METADATA: Final = 4
+EX_MPEG2TS_SEQUENCE_START: Final = 5
+EX_MULTITRACK: Final = 6
+EX_MOD_EX: Final = 7
+MULTITRACK_MANY_TRACKS_MANY_CODECS: Final = 2
+
+# Legacy codec ids and AVC packet types.
+CODEC_AVC: Final = 7
+CODEC_HEVC_LEGACY: Final = 12
+AVC_SEQUENCE_HEADER: Final = 0
+AVC_NALU: Final = 1
+AVC_END_OF_SEQUENCE: Final = 2
+
+# Audio.
+SOUND_AAC: Final = 10
+SOUND_EX_HEADER: Final = 9
+AUDIO_EX_SEQUENCE_START: Final = 0
+AUDIO_EX_MULTITRACK: Final = 5
+
+_VIDEO_FOURCC: Final = {b"avc1": "avc", b"hvc1": "hevc", b"av01": "av1", b"vp09": "vp9", b"vp08": "vp8"}
+_AUDIO_FOURCC: Final = {b"Opus": "opus", b"fLaC": "flac", b"ac-3": "ac3", b"ec-3": "eac3", b".mp3": "mp3",
+                        b"mp4a": "aac"}  # fmt: skip
+_LEGACY_VIDEO: Final = {2: "h263", 3: "screen", 4: "vp6", 5: "vp6a", 6: "screen2", 7: "avc", 12: "hevc"}
+_LEGACY_AUDIO: Final = {0: "pcm", 1: "adpcm", 2: "mp3", 3: "pcm", 4: "nellymoser", 5: "nellymoser",
+                        6: "nellymoser", 7: "g711a", 8: "g711u", 10: "aac", 11: "speex", 14: "mp3", 15: "native"}  # fmt: skip
+
+
+class FrameKind(enum.StrEnum):
+    """What a message is to the drop policy. Only the three video picture kinds may ever be dropped."""
+
+    VIDEO_KEY = "video_key"
+    VIDEO_INTER = "video_inter"
+    VIDEO_DISPOSABLE = "video_disposable"  # nothing references it
+    VIDEO_OTHER = "video_other"  # end of sequence, E-RTMP metadata / command frames: tiny, kept
+    AUDIO = "audio"
+    SEQUENCE_HEADER = "sequence_header"  # AVC/HEVC/AV1 config, AAC AudioSpecificConfig: cached, never dropped
+    METADATA = "metadata"  # @setDataFrame / onMetaData and other data messages
+
+    @property
+    def droppable(self) -> bool:
+        return self in (FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One media or data message as received: forwarded with exactly these bytes."""
+
+    type_id: int  # m.AUDIO, m.VIDEO or m.DATA_AMF0/3
+    timestamp_ms: int
+    payload: bytes = field(repr=False)
+    kind: FrameKind
+    codec: str
+    received_at_s: float = 0.0  # monotonic clock when it arrived, for the latency figures
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.payload)
+
+    @property
+    def is_video_picture(self) -> bool:
+        return self.kind in (FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE)
+
+
+class FrameClassifier:
+    """Classifies the frames of one stream. Keeps the NAL length size from the sequence headers it saw."""
+
+    def __init__(self) -> None:
+        self.nal_length_size = 4  # what every encoder we know uses; updated from the sequence header
+
+    def classify(self, type_id: int, payload: bytes) -> tuple[FrameKind, str]:
+        if type_id == m.VIDEO:
+            return self._video(payload)
+        if type_id == m.AUDIO:
+            return _audio(payload)
+        return FrameKind.METADATA, "amf"
+
+    def _video(self, body: bytes) -> tuple[FrameKind, str]:
+        if not body:
+            return FrameKind.VIDEO_OTHER, "unknown"
+        b0 = body[0]
+        if b0 & 0x80:
+            return self._ex_video(body)
+        frame_type, codec_id = b0 >> 4, b0 & 0x0F
+        codec = _LEGACY_VIDEO.get(codec_id, f"unknown:{codec_id}")
+        if frame_type == FRAME_COMMAND:
+            return FrameKind.VIDEO_OTHER, codec
+        if codec_id in (CODEC_AVC, CODEC_HEVC_LEGACY):
+            packet_type = body[1] if len(body) > 1 else -1
+            if packet_type == AVC_SEQUENCE_HEADER:
+                self._remember_nal_length(codec, body[5:])
+                return FrameKind.SEQUENCE_HEADER, codec
+            if packet_type != AVC_NALU:
+                return FrameKind.VIDEO_OTHER, codec
+            return self._picture(frame_type, codec, body, 5), codec
+        return self._picture(frame_type, codec, body, -1), codec
+
+    def _ex_video(self, body: bytes) -> tuple[FrameKind, str]:
+        b0 = body[0]
+        frame_type, packet_type = (b0 >> 4) & 0x07, b0 & 0x0F
+        fourcc_at = 1
+        if packet_type == EX_MULTITRACK and len(body) > 1:
+            multitrack_type, packet_type = body[1] >> 4, body[1] & 0x0F
+            fourcc_at = 2
+            if multitrack_type == MULTITRACK_MANY_TRACKS_MANY_CODECS:
+                return self._ex_kind(frame_type, packet_type, "multi", body, -1), "multi"
+        fourcc = bytes(body[fourcc_at : fourcc_at + 4])
+        codec = _VIDEO_FOURCC.get(fourcc, f"unknown:{fourcc.decode('latin-1')}")
+        payload_at = fourcc_at + 4
+        if packet_type == EX_CODED_FRAMES and codec in ("avc", "hevc") and fourcc_at == 1:
+            payload_at += 3  # composition time offset
+        elif fourcc_at != 1 or packet_type not in (EX_CODED_FRAMES, EX_CODED_FRAMES_X):
+            payload_at = -1  # multitrack bodies carry a track id (and size) first: do not look at NAL units
+        if packet_type == EX_SEQUENCE_START and fourcc_at == 1:
+            self._remember_nal_length(codec, body[payload_at:] if payload_at > 0 else body[5:])
+        return self._ex_kind(frame_type, packet_type, codec, body, payload_at), codec
+
+    def _ex_kind(self, frame_type: int, packet_type: int, codec: str, body: bytes, payload_at: int) -> FrameKind:
+        if frame_type == FRAME_COMMAND or packet_type in (EX_METADATA, EX_SEQUENCE_END, EX_MOD_EX):
+            return FrameKind.VIDEO_OTHER if packet_type != EX_METADATA else FrameKind.METADATA
+        if packet_type in (EX_SEQUENCE_START, EX_MPEG2TS_SEQUENCE_START):
+            return FrameKind.SEQUENCE_HEADER
+        if packet_type in (EX_CODED_FRAMES, EX_CODED_FRAMES_X):
+            return self._picture(frame_type, codec, body, payload_at)
+        return FrameKind.VIDEO_OTHER
+
+    def _picture(self, frame_type: int, codec: str, body: bytes, nal_at: int) -> FrameKind:
+        if frame_type in (FRAME_KEY, FRAME_GENERATED_KEY):
+            return FrameKind.VIDEO_KEY
+        if frame_type == FRAME_DISPOSABLE:
+            return FrameKind.VIDEO_DISPOSABLE
+        if nal_at > 0 and codec in ("avc", "hevc") and not self._referenced(codec, body, nal_at):
+            return FrameKind.VIDEO_DISPOSABLE
+        return FrameKind.VIDEO_INTER
+
+    def _referenced(self, codec: str, body: bytes, pos: int) -> bool:
+        """Whether the first slice of the access unit may be referenced (True when unsure)."""
+        size = self.nal_length_size
+        end = len(body)
+        while pos + size < end:
+            length = int.from_bytes(body[pos : pos + size], "big")
+            header = pos + size
+            if length <= 0 or header >= end:
+                return True
+            nal = body[header]
+            if codec == "avc":
+                nal_type = nal & 0x1F
+                if nal_type in (1, 5):  # coded slice
+                    return (nal >> 5) & 0x03 != 0  # nal_ref_idc
+            else:
+                nal_type = (nal >> 1) & 0x3F
+                if nal_type <= 31:  # VCL: even types 0..14 are sub-layer non-reference pictures
+                    return not (nal_type <= 14 and nal_type % 2 == 0)
+            pos = header + length
+        return True
+
+    def _remember_nal_length(self, codec: str, record: bytes) -> None:
+        if codec == "avc" and len(record) > 4 and record[0] == 1:
+            self.nal_length_size = (record[4] & 0x03) + 1
+        elif codec == "hevc" and len(record) > 21 and record[0] == 1:
+            self.nal_length_size = (record[21] & 0x03) + 1
+
+
+def _audio(body: bytes) -> tuple[FrameKind, str]:
+    if not body:
+        return FrameKind.AUDIO, "unknown"
+    sound_format = body[0] >> 4
+    if sound_format == SOUND_EX_HEADER:
+        packet_type = body[0] & 0x0F
+        fourcc_at = 2 if packet_type == AUDIO_EX_MULTITRACK else 1
+        if packet_type == AUDIO_EX_MULTITRACK and len(body) > 1:
+            packet_type = body[1] & 0x0F
+        fourcc = bytes(body[fourcc_at : fourcc_at + 4])
+        codec = _AUDIO_FOURCC.get(fourcc, f"unknown:{fourcc.decode('latin-1')}")
+        kind = FrameKind.SEQUENCE_HEADER if packet_type == AUDIO_EX_SEQUENCE_START else FrameKind.AUDIO
+        return kind, codec
+    codec = _LEGACY_AUDIO.get(sound_format, f"unknown:{sound_format}")
+    if sound_format == SOUND_AAC and len(body) > 1 and body[1] == 0:
+        return FrameKind.SEQUENCE_HEADER, codec
+    return FrameKind.AUDIO, codec
+
+
+class HeaderCache:
+    """The stream's latest metadata and sequence headers: what every new ingest connection must get first."""
+
+    def __init__(self) -> None:
+        self.metadata: Frame | None = None
+        self.video_sequence_header: Frame | None = None
+        self.audio_sequence_header: Frame | None = None
+
+    def update(self, frame: Frame) -> None:
+        if frame.kind is FrameKind.SEQUENCE_HEADER:
+            if frame.type_id == m.VIDEO:
+                self.video_sequence_header = frame
+            else:
+                self.audio_sequence_header = frame
+        elif frame.kind is FrameKind.METADATA and frame.type_id != m.VIDEO and b"onMetaData" in frame.payload[:40]:
+            self.metadata = frame
+
+    def frames(self) -> list[Frame]:
+        """In the order encoders send them: metadata, video sequence header, audio sequence header."""
+        candidates = (self.metadata, self.video_sequence_header, self.audio_sequence_header)
+        return [frame for frame in candidates if frame is not None]
+
+    def clear(self) -> None:
+        self.metadata = self.video_sequence_header = self.audio_sequence_header = None

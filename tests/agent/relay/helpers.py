@@ -1,0 +1,30 @@
+"""Test helpers: a relay on a free loopback port in front of a given ingest, always closed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from agent.relay.relay import Relay
+from agent.settings import RelaySettings
+
+
+@contextlib.asynccontextmanager
+async def running_relay(ingest_url: str, **settings: object) -> AsyncIterator[Relay]:
+    relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0", **settings}), [ingest_url])
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.close()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail after `timeout_s` saying what we waited for."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
