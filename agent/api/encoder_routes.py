@@ -24,6 +24,12 @@ if TYPE_CHECKING:  # the source modules (and websockets) load only when their so
 
 log = logging.getLogger(__name__)
 
+PROGRESS_BODY_SCHEMA = {
+    "type": "string",
+    "description": "key=value lines, each ending in a newline; a block ends with progress=continue or progress=end",
+    "pattern": "(^|\\n)progress=(continue|end)\\r?\\n",  # ffmpeg ends every line, the last one too
+}
+
 
 class ProgressAccepted(BaseModel):
     blocks: int
@@ -67,6 +73,9 @@ def add_encoder_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             400, 404, s400="The body is not ffmpeg's -progress output", s404="The ffmpeg source or its endpoint is off"
         ),
         summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
+        # The body is read as a stream, so FastAPI cannot infer it: say what it is, so the document says that
+        # a body without a `progress=` line is not ffmpeg's output (and gets the 400 declared above).
+        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": PROGRESS_BODY_SCHEMA}}}},
     )
     async def ffmpeg_progress(
         request: Request,
