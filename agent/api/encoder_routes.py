@@ -25,6 +25,23 @@ if TYPE_CHECKING:  # the source modules (and websockets) load only when their so
 log = logging.getLogger(__name__)
 
 
+# The body is read as a stream, so FastAPI cannot describe it: this says what it is. The pattern is a
+# simple instance (key=number lines, then progress=continue|end); real ffmpeg output has more value forms.
+PROGRESS_BODY = {
+    "required": True,
+    "description": "ffmpeg -progress blocks: key=value lines, each block ending with progress=continue or end",
+    "content": {
+        "text/plain": {
+            "schema": {
+                "type": "string",
+                "pattern": "^([a-oq-z_][a-z_0-9]{0,31}=[0-9]{0,9}\\n){0,8}progress=(continue|end)\\n$",
+                "example": "frame=120\nout_time_us=4000000\nprogress=continue\n",
+            }
+        }
+    },
+}
+
+
 class ProgressAccepted(BaseModel):
     blocks: int
     ended: bool
@@ -67,6 +84,7 @@ def add_encoder_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             400, 404, s400="The body is not ffmpeg's -progress output", s404="The ffmpeg source or its endpoint is off"
         ),
         summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
+        openapi_extra={"requestBody": PROGRESS_BODY},
     )
     async def ffmpeg_progress(
         request: Request,
