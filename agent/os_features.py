@@ -7,6 +7,7 @@ everywhere; a few readings exist only on Linux, and each of them asks here first
     proc_net        /proc/net: the default-route interface and the Wi-Fi signal
     sys_class_net   /sys/class/net: whether that interface is wired or Wi-Fi
     ss              `ss -tinp` (iproute2): which other processes upload, per socket
+    sock_diag       netlink sock_diag: tcp_info of the encoder's own connection to the ingest (uplink)
 
 Where one is missing the agent measures everything else and says "not available on this platform" for
 that one (`unavailable()`, served in the snapshot's agent info). Tests switch them off here, the way
@@ -33,6 +34,7 @@ class OsFeatures:
     proc_net: Path | None  # /proc/net
     sys_class_net: Path | None  # /sys/class/net
     ss: str | None  # the `ss` command's path
+    sock_diag: bool = False  # netlink sock_diag: the kernel's tcp_info of other processes' connections
 
     def unavailable(self) -> dict[str, str]:
         """Each missing feature with what the agent does without it (shown to users as is)."""
@@ -46,6 +48,11 @@ class OsFeatures:
             missing["default_route"] = f"default-route interface and Wi-Fi signal (/proc/net): {NOT_AVAILABLE}"
         if self.sys_class_net is None:
             missing["link_kind"] = f"wired or Wi-Fi (/sys/class/net): {NOT_AVAILABLE}"
+        if not self.sock_diag:
+            missing["uplink"] = (
+                f"the encoder's own connection from the kernel (sock_diag): {NOT_AVAILABLE}; "
+                "upload health comes from the encoder's and probes' figures"
+            )
         if self.ss is None:
             missing["upload_users"] = (
                 f"other processes' uploads (ss -tinp): {NOT_AVAILABLE}"
@@ -58,7 +65,7 @@ class OsFeatures:
 def detect(platform: str = sys.platform) -> OsFeatures:
     """What this machine offers; `platform` other than Linux switches every Linux-only reader off."""
     if not platform.startswith("linux"):
-        return OsFeatures(platform=platform, tcp_info=None, proc_net=None, sys_class_net=None, ss=None)
+        return OsFeatures(platform=platform, tcp_info=None, proc_net=None, sys_class_net=None, ss=None, sock_diag=False)
     proc_net, sys_class_net = Path("/proc/net"), Path("/sys/class/net")
     return OsFeatures(
         platform=platform,
@@ -66,6 +73,7 @@ def detect(platform: str = sys.platform) -> OsFeatures:
         proc_net=proc_net if proc_net.is_dir() else None,
         sys_class_net=sys_class_net if sys_class_net.is_dir() else None,
         ss=shutil.which("ss"),
+        sock_diag=hasattr(socket, "AF_NETLINK"),
     )
 
 

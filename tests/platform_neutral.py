@@ -75,6 +75,7 @@ def as_on(platform: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[OtherPlatf
         return await create_subprocess_exec(program, *args, **kwargs)
 
     monkeypatch.delattr(socket, "TCP_INFO", raising=False)
+    monkeypatch.delattr(socket, "AF_NETLINK", raising=False)
     monkeypatch.setattr(Path, "read_text", guarded_read_text)
     monkeypatch.setattr(Path, "exists", guarded_exists)
     monkeypatch.setattr(Path, "is_dir", guarded_is_dir)

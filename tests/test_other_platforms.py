@@ -60,7 +60,13 @@ def test_linux_only_readers_answer_nothing_and_say_why(other_platform: OtherPlat
     assert link.kind == "unknown" and link.note is not None and NOT_AVAILABLE in link.note
     reason = UploadUsersScanner().unavailable_reason()
     assert reason is not None and NOT_AVAILABLE in reason
-    assert set(other_platform.features.unavailable()) == {"tcp_info", "default_route", "link_kind", "upload_users"}
+    assert set(other_platform.features.unavailable()) == {
+        "tcp_info",
+        "default_route",
+        "link_kind",
+        "upload_users",
+        "uplink",
+    }
     assert asyncio.run(UploadUsersScanner().scan()) == []
 
 
@@ -91,7 +97,7 @@ async def test_agent_api_preflight_and_tui_work_with_the_linux_only_parts_unavai
             assert isinstance(snapshot, HealthSnapshot) and snapshot.system and snapshot.network
             assert snapshot.agent.os == other_platform.features.platform
             unavailable = snapshot.agent.unavailable_features
-            assert set(unavailable) == {"tcp_info", "default_route", "link_kind", "upload_users"}
+            assert set(unavailable) == {"tcp_info", "default_route", "link_kind", "upload_users", "uplink"}
             assert all(NOT_AVAILABLE in reason for reason in unavailable.values())
             assert snapshot.system.cpu_count_logical >= 1 and snapshot.system.memory_total_bytes > 0
             primary = next(target for target in snapshot.network.targets if target.role == "primary")

@@ -24,10 +24,21 @@ if TYPE_CHECKING:  # the source modules (and websockets) load only when their so
 
 log = logging.getLogger(__name__)
 
-PROGRESS_BODY_SCHEMA = {
-    "type": "string",
-    "description": "key=value lines, each ending in a newline; a block ends with progress=continue or progress=end",
-    "pattern": "(^|\\n)progress=(continue|end)\\r?\\n",  # ffmpeg ends every line, the last one too
+
+# The body is read as a stream, so FastAPI cannot describe it: this says what it is. The pattern is a
+# simple instance (key=number lines, then progress=continue|end); real ffmpeg output has more value forms.
+PROGRESS_BODY = {
+    "required": True,
+    "description": "ffmpeg -progress blocks: key=value lines, each block ending with progress=continue or end",
+    "content": {
+        "text/plain": {
+            "schema": {
+                "type": "string",
+                "pattern": "^([a-oq-z_][a-z_0-9]{0,31}=[0-9]{0,9}\\n){0,8}progress=(continue|end)\\n$",
+                "example": "frame=120\nout_time_us=4000000\nprogress=continue\n",
+            }
+        }
+    },
 }
 
 
@@ -73,9 +84,7 @@ def add_encoder_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             400, 404, s400="The body is not ffmpeg's -progress output", s404="The ffmpeg source or its endpoint is off"
         ),
         summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
-        # The body is read as a stream, so FastAPI cannot infer it: say what it is, so the document says that
-        # a body without a `progress=` line is not ffmpeg's output (and gets the 400 declared above).
-        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": PROGRESS_BODY_SCHEMA}}}},
+        openapi_extra={"requestBody": PROGRESS_BODY},
     )
     async def ffmpeg_progress(
         request: Request,
