@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from agent import __version__
+from agent import __version__, os_features
 from agent.api.events import EventBus
 from agent.history import History
 from agent.jobs import Jobs
@@ -116,6 +116,7 @@ class Agent:
         self.log_writer: HealthLogWriter | None = None
         self.sequencer: Sequencer | None = None
         self.shipper: Shipper | None = None
+        self.api_url: str | None = None  # set by whoever serves the API, once it listens
         self._folder_lock: FolderLock | None = None
         self.notifier: Notifier | None = None
         self._log_open_error: str | None = None
@@ -138,6 +139,8 @@ class Agent:
             configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
             run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
         )
+        self._os = os_features.current()  # read once: what this machine offers does not change while it runs
+        self._unavailable_features = self._os.unavailable()
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -358,7 +361,8 @@ class Agent:
 
     def _status_of(self, health: _SourceHealth) -> SourceStatus:
         age = None if health.last_sample_monotonic is None else round(self.clock() - health.last_sample_monotonic, 3)
-        return SourceStatus(
+        # Built every tick from our own typed state: construct it, do not validate it again.
+        return SourceStatus.model_construct(
             name=health.name,
             state=health.state,
             last_sample_at=health.last_sample_at,
@@ -369,7 +373,7 @@ class Agent:
 
     def _agent_info(self) -> AgentInfo:
         ingest = self.settings.ingest
-        return AgentInfo(
+        return AgentInfo.model_construct(
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
@@ -377,6 +381,10 @@ class Agent:
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
+            os=self._os.platform,
+            unavailable_features=self._unavailable_features,
+            api_url=self.api_url,
+            jobs_running=[job for job in ("preflight", "bandwidth") if self.jobs.running(job)],
         )
 
     def _build_snapshot(self) -> HealthSnapshot:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from agent import os_features
 from agent.api.app import create_app
 from agent.errors import BindRefused, PortBusy
 from agent.runtime import Agent
@@ -29,6 +30,14 @@ def check_bind(settings: Settings) -> None:
             "and api.token is not set. Set api.token (or STREAMHEALTH_API__TOKEN) to a long random string, "
             "or keep api.host = 127.0.0.1."
         )
+
+
+def advertised_url(host: str, port: int) -> str:
+    """Where other machines reach the API: a wildcard bind is named by this host's name (for discovery)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname() or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
 
 
 class AgentServer:
@@ -73,6 +82,8 @@ class AgentServer:
             await asyncio.sleep(0.02)
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api.port
+        os_features.release_freed_memory()  # start-up's garbage, not the agent's working set
+        self.agent.api_url = advertised_url(self.settings.api.host, self.port)
 
     def _listen(self) -> socket.socket:
         host, port = self.settings.api.host, self.settings.api.port

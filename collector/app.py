@@ -26,11 +26,16 @@ from starlette.types import ASGIApp
 from agent import __version__
 from agent.models import ErrorBody, IngestAck
 from agent.models.shipping import INGEST_PATH
+from agent.notify.settings import NotifySettings
 from collector.auth import Authenticator
 from collector.fast_ingest import IngestFastPath, IngestHandler
+from collector.fleet import FleetTracker
+from collector.fleet_routes import add_fleet_routes
 from collector.ingest import STATE_RANK, BatchError
 from collector.metrics import CollectorMetrics
 from collector.models import AgentView, MinuteView, SessionDetail, SessionView, StoredRecord, WorstState
+from collector.notify import FleetNotifier, watching
+from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
 from collector.views import agent_view, minute_view, session_detail, session_view
 
@@ -50,18 +55,23 @@ def create_app(
     retention_days: float = 30.0,
     rollup_days: float = 400.0,
     events_poll_s: float = EVENTS_POLL_S,
+    notify: NotifySettings | None = None,
 ) -> ASGIApp:
     """The collector as an ASGI app: the FastAPI app, with the ingest fast path in front."""
     auth = Authenticator(store)
     metrics = CollectorMetrics(store)
     ingest_handler = IngestHandler(store, auth, metrics)
+    tracker = FleetTracker(store)
+    fleet_notifier = FleetNotifier(tracker, notify) if notify is not None and notify.webhooks else None
+    metrics.registry.register(FleetExposition(tracker))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
         pruner = asyncio.create_task(_prune_forever(store, retention_days, rollup_days), name="prune")
         try:
-            yield
+            async with watching(fleet_notifier):
+                yield
         finally:
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -191,8 +201,10 @@ def create_app(
     async def prometheus(request: Request) -> Response:
         await auth.require(request, "reader")
         await metrics.refresh()
+        await tracker.refresh()
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
 
+    add_fleet_routes(app, store, auth, tracker, poll_s=events_poll_s)
     return IngestFastPath(app, ingest_handler)
 
 

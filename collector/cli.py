@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 import platformdirs
 
@@ -48,6 +49,14 @@ def add_parser(
     serve.add_argument(
         "--rollup-days", type=float, default=400.0, help="keep per-minute rollups this many days (default 400)"
     )
+    serve.add_argument(
+        "--notify",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="send fleet alerts (lost contact, agents' critical alerts) to the webhooks of the [notify] section "
+        "of this TOML file (docs/fleet.md); on one collector only",
+    )
     serve.set_defaults(command=run_serve)
     token = actions.add_parser(
         "token", parents=[common, database], help="create a token and print it once (it is stored hashed)"
@@ -66,15 +75,17 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from collector.app import create_app
+    from collector.notify import load_notify_settings
     from collector.store import open_store, redact_database_url
 
+    notify = load_notify_settings(args.notify) if getattr(args, "notify", None) is not None else None
     url = args.database or default_database()
     # The store's threads and the event loop hand the GIL back and forth on every batch; at the default
     # 5 ms switch interval each hand-over could add milliseconds to an ingest's latency.
     sys.setswitchinterval(0.0005)
     asyncio.run(_check_database(url))  # a clear message now, not a failed start-up inside uvicorn
     store = open_store(url)
-    app = create_app(store, retention_days=args.retention_days, rollup_days=args.rollup_days)
+    app = create_app(store, retention_days=args.retention_days, rollup_days=args.rollup_days, notify=notify)
     print(
         f"streamhealth collector on http://{args.host}:{args.port} (database {redact_database_url(url)})",
         file=sys.stderr,

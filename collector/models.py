@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent.models import Contract
+from agent.models import Alert, Contract
 
 AgentState = Literal["ok", "warning", "critical", "offline", "unknown"]
 WorstState = Literal["ok", "warning", "critical"]
@@ -91,3 +91,49 @@ class MinuteView(Contract):
     worst_state: WorstState | None = None
     cpu_usage_ratio_mean: float | None = None
     output_bitrate_bps_mean: float | None = None
+
+
+# --- the fleet view (collector/fleet.py) -------------------------------------------------------------
+
+FleetStreamState = Literal["lost_contact", "degraded", "preflight", "live", "offline"]
+
+
+class FleetRow(Contract):
+    """One agent as a technician watching many streams needs it, from its latest full snapshot."""
+
+    agent_id: str
+    name: str = Field(description="Its name, suffixed with its id's start when two agents share a name.")
+    stream_state: FleetStreamState = Field(
+        description="lost_contact: silent for 3 reporting intervals; degraded: live with alerts; preflight: a "
+        "go / no-go check running; live; offline: reporting, not streaming (or the agent stopped cleanly)."
+    )
+    was_live: bool = Field(False, description="Live in its latest snapshot (still true once contact is lost).")
+    agent_stopped: bool = Field(False, description="Its last run ended cleanly (run_stopped).")
+    overall: str | None = None
+    platform: str | None = None
+    version: str | None = None
+    live_s: float | None = Field(None, description="Seconds since the stream session started.")
+    output_bitrate_bps: float | None = None
+    target_bitrate_bps: float | None = Field(None, description="The encoder's configured video + audio bitrate.")
+    dropped_last_minute: dict[str, int] = Field(
+        default_factory=dict, description="Frames dropped in the last minute by cause: network, encoding, ..."
+    )
+    rtt_ms: float | None = None
+    loss_ratio: float | None = None
+    cpu_ratio: float | None = None
+    worst_alert: AlertBrief | None = None
+    alerts_active: int = 0
+    lines_waiting: int | None = Field(None, description="Its shipping backlog, as of its latest snapshot.")
+    api_url: str | None = None
+    taken_at: datetime | None = Field(None, description="When its latest snapshot was taken (agent clock).")
+    last_seen: datetime
+    silent_s: float = Field(description="Seconds since its last batch reached the collector.")
+    interval_s: float = Field(description="How often it usually reports (its batches' spacing, at least 1 s).")
+
+
+class FleetView(Contract):
+    taken_at: datetime
+    agents: list[FleetRow] = Field(description="Sorted by trouble, then name.")
+    alerts: list[Alert] = Field(
+        default_factory=list, description="Fleet alerts (the agent's Alert model): lost contact, one per agent."
+    )

@@ -40,6 +40,16 @@ class AgentInfo(Contract):
     platform: str
     ingest_primary: str | None = Field(None, description="The primary ingest URL with its key redacted.")
     ingest_backups: list[str] = Field(default_factory=list, description="Backup ingest URLs, keys redacted.")
+    os: str | None = Field(None, description="The operating system (Python's sys.platform: linux, win32, darwin).")
+    unavailable_features: dict[str, str] = Field(
+        default_factory=dict,
+        description="What this operating system does not offer the agent, each saying 'not available on this "
+        "platform' and what is measured instead.",
+    )
+    api_url: str | None = Field(
+        None, description="Where this agent's API and /metrics listen (never a token); for Prometheus discovery."
+    )
+    jobs_running: list[str] = Field(default_factory=list, description="Long work under way: 'preflight', ...")
 
 
 LoggingStateName = Literal["ok", "failing", "off"]

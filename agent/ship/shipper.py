@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from agent.models import IngestAck, ShippingState, ShippingStateName, utc_now
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
 from agent.redact import redact
-from agent.settings import ShipSettings
 from agent.ship.cursor import Cursor, load_cursor, save_cursor
+from agent.ship.settings import ShipSettings
 from agent.ship.spool import Batch, LogSpool, Position
 
 log = logging.getLogger(__name__)

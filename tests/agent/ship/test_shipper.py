@@ -17,8 +17,8 @@ import pytest
 from pydantic import SecretStr
 
 from agent.models.shipping import AGENT_ID_HEADER, IngestAck
-from agent.settings import ShipSettings
 from agent.ship.cursor import load_cursor
+from agent.ship.settings import ShipSettings
 from agent.ship.shipper import REJECTED_DIR, Shipper
 from tests.agent.ship.test_spool import write_log
 from tests.peers.wait import async_wait_until
