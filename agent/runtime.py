@@ -50,11 +50,11 @@ from agent.rules import RuleEvaluator
 from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
 from agent.ship.sequence import FolderLock, Sequencer
-from agent.ship.shipper import Shipper
 from agent.sources import Source, build_sources
 
 if TYPE_CHECKING:
     from agent.notify.notifier import Notifier
+    from agent.ship.shipper import Shipper
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,8 @@ class Agent:
         writer.stamp_line = self.sequencer.stamp
         ship = self.settings.ship
         if ship.url is not None:
+            from agent.ship.shipper import Shipper  # httpx and the shipper only for agents that ship
+
             self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
             writer.retention_guard = self.shipper
             self.sinks.append(self.shipper)
