@@ -2,7 +2,7 @@
 
 Sources publish samples whenever they have them; the tick (default 1 Hz) turns the latest samples
 into a `HealthSnapshot`, marks stale sources, runs the rules, and emits records to the sinks
-(event stream, health log, and later shippers). No API request ever triggers a measurement:
+(event stream, and through agent/outputs.py the health log, the shipper and the notifier). No API request ever triggers a measurement:
 requests read what the last tick produced.
 """
 
@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -24,7 +24,6 @@ from agent import __version__, os_features
 from agent.api.events import EventBus
 from agent.history import History
 from agent.jobs import Jobs
-from agent.logs.writer import HealthLogWriter
 from agent.models import (
     AgentInfo,
     Alert,
@@ -32,7 +31,6 @@ from agent.models import (
     AlertRecord,
     BandwidthResult,
     HealthSnapshot,
-    LoggingStatus,
     RelaySample,
     RunStarted,
     RunStopped,
@@ -44,23 +42,24 @@ from agent.models import (
     overall_state,
     utc_now,
 )
+from agent.outputs import Outputs
 from agent.redact import redact, redact_url
 from agent.relay.alerts import switch_alert
 from agent.rules import RuleEvaluator
 from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
-from agent.ship.sequence import FolderLock, Sequencer
 from agent.sources import Source, build_sources
 
 if TYPE_CHECKING:
+    from agent.logs.writer import HealthLogWriter
     from agent.notify.notifier import Notifier
+    from agent.ship.sequence import Sequencer
     from agent.ship.shipper import Shipper
 
 log = logging.getLogger(__name__)
 
 RECENTLY_CLEARED_KEPT = 100
 STOP_TIMEOUT_S = 5.0
-SHIP_FLUSH_TIMEOUT_S = 3.0
 _SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
@@ -69,12 +68,6 @@ def _default_rules(settings: Settings) -> RuleEvaluator:
     from agent.rules.engine import RuleEngine
 
     return RuleEngine.from_settings(settings)
-
-
-class RecordSink(Protocol):
-    """Anything that takes the agent's records as redacted JSON lines (log writer, shipper, ...)."""
-
-    def write_line(self, line_json: str) -> None: ...
 
 
 @dataclass
@@ -112,14 +105,9 @@ class Agent:
         self.started_at = utc_now()
         self.started_monotonic = clock()  # durations come from the monotonic clock; wall time only labels
         self.pid = os.getpid()
-        self.sinks: list[RecordSink] = []
-        self.log_writer: HealthLogWriter | None = None
-        self.sequencer: Sequencer | None = None
-        self.shipper: Shipper | None = None
+        self.outputs = Outputs(settings)
+        self.sinks = self.outputs.sinks  # the same list: tests and embedders may add their own sink
         self.api_url: str | None = None  # set by whoever serves the API, once it listens
-        self._folder_lock: FolderLock | None = None
-        self.notifier: Notifier | None = None
-        self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
@@ -147,40 +135,10 @@ class Agent:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.settings.logs.enabled:
-            self.log_writer = HealthLogWriter(
-                self.settings.logs.dir,
-                started_at=self.started_at,
-                pid=self.pid,
-                max_bytes=self.settings.logs.max_bytes,
-                keep_bytes=self.settings.logs.keep_bytes,
-            )
-            try:
-                # Before the writer opens: opening applies retention, which must already ask the shipper.
-                self.settings.logs.dir.mkdir(parents=True, exist_ok=True)
-                self._start_sequencing(self.log_writer)
-                self.log_writer.open()
-                self.sinks.insert(0, self.log_writer)
-            except OSError as exc:
-                log.error(
-                    "cannot open the health log in %s: %s; set logs.dir to a writable folder",
-                    self.settings.logs.dir,
-                    exc.strerror,
-                )
-                self.log_writer = None
-                self._log_open_error = (
-                    f"cannot open the health log in {self.settings.logs.dir}: {exc.strerror}; "
-                    "set logs.dir to a writable folder"
-                )
-        if self.settings.notify.webhooks:
-            from agent.notify.notifier import Notifier  # httpx and the formats only for those who notify
-
-            self.notifier = Notifier(self.settings.notify)
-            self.sinks.append(self.notifier)
-            self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
+        self.outputs.open(started_at=self.started_at, pid=self.pid)
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
-        if self.shipper is not None:
-            self._tasks.append(asyncio.create_task(self.shipper.run(), name="shipper"))
+        for name, work in self.outputs.background_work():
+            self._tasks.append(asyncio.create_task(work, name=name))
         awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
         self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
@@ -209,38 +167,9 @@ class Agent:
                 log.exception("source %s did not close cleanly", source.name)
         for record in self.sessions.close(self.clock(), detail=reason):
             self.emit(record)
-        if self.notifier is not None:
-            await self.notifier.close()
+        await self.outputs.send_last_notifications()
         self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
-        if self.log_writer is not None:
-            self.log_writer.close()
-        if self.shipper is not None:
-            await self.shipper.flush(timeout_s=SHIP_FLUSH_TIMEOUT_S)
-        if self._folder_lock is not None:
-            self._folder_lock.release()
-
-    def _start_sequencing(self, writer: HealthLogWriter) -> None:
-        """Stamp every record with a seq (the folder's owner only) and ship the log when [ship] is set."""
-        directory = self.settings.logs.dir
-        self._folder_lock = FolderLock(directory)
-        if not self._folder_lock.acquire():
-            log.warning(
-                "another agent writes to %s: this agent's lines carry no seq and are not shipped; "
-                "give each agent its own logs.dir",
-                directory,
-            )
-            self._folder_lock = None
-            return
-        self.sequencer = Sequencer(directory)
-        self.sequencer.open()
-        writer.stamp_line = self.sequencer.stamp
-        ship = self.settings.ship
-        if ship.url is not None:
-            from agent.ship.shipper import Shipper  # httpx and the shipper only for agents that ship
-
-            self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
-            writer.retention_guard = self.shipper
-            self.sinks.append(self.shipper)
+        await self.outputs.close()
 
     async def _supervise(self, source: Source) -> None:
         """Run a source; if it ever returns or crashes, say so and restart it with a capped backoff."""
@@ -398,7 +327,7 @@ class Agent:
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
             shipping=self.shipper.state() if self.shipper is not None else None,
-            logging=self._logging_status(),
+            logging=self.outputs.logging_status(),
             **samples,
         )
 
@@ -412,13 +341,6 @@ class Agent:
             self._measured = reported or overdue
         return self._measured
 
-    def _logging_status(self) -> LoggingStatus:
-        if self.log_writer is not None:
-            return self.log_writer.status()
-        if self._log_open_error is not None:
-            return LoggingStatus(state="failing", error=self._log_open_error)
-        return LoggingStatus(state="off")
-
     def _last_bandwidth(self) -> BandwidthResult | None:
         """The last successful bandwidth test (a job's report), not a polled source."""
         finished = self.jobs.last_successful("bandwidth")
@@ -430,6 +352,22 @@ class Agent:
         return cached[1]
 
     # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def log_writer(self) -> HealthLogWriter | None:
+        return self.outputs.log_writer
+
+    @property
+    def shipper(self) -> Shipper | None:
+        return self.outputs.shipper
+
+    @property
+    def notifier(self) -> Notifier | None:
+        return self.outputs.notifier
+
+    @property
+    def sequencer(self) -> Sequencer | None:
+        return self.outputs.sequencer
 
     @property
     def snapshot(self) -> HealthSnapshot:
@@ -449,8 +387,7 @@ class Agent:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
         record = self.sessions.observe(record)  # tagged with the live session's id, counted in its summary
         line = redact(record.model_dump_json())
-        if self.sequencer is not None:
-            line = self.sequencer.stamp(line)
+        line = self.outputs.stamp(line)
         kind = event_type or str(getattr(record, "type", type(record).__name__))
         self.bus.publish(kind, line)
         for sink in self.sinks:

@@ -21,7 +21,7 @@ def _logged(tmp_path: Path, gap_s: float = 5, started_at: datetime | None = None
     writer = HealthLogWriter(logs.dir, started_at=started_at or h.agent.started_at, pid=os.getpid(),
                              max_bytes=logs.max_bytes, keep_bytes=0)  # fmt: skip
     writer.open()
-    h.agent.log_writer = writer
+    h.agent.outputs.log_writer = writer
     h.agent.sinks.append(writer)
     return h
 
