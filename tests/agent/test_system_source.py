@@ -15,6 +15,16 @@ from agent.settings import SystemSourceSettings
 from agent.sources.system import SystemSource, default_route_interface, encoder_kind
 
 
+def skip_if_an_encoder_already_runs() -> None:
+    """These tests start the machine's only encoder; another one (a developer's OBS, a benchmark's ffmpeg)
+    would rightly be found instead, so the test could not tell what it means to."""
+    import psutil
+
+    running = [p.info["name"] for p in psutil.process_iter(["name"]) if encoder_kind(p.info["name"] or "")]
+    if running:
+        pytest.skip(f"an encoder already runs on this machine ({', '.join(sorted(set(running)))})")
+
+
 def make_source(tmp_path: Path, **overrides: object) -> SystemSource:
     settings = SystemSourceSettings(recordings_dir=tmp_path, process_scan_interval_s=0.2, **overrides)  # type: ignore[arg-type]
     return SystemSource(settings, interval_s=1.0, timeout_s=5.0)
@@ -59,6 +69,7 @@ async def test_the_busiest_processes_are_ranked_by_cpu(tmp_path: Path, busy_proc
 async def test_a_running_ffmpeg_is_found_as_the_encoder(tmp_path: Path) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs ffmpeg (apt install ffmpeg)")
+    skip_if_an_encoder_already_runs()
     ffmpeg = subprocess.Popen(
         [
             "ffmpeg",
@@ -124,6 +135,7 @@ async def test_an_encoder_started_later_is_found_without_a_full_scan(
 ) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs ffmpeg (apt install ffmpeg)")
+    skip_if_an_encoder_already_runs()
     # A busy machine (this test suite on 2 cores) would rank processes with full scans every interval.
     monkeypatch.setattr("agent.sources.system.BUSY_CPU_RATIO", 2.0)
     source = make_source(tmp_path)  # full scans every 0.2 s x IDLE_SCAN_FACTOR, new-process looks every 0.2 s
