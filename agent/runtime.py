@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from agent import __version__
+from agent import __version__, os_features
 from agent.api.events import EventBus
 from agent.history import History
 from agent.jobs import Jobs
@@ -49,15 +49,18 @@ from agent.relay.alerts import switch_alert
 from agent.rules import RuleEvaluator
 from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
+from agent.ship.sequence import FolderLock, Sequencer
 from agent.sources import Source, build_sources
 
 if TYPE_CHECKING:
     from agent.notify.notifier import Notifier
+    from agent.ship.shipper import Shipper
 
 log = logging.getLogger(__name__)
 
 RECENTLY_CLEARED_KEPT = 100
 STOP_TIMEOUT_S = 5.0
+SHIP_FLUSH_TIMEOUT_S = 3.0
 _SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
@@ -111,6 +114,10 @@ class Agent:
         self.pid = os.getpid()
         self.sinks: list[RecordSink] = []
         self.log_writer: HealthLogWriter | None = None
+        self.sequencer: Sequencer | None = None
+        self.shipper: Shipper | None = None
+        self.api_url: str | None = None  # set by whoever serves the API, once it listens
+        self._folder_lock: FolderLock | None = None
         self.notifier: Notifier | None = None
         self._log_open_error: str | None = None
         self._latest: dict[str, Sample] = {}
@@ -132,6 +139,8 @@ class Agent:
             configured_kbps=(settings.stream.video_bitrate_kbps, settings.stream.audio_bitrate_kbps),
             run_id=lambda: self.log_writer.stem if self.log_writer is not None else None,
         )
+        self._os = os_features.current()  # read once: what this machine offers does not change while it runs
+        self._unavailable_features = self._os.unavailable()
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -147,8 +156,11 @@ class Agent:
                 keep_bytes=self.settings.logs.keep_bytes,
             )
             try:
+                # Before the writer opens: opening applies retention, which must already ask the shipper.
+                self.settings.logs.dir.mkdir(parents=True, exist_ok=True)
+                self._start_sequencing(self.log_writer)
                 self.log_writer.open()
-                self.sinks.append(self.log_writer)
+                self.sinks.insert(0, self.log_writer)
             except OSError as exc:
                 log.error(
                     "cannot open the health log in %s: %s; set logs.dir to a writable folder",
@@ -167,6 +179,8 @@ class Agent:
             self.sinks.append(self.notifier)
             self._tasks.append(asyncio.create_task(self.notifier.run(), name="notify"))
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
+        if self.shipper is not None:
+            self._tasks.append(asyncio.create_task(self.shipper.run(), name="shipper"))
         awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
         self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
@@ -200,6 +214,33 @@ class Agent:
         self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         if self.log_writer is not None:
             self.log_writer.close()
+        if self.shipper is not None:
+            await self.shipper.flush(timeout_s=SHIP_FLUSH_TIMEOUT_S)
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+
+    def _start_sequencing(self, writer: HealthLogWriter) -> None:
+        """Stamp every record with a seq (the folder's owner only) and ship the log when [ship] is set."""
+        directory = self.settings.logs.dir
+        self._folder_lock = FolderLock(directory)
+        if not self._folder_lock.acquire():
+            log.warning(
+                "another agent writes to %s: this agent's lines carry no seq and are not shipped; "
+                "give each agent its own logs.dir",
+                directory,
+            )
+            self._folder_lock = None
+            return
+        self.sequencer = Sequencer(directory)
+        self.sequencer.open()
+        writer.stamp_line = self.sequencer.stamp
+        ship = self.settings.ship
+        if ship.url is not None:
+            from agent.ship.shipper import Shipper  # httpx and the shipper only for agents that ship
+
+            self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
+            writer.retention_guard = self.shipper
+            self.sinks.append(self.shipper)
 
     async def _supervise(self, source: Source) -> None:
         """Run a source; if it ever returns or crashes, say so and restart it with a capped backoff."""
@@ -320,7 +361,8 @@ class Agent:
 
     def _status_of(self, health: _SourceHealth) -> SourceStatus:
         age = None if health.last_sample_monotonic is None else round(self.clock() - health.last_sample_monotonic, 3)
-        return SourceStatus(
+        # Built every tick from our own typed state: construct it, do not validate it again.
+        return SourceStatus.model_construct(
             name=health.name,
             state=health.state,
             last_sample_at=health.last_sample_at,
@@ -331,7 +373,7 @@ class Agent:
 
     def _agent_info(self) -> AgentInfo:
         ingest = self.settings.ingest
-        return AgentInfo(
+        return AgentInfo.model_construct(
             version=__version__,
             pid=self.pid,
             started_at=self.started_at,
@@ -339,6 +381,10 @@ class Agent:
             platform=self.settings.platform,
             ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
             ingest_backups=[redact_url(url) for url in ingest.backups],
+            os=self._os.platform,
+            unavailable_features=self._unavailable_features,
+            api_url=self.api_url,
+            jobs_running=[job for job in ("preflight", "bandwidth") if self.jobs.running(job)],
         )
 
     def _build_snapshot(self) -> HealthSnapshot:
@@ -351,6 +397,7 @@ class Agent:
             overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
+            shipping=self.shipper.state() if self.shipper is not None else None,
             logging=self._logging_status(),
             **samples,
         )
@@ -402,6 +449,8 @@ class Agent:
         """Serialise a record once, redact it, and hand it to the event stream and every sink."""
         record = self.sessions.observe(record)  # tagged with the live session's id, counted in its summary
         line = redact(record.model_dump_json())
+        if self.sequencer is not None:
+            line = self.sequencer.stamp(line)
         kind = event_type or str(getattr(record, "type", type(record).__name__))
         self.bus.publish(kind, line)
         for sink in self.sinks:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from agent import os_features
 from agent.api.app import create_app
 from agent.errors import BindRefused, PortBusy
 from agent.runtime import Agent
@@ -31,6 +32,14 @@ def check_bind(settings: Settings) -> None:
         )
 
 
+def advertised_url(host: str, port: int) -> str:
+    """Where other machines reach the API: a wildcard bind is named by this host's name (for discovery)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname() or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
+
+
 class AgentServer:
     """An `Agent` plus a uvicorn server for its API; `start()` returns once the port is listening."""
 
@@ -46,6 +55,9 @@ class AgentServer:
             access_log=False,
             lifespan="off",
             ws="none",
+            # h11 (pure Python), as before httptools became a dependency for the collector: the agent
+            # serves a few requests a second, and its behaviour on malformed requests stays as tested.
+            http="h11",
             timeout_graceful_shutdown=3,
         )
         self._server = _EmbeddedUvicorn(config)
@@ -70,6 +82,8 @@ class AgentServer:
             await asyncio.sleep(0.02)
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api.port
+        os_features.release_freed_memory()  # start-up's garbage, not the agent's working set
+        self.agent.api_url = advertised_url(self.settings.api.host, self.port)
 
     def _listen(self) -> socket.socket:
         host, port = self.settings.api.host, self.settings.api.port

@@ -1,4 +1,4 @@
-"""The settings tree (pydantic-settings): the only place that reads configuration files and env vars.
+"""The settings tree (pydantic models): the only place that reads configuration files and env vars.
 
 Layers, lowest first: model defaults < `configs/default.toml` shipped with the package < the user's
 file (`--config`, `STREAMHEALTH_CONFIG`, or the platform config folder) < `STREAMHEALTH_*` environment
@@ -12,28 +12,22 @@ import ipaddress
 import json
 import logging
 import os
-import ssl
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 
 from agent import paths, settings_env
+from agent.env_layer import env_layer
 from agent.errors import ConfigError
 from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
+from agent.relay.settings import RelaySettings
+from agent.settings_base import ExpandedPath, IngestUrl, Section
+from agent.ship.settings import ShipSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +36,6 @@ ENV_NESTED_DELIMITER = "__"
 CONFIG_PATH_ENV = "STREAMHEALTH_CONFIG"
 
 PlatformName = Literal["tiktok", "twitch", "youtube", "custom"]
-
-
-def _check_ingest_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("rtmp", "rtmps"):
-        raise ValueError("must be an rtmp:// or rtmps:// URL (the server and key your platform gives you)")
-    if not parts.hostname:
-        raise ValueError("has no host name")
-    if not parts.path.strip("/"):
-        raise ValueError("has no application path (e.g. rtmp://live.twitch.tv/app/<key>)")
-    return url
-
-
-IngestUrl = Annotated[str, AfterValidator(_check_ingest_url)]
-ExpandedPath = Annotated[Path, AfterValidator(lambda path: path.expanduser())]
-
-
-class Section(BaseModel):
-    """A settings section: unknown keys are errors, so a typo never silently does nothing."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ApiSettings(Section):
@@ -242,89 +215,8 @@ class SessionsSettings(Section):
     gap_s: float = Field(30.0, ge=0, le=3600)
 
 
-def _check_listen(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:1935")
-    return value
-
-
-def _check_ca_file(path: Path) -> Path:
-    path = path.expanduser()
-    if not path.is_file():
-        raise ValueError(f"{path} is not a file (a PEM file of CA certificates to trust for rtmps://)")
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=str(path))
-    except (ssl.SSLError, ValueError, OSError) as exc:
-        raise ValueError(f"{path} holds no usable PEM CA certificate ({exc})") from exc
-    return path
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class RelaySettings(Section):
-    """The local RTMP relay (agent/relay/): listens when an ingest is configured and `enabled` is true."""
-
-    enabled: bool = True
-    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:1935"
-    disposable_drop_ms: int = Field(700, gt=0, le=60_000)
-    inter_drop_ms: int = Field(900, gt=0, le=60_000)
-    max_queue_ms: int = Field(10_000, gt=0, le=120_000)
-    max_queue_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
-    chunk_size: int = Field(65536, ge=128, le=16 * 1024 * 1024)
-    stall_ms: int = Field(2000, gt=0, le=60_000)
-    idle_timeout_s: float = Field(10.0, gt=0, le=600)
-    handshake_timeout_s: float = Field(5.0, gt=0, le=60)
-    ingest_timeout_s: float = Field(10.0, gt=0, le=120)
-    finish_timeout_s: float = Field(5.0, ge=0, le=120)
-    # Resilience toward the ingest (agent/relay/failover.py).
-    stall_s: float = Field(3.0, gt=0, le=120, description="Nothing acknowledged this long while media waits: lost.")
-    failover_after_s: float = Field(3.0, ge=0, le=600, description="Reconnect this long, then try the next ingest.")
-    return_to_primary: Literal["never", "after_probe"] = "never"
-    return_after_s: float = Field(30.0, gt=0, le=3600, description="The primary answered probes this long: go back.")
-    destinations: list[IngestUrl] = Field(
-        default_factory=list, description="More ingests that get the same stream, each on its own (e.g. YouTube)."
-    )
-    # rtmps:// is always verified against the system's CAs; ca_file adds more (a private CA), never fewer.
-    ca_file: Annotated[Path, AfterValidator(_check_ca_file)] | None = None
-    publish_key: SecretStr | None = Field(
-        None, description="The stream key encoders must publish with; required when listening beyond loopback."
-    )
-
-    @model_validator(mode="after")
-    def _key_beyond_loopback(self) -> RelaySettings:
-        if not _is_loopback(self.host) and self.publish_key is None:
-            raise ValueError(
-                f"relay.listen = {self.listen} accepts encoders from other machines: set relay.publish_key "
-                "(the stream key they must use), or listen on 127.0.0.1"
-            )
-        if self.publish_key is not None and not self.publish_key.get_secret_value():
-            raise ValueError("relay.publish_key is empty")
-        return self
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter=ENV_NESTED_DELIMITER,
-        extra="forbid",
-        case_sensitive=False,
-    )
+class Settings(Section):
+    """Every setting. Built by `load_settings` from the defaults, the TOML files and the environment."""
 
     api: ApiSettings = Field(default_factory=ApiSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
@@ -335,53 +227,13 @@ class Settings(BaseSettings):
     platform: PlatformName = "custom"
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    ship: ShipSettings = Field(default_factory=ShipSettings)
     sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        environ = _environ_override.get()
-        if environ is not None:
-            env_settings = _MappingEnvSource(settings_cls, environ)
-        return (init_settings, env_settings, _LayeredTomlSource(settings_cls))
-
 
 # --- loading -------------------------------------------------------------------------------------
-
-_toml_layers: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("_toml_layers", default=())
-_environ_override: ContextVar[Mapping[str, str] | None] = ContextVar("_environ_override", default=None)
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """Environment variables from a given mapping instead of `os.environ` (tests, embedded agents)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._given_environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._given_environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
-
-
-class _LayeredTomlSource(PydanticBaseSettingsSource):
-    """The TOML files, already read and deep-merged by `load_settings` (lowest layer first)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        raise NotImplementedError  # __call__ below returns the whole mapping at once
-
-    def __call__(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for layer in _toml_layers.get():
-            _deep_merge(merged, layer)
-        return merged
 
 
 def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
@@ -449,24 +301,21 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
         layers.append((str(user_file), read_toml(user_file)))
 
     _register_raw_secrets(layers, os.environ if environ is None else environ)
-    layers_token = _toml_layers.set(tuple(layer for _, layer in layers))
-    environ_token = _environ_override.set(environ)
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        _deep_merge(merged, layer)
     try:
-        settings = Settings()
+        _deep_merge(merged, env_layer(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER))
+    except ConfigError as exc:
+        explained = settings_env.explain_parse_error(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER)
+        raise ConfigError(redact(explained or str(exc))) from None
+    try:
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, layers, environ)) from None
-    except SettingsError as exc:
-        explained = settings_env.explain_parse_error(
-            Settings, os.environ if environ is None else environ, ENV_PREFIX, ENV_NESTED_DELIMITER
-        )
-        raise ConfigError(redact(explained or f"environment: {exc}")) from None
-    finally:
-        _toml_layers.reset(layers_token)
-        _environ_override.reset(environ_token)
     _register_settings_secrets(settings)
-    for warning in settings_env.unknown_variable_warnings(
-        Settings, os.environ if environ is None else environ, ENV_PREFIX, ENV_NESTED_DELIMITER
-    ):
+    for warning in settings_env.unknown_variable_warnings(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER):
         log.warning("%s", warning)
     return settings
 
@@ -476,6 +325,8 @@ def _register_settings_secrets(settings: Settings) -> None:
         register_secret(settings.api.token.get_secret_value())
     if settings.sources.obs.password is not None:
         register_secret(settings.sources.obs.password.get_secret_value())
+    if settings.ship.token is not None:
+        register_secret(settings.ship.token.get_secret_value())
     for hook in settings.notify.webhooks:
         register_secret(hook.url.get_secret_value())
     if settings.relay.publish_key is not None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-# Variables that are not settings but are ours (the config file's path; the tests' fixtures folder).
-NOT_SETTINGS = frozenset({"STREAMHEALTH_CONFIG", "STREAMHEALTH_FIXTURES"})
+# Variables that are not settings but are ours (the config file's path; the tests' fixtures folder; the
+# collector's database URL, read by `streamhealth collector`).
+NOT_SETTINGS = frozenset({"STREAMHEALTH_CONFIG", "STREAMHEALTH_FIXTURES", "STREAMHEALTH_COLLECTOR_DATABASE"})
 
 
 def _unwrap(annotation: Any) -> Any:

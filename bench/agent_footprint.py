@@ -4,15 +4,22 @@
 
 Prints CPU seconds, % of one core and peak RSS for both, and the agent/Glances CPU ratio. Both run at the
 same time on the same machine, so background load affects them alike. Glances runs headless
-(`glances -q -t 1 --stop-after N`), refreshing every second like the agent. Targets for the agent:
-at most 0.5% of one core, 60 MB RSS, and a fifth of Glances' CPU.
+(`glances -q -t 1 --stop-after N`), refreshing every second like the agent. The window starts once the
+agent's API answers plus `--settle` seconds, so start-up (imports, first scans) is not counted as running
+cost. Targets for the agent: at most 0.5% of one core, 60 MB RSS, and a fifth of Glances' CPU.
+
+Then "where the memory goes": the RSS each layer of the agent adds, imported in order in a fresh
+interpreter (Python itself, pydantic, Starlette, FastAPI with its OpenAPI models and OpenTelemetry API,
+uvicorn, the Prometheus client, ... our models, the whole agent, the app built with every route).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +33,8 @@ import psutil
 class Footprint:
     name: str
     cpu_seconds: float = 0.0
-    peak_rss_bytes: int = 0
+    peak_rss_bytes: int = 0  # the process and its children (the agent's `ss` scans, Glances' helpers)
+    peak_own_rss_bytes: int = 0  # the process alone
     wall_seconds: float = 0.0
 
     @property
@@ -47,6 +55,7 @@ def watch(processes: dict[str, subprocess.Popen[bytes]], seconds: float, settle_
             try:
                 last_cpu[name] = _cpu_seconds(handle)
                 results[name].peak_rss_bytes = max(results[name].peak_rss_bytes, _rss_bytes(handle))
+                results[name].peak_own_rss_bytes = max(results[name].peak_own_rss_bytes, handle.memory_info().rss)
             except psutil.NoSuchProcess:
                 continue
         time.sleep(0.5)
@@ -72,17 +81,74 @@ def _rss_bytes(handle: psutil.Process) -> int:
     return sum(process.memory_info().rss for process in _tree(handle))
 
 
+_LAYERS = [
+    ("Python, asyncio, ssl, json, logging (the floor)", "import asyncio, ssl, json, logging, psutil"),
+    ("pydantic (core and a first model)", "import pydantic\nclass _M(pydantic.BaseModel):\n    x: int = 0"),
+    ("Starlette and anyio", "import starlette.applications, starlette.responses, anyio"),
+    ("FastAPI (routing, OpenAPI models, OpenTelemetry API)", "import fastapi"),
+    ("uvicorn (h11, click)", "import uvicorn, uvicorn.protocols.http.h11_impl"),
+    ("prometheus_client, sse-starlette", "import prometheus_client, sse_starlette"),
+    ("websockets (the OBS source)", "import websockets.asyncio.client"),
+    ("our data contract (agent.models)", "import agent.models"),
+    ("settings, rules, sources, API, commands (agent.cli)", "import agent.cli, agent.api.app, agent.sources.obs"),
+    (
+        "the app built: every route's models, the sources, the rules",
+        "import tempfile\nfrom agent.api.app import create_app\nfrom agent.runtime import Agent\n"
+        "from agent.configuration import load_configuration\n"
+        "_app = create_app(Agent(load_configuration(None, environ={'STREAMHEALTH_LOGS__DIR': tempfile.mkdtemp()})))",
+    ),
+]
+
+
+def import_costs() -> list[tuple[str, float, float]]:
+    """(layer, MB it adds, MB so far), measured in one fresh interpreter importing the layers in order."""
+    script = "import json, psutil\n_p = psutil.Process()\n_out = []\n"
+    for name, code in _LAYERS:
+        script += f"{code}\n_out.append(({name!r}, _p.memory_info().rss))\n"
+    script += "print(json.dumps(_out))\n"
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    rows = json.loads(completed.stdout.strip().splitlines()[-1])
+    costs, before = [], 0.0
+    for name, rss in rows:
+        costs.append((name, (rss - before) / 1e6 if before else rss / 1e6, rss / 1e6))
+        before = rss
+    return costs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_serving(port: int, timeout_s: float = 60.0) -> float:
+    """Seconds until the agent's API answered."""
+    import urllib.request
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1):
+                return time.monotonic() - started
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"the agent did not answer on port {port} within {timeout_s:g} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="measurement window (default 60)")
-    parser.add_argument("--settle", type=float, default=5.0, help="start-up seconds not measured (default 5)")
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="seconds after the API answers before measuring (default 5)"
+    )
     parser.add_argument("--no-glances", action="store_true", help="measure the agent alone")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="streamhealth-bench-")
+    port = _free_port()
     env = {
         **os.environ,
-        "STREAMHEALTH_API__PORT": "0",
+        "STREAMHEALTH_API__PORT": str(port),
         "STREAMHEALTH_LOGS__DIR": os.path.join(workdir, "logs"),
         "STREAMHEALTH_SAMPLING__INTERVAL_S": "1.0",
     }
@@ -107,6 +173,7 @@ def main() -> int:
             env={**os.environ, "HOME": workdir},
         )
     try:
+        ready_s = _wait_until_serving(port)
         results = watch(processes, args.seconds, args.settle)
     finally:
         for process in processes.values():
@@ -118,12 +185,15 @@ def main() -> int:
                 process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"{args.seconds:.0f} s at 1 Hz, measured after {args.settle:.0f} s of start-up, {psutil.cpu_count()} cores")
-    print(f"{'process':<22} {'CPU s':>8} {'% of a core':>12} {'peak RSS MB':>12}")
+    print(
+        f"{args.seconds:.0f} s at 1 Hz, measured from {args.settle:.0f} s after the API answered "
+        f"({ready_s:.1f} s after launch), {psutil.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'process':<22} {'CPU s':>8} {'% of a core':>12} {'peak RSS MB':>12} {'(alone)':>8}")
     for result in results.values():
         print(
             f"{result.name:<22} {result.cpu_seconds:>8.2f} {result.core_percent:>12.2f} "
-            f"{result.peak_rss_bytes / 1e6:>12.1f}"
+            f"{result.peak_rss_bytes / 1e6:>12.1f} {result.peak_own_rss_bytes / 1e6:>8.1f}"
         )
     agent = results["streamhealth agent"]
     if "glances -q -t 1" in results and results["glances -q -t 1"].cpu_seconds > 0:
@@ -133,6 +203,9 @@ def main() -> int:
         f"targets: <= 0.5% of a core ({'met' if agent.core_percent <= 0.5 else 'NOT met'}), "
         f"<= 60 MB RSS ({'met' if agent.peak_rss_bytes <= 60e6 else 'NOT met'})"
     )
+    print("\nwhere the memory goes (RSS each layer adds, imported in order in a fresh interpreter):")
+    for name, added_mb, total_mb in import_costs():
+        print(f"  {name:<62} {added_mb:>+6.1f} MB  {total_mb:>6.1f} MB")
     return 0
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.relay.relay import Relay
+from agent.relay.settings import RelaySettings
 from agent.rtmp import flv
-from agent.settings import RelaySettings
 from tests.agent.relay.failover_peers import ffmpeg_publishing, first_picture_seen
 from tests.peers.netns import can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp

@@ -14,6 +14,7 @@ from agent.redact import forget_registered_secrets
 from tests.peers.netns import NetnsHost, can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp, nginx_rtmp_available
 from tests.peers.obs_studio import ObsStudio, obs_available, obs_studio
+from tests.platform_neutral import as_on
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,26 @@ def fixtures_dir() -> Path:
     if not FIXTURES_DIR.is_dir():
         pytest.fail(f"recorded fixtures not found at {FIXTURES_DIR}: the checkout is incomplete")
     return FIXTURES_DIR
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--as-platform",
+        choices=("win32", "darwin"),
+        help="run every test not marked linux_only with the Linux-only readers switched off, as on that platform",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _as_platform(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`--as-platform win32`: the platform-neutral suite as Windows would run it (tests/platform_neutral.py)."""
+    platform = request.config.getoption("--as-platform")
+    if platform is None or request.node.get_closest_marker("linux_only") is not None:
+        yield
+        return
+    with as_on(platform, monkeypatch) as other:
+        yield
+    assert other.violations == [], f"Linux-only readers used around agent/os_features.py: {other.violations}"
 
 
 @pytest.fixture(autouse=True)

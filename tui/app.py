@@ -89,6 +89,8 @@ class StreamHealthApp(App[None]):
             self.set_interval(self.refresh_interval_s, self._refresh_ages)
 
     async def on_unmount(self) -> None:
+        # Workers first: a catch-up still running would otherwise send on a closed client and fail the exit.
+        self.workers.cancel_all()
         await self.client.aclose()
 
     def _refresh_ages(self) -> None:

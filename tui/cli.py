@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 HELP = "open the terminal UI (the default): live dashboard, alerts, preflight, history"
 PROBE_TIMEOUT_S = 1.5
+COLLECTOR_TOKEN_ENV = "STREAMHEALTH_COLLECTOR_TOKEN"
 
 
 def add_parser(
@@ -47,9 +49,19 @@ def add_tui_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token", metavar="TOKEN", default=argparse.SUPPRESS, help="the agent's api.token (default: api.token)"
     )
+    parser.add_argument(
+        "--collector",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=f"watch every agent shipping to this collector (the Fleet screen), e.g. http://collector:8766; "
+        f"its read token comes from ${COLLECTOR_TOKEN_ENV}",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    collector = getattr(args, "collector", None)
+    if collector is not None:
+        return asyncio.run(run_fleet(collector, os.environ.get(COLLECTOR_TOKEN_ENV) or None))
     return asyncio.run(run_tui(settings, agent_url=getattr(args, "agent", None), token=getattr(args, "token", None)))
 
 
@@ -120,9 +132,29 @@ async def run_tui(settings: Settings, *, agent_url: str | None = None, token: st
     return app.return_code or 0
 
 
+async def run_fleet(collector_url: str, token: str | None) -> int:
+    """The Fleet screen: every agent that ships to the collector, and each one's Live screen through it."""
+    from tui.fleet_app import build_fleet_app
+    from tui.fleet_client import FleetClient
+
+    if token:
+        register_secret(token)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.setLevel(logging.CRITICAL)  # the TUI owns the terminal
+    try:
+        app = build_fleet_app(FleetClient(collector_url, token))
+        await app.run_async()
+    finally:
+        root.setLevel(previous_level)
+    return app.return_code or 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The `streamhealth` console script: the TUI by default, every agent command as well."""
-    return agent_cli.main(argv, extra_commands=[sys.modules[__name__]], default_command=run)
+    from collector import cli as collector_cli  # argparse only; the collector loads when its command runs
+
+    return agent_cli.main(argv, extra_commands=[sys.modules[__name__], collector_cli], default_command=run)
 
 
 if __name__ == "__main__":

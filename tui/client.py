@@ -87,8 +87,11 @@ class AgentClient:
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_first_s: float = BACKOFF_FIRST_S,
         backoff_max_s: float = BACKOFF_MAX_S,
+        api_root: str = API,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # An agent's API lives at /api/v1; the collector forwards one agent's at /api/v1/agents/{id}.
+        self.api = api_root.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=REQUEST_TIMEOUT_S, transport=transport
@@ -144,12 +147,12 @@ class AgentClient:
             self.set_state("connecting", f"connecting to {self.base_url}")
             state: ConnectionState = "disconnected"
             try:
-                async with aconnect_sse(self._http, "GET", f"{API}/events", timeout=timeout) as source:
+                async with aconnect_sse(self._http, "GET", f"{self.api}/events", timeout=timeout) as source:
                     if source.response.status_code == 401:
                         state = "unauthorized"
                         detail = "the agent refused our token: pass --token or set api.token to the agent's token"
                     elif source.response.status_code != 200:
-                        detail = f"the agent answered {source.response.status_code} to GET {API}/events"
+                        detail = f"the agent answered {source.response.status_code} to GET {self.api}/events"
                     else:
                         self.set_state("connected", f"connected to {self.base_url}")
                         delay = self.backoff_first_s
@@ -192,30 +195,32 @@ class AgentClient:
             ) from None
 
     async def health(self) -> HealthSnapshot:
-        return await self._get(f"{API}/health", _model("GET", "/health", HealthSnapshot))
+        return await self._get(f"{self.api}/health", _model("GET", "/health", HealthSnapshot))
 
     async def alerts(self) -> AlertsView:
-        return await self._get(f"{API}/alerts", _model("GET", "/alerts", AlertsView))
+        return await self._get(f"{self.api}/alerts", _model("GET", "/alerts", AlertsView))
 
     async def history(self, metric: str, last_s: float) -> HistorySeries:
-        return await self._get(f"{API}/history", _model("GET", "/history", HistorySeries), metric=metric, last_s=last_s)
+        return await self._get(
+            f"{self.api}/history", _model("GET", "/history", HistorySeries), metric=metric, last_s=last_s
+        )
 
     async def runs(self) -> list[RunSummary]:
-        return (await self._get(f"{API}/runs", _model("GET", "/runs", RunList))).runs
+        return (await self._get(f"{self.api}/runs", _model("GET", "/runs", RunList))).runs
 
     async def run(self, run_id: str) -> RunDetail:
-        return await self._get(f"{API}/runs/{run_id}", _model("GET", "/runs/{run_id}", RunDetail))
+        return await self._get(f"{self.api}/runs/{run_id}", _model("GET", "/runs/{run_id}", RunDetail))
 
     async def sessions(self) -> list[SessionSummary]:
-        return (await self._get(f"{API}/sessions", SessionList)).sessions
+        return (await self._get(f"{self.api}/sessions", SessionList)).sessions
 
     async def session(self, session_id: str) -> SessionDetail:
-        return await self._get(f"{API}/sessions/{session_id}", SessionDetail)
+        return await self._get(f"{self.api}/sessions/{session_id}", SessionDetail)
 
     async def start_preflight(self, platform: str, duration_s: float, bandwidth: bool) -> str:
         """Start a preflight on the agent; returns its job id. Progress and the report arrive as events."""
         body = {"platform": platform, "duration_s": duration_s, "bandwidth": bandwidth}
-        response = await self._request("POST", f"{API}/preflight", json=body)
+        response = await self._request("POST", f"{self.api}/preflight", json=body)
         if response.status_code == 409:
             raise AgentRequestError("a preflight is already running on the agent; its progress is shown here")
         if response.status_code in (404, 405):
@@ -226,7 +231,7 @@ class AgentClient:
 
     async def last_preflight(self) -> PreflightReport | None:
         """The report of the last preflight the agent ran (from this TUI or any other client)."""
-        response = await self._request("GET", f"{API}/preflight")
+        response = await self._request("GET", f"{self.api}/preflight")
         if response.status_code in (204, 404, 405):
             return None
         return self._parse(response, _model("GET", "/preflight", PreflightReport))

@@ -9,22 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette.sse import EventSourceResponse
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import add_bandwidth_routes
-from agent.api.encoder_routes import create_encoder_router
+from agent.api.encoder_routes import add_encoder_routes
 from agent.api.errors import declare_common_errors, error_responses, install_error_handlers
+from agent.api.lean import without_pydantic_v1_import
 from agent.api.limits import BodyLimitMiddleware
-from agent.api.metrics import build_registry
 from agent.api.preflight_routes import add_preflight_routes
 from agent.api.session_routes import add_session_routes
 from agent.logs.sessions import RunIndex
@@ -45,13 +44,39 @@ def _since_of(since: float | datetime | None) -> float | None:
     return since
 
 
+class _LazyExposition:
+    """/metrics, with the Prometheus client loaded at the first scrape (0.7 MB that an agent nobody scrapes
+    does not need); every scrape after that reads the latest snapshot, as before."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self._render: Callable[[], bytes] | None = None
+        self._content_type = ""
+
+    def response(self) -> Response:
+        if self._render is None:
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            from agent.api.metrics import build_registry
+
+            registry = build_registry(lambda: self.agent.snapshot)
+            self._render, self._content_type = (lambda: generate_latest(registry)), CONTENT_TYPE_LATEST
+        return Response(self._render(), media_type=self._content_type)
+
+
 def create_app(agent: Agent) -> FastAPI:
+    """The agent's API: every route, the error handlers and the token check."""
+    with without_pydantic_v1_import():
+        return _build_app(agent)
+
+
+def _build_app(agent: Agent) -> FastAPI:
     app = FastAPI(
         title="streamhealth agent",
         version=__version__,
         description="Live stream health measured beside the encoder: snapshot, history, alerts, events, metrics.",
     )
-    registry = build_registry(lambda: agent.snapshot)
+    exposition = _LazyExposition(agent)
 
     install_error_handlers(app)
 
@@ -140,12 +165,12 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus text exposition", response_class=Response)
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return exposition.response()
 
     add_bandwidth_routes(app, agent, API_PREFIX)
     add_preflight_routes(app, agent, API_PREFIX)
     add_session_routes(app, agent, API_PREFIX)
-    app.include_router(create_encoder_router(agent, API_PREFIX))
+    add_encoder_routes(app, agent, API_PREFIX)
 
     app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"}))
     token = agent.settings.api.token

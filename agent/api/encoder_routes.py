@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Annotated, Literal, cast
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
@@ -23,6 +23,23 @@ if TYPE_CHECKING:  # the source modules (and websockets) load only when their so
     from agent.sources.obs import ObsSource
 
 log = logging.getLogger(__name__)
+
+
+# The body is read as a stream, so FastAPI cannot describe it: this says what it is. The pattern is a
+# simple instance (key=number lines, then progress=continue|end); real ffmpeg output has more value forms.
+PROGRESS_BODY = {
+    "required": True,
+    "description": "ffmpeg -progress blocks: key=value lines, each block ending with progress=continue or end",
+    "content": {
+        "text/plain": {
+            "schema": {
+                "type": "string",
+                "pattern": "^([a-oq-z_][a-z_0-9]{0,31}=[0-9]{0,9}\\n){0,8}progress=(continue|end)\\n$",
+                "example": "frame=120\nout_time_us=4000000\nprogress=continue\n",
+            }
+        }
+    },
+}
 
 
 class ProgressAccepted(BaseModel):
@@ -38,8 +55,9 @@ class ReconnectRequested(BaseModel):
     detail: str
 
 
-def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix)
+def add_encoder_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
+    # On the app itself, not an included APIRouter: FastAPI builds an included router's routes on the
+    # first request, outside agent/api/lean.py's guard, and would load pydantic.v1 then.
 
     def ffmpeg_source() -> FfmpegSource:
         source = cast("FfmpegSource | None", next((s for s in agent.sources if s.name == "ffmpeg"), None))
@@ -49,8 +67,8 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
             )
         return source
 
-    @router.get(
-        "/ffmpeg/progress",
+    @app.get(
+        f"{prefix}/ffmpeg/progress",
         response_model=ProgressEndpoint,
         responses=error_responses(404, s404="The ffmpeg source or its HTTP endpoint is off"),
         summary="Whether this agent takes ffmpeg progress (what `streamhealth run` checks)",
@@ -59,13 +77,14 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
         ffmpeg_source()
         return ProgressEndpoint(accepting=True)
 
-    @router.post(
-        "/ffmpeg/progress",
+    @app.post(
+        f"{prefix}/ffmpeg/progress",
         response_model=ProgressAccepted,
         responses=error_responses(
             400, 404, s400="The body is not ffmpeg's -progress output", s404="The ffmpeg source or its endpoint is off"
         ),
         summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
+        openapi_extra={"requestBody": PROGRESS_BODY},
     )
     async def ffmpeg_progress(
         request: Request,
@@ -91,8 +110,8 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
                 )
         return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
 
-    @router.post(
-        "/obs/reconnect",
+    @app.post(
+        f"{prefix}/obs/reconnect",
         response_model=ReconnectRequested,
         responses=error_responses(404, s404="The OBS source is off"),
         summary="Connect to OBS again now",
@@ -103,5 +122,3 @@ def create_encoder_router(agent: Agent, prefix: str) -> APIRouter:
             raise HTTPException(404, "the OBS source is off: set sources.obs.enabled = true")
         source.request_reconnect()
         return ReconnectRequested(detail=f"reconnecting to OBS (was: {source.connection})")
-
-    return router

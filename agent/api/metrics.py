@@ -199,6 +199,39 @@ def network_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
         )
 
 
+def shipping_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
+    shipping = snapshot.shipping
+    if shipping is None:
+        return
+    yield GaugeMetricFamily(
+        "streamhealth_shipping_connected", "1 when the collector acknowledged the last batch.", value=shipping.connected
+    )
+    yield GaugeMetricFamily(
+        "streamhealth_shipping_lines_waiting", "Health log lines not yet acknowledged.", value=shipping.lines_waiting
+    )
+    yield from _gauge(
+        "streamhealth_shipping_oldest_waiting_age_seconds",
+        "Age of the oldest line not yet acknowledged.",
+        shipping.oldest_waiting_age_s,
+    )
+    for name, documentation, value in (
+        ("streamhealth_shipping_lines_shipped", "Lines the collector acknowledged.", shipping.lines_shipped_total),
+        ("streamhealth_shipping_retries", "Batches resent after a failure.", shipping.retries_total),
+        (
+            "streamhealth_shipping_batches_set_aside",
+            "Batches refused and kept aside.",
+            shipping.batches_set_aside_total,
+        ),
+        (
+            "streamhealth_shipping_unshipped_lines_deleted",
+            "Lines deleted by retention before they were shipped (hard cap).",
+            shipping.unshipped_lines_deleted_total,
+        ),
+        ("streamhealth_shipping_lines_skipped", "Torn or unreadable lines not shipped.", shipping.lines_skipped_total),
+    ):
+        yield CounterMetricFamily(name, documentation, value=value)
+
+
 # Each entry turns one part of the snapshot into metric families; sources add theirs here.
 METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     agent_metrics,
@@ -207,6 +240,7 @@ METRIC_BUILDERS: list[Callable[[HealthSnapshot], Iterable[Metric]]] = [
     obs_metrics,
     ffmpeg_metrics,
     encoder_process_metrics,
+    shipping_metrics,
     uplink_metrics,
     stream_metrics,
     relay_metrics,

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uvicorn
-
-from agent.bandwidth.server import create_app
 from agent.settings import Settings
 
 HELP = "serve speed-test endpoints for the http and speedtest backends (host it near your ingest)"
@@ -23,6 +20,12 @@ def add_parser(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: every command's parser is built at start-up, and the agent must not carry this app
+    # (1 MB of its RSS) to serve its own API.
+    import uvicorn
+
+    from agent.bandwidth.server import create_app
+
     host = f"[{args.host}]" if ":" in args.host else args.host
     base = f"http://{host}:{args.port}"
     print(

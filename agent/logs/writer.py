@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from agent.logs.locks import delete_unless_held, lock_held_file
 from agent.models import LogGap, LoggingStatus, utc_now
@@ -29,6 +31,12 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0
 
 def run_file_stem(started_at: datetime, pid: int) -> str:
     return f"streamhealth-{started_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{pid}"
+
+
+class RetentionGuard(Protocol):
+    """Asked before retention deletes a log file (the shipper: not before the collector has it)."""
+
+    def may_delete(self, path: Path, total_bytes: int) -> bool: ...
 
 
 class HealthLogWriter:
@@ -45,6 +53,9 @@ class HealthLogWriter:
         self.failed: str | None = None
         self.failing_since: datetime | None = None
         self.lost_records = 0
+        self.retention_guard: RetentionGuard | None = None
+        # The agent's seq stamp (agent/ship/sequence.py), so the writer's own log_gap line is shipped too.
+        self.stamp_line: Callable[[str], str] = lambda line: line
 
     @property
     def path(self) -> Path:
@@ -92,7 +103,7 @@ class HealthLogWriter:
     def _write_gap_record(self) -> None:
         assert self.failing_since is not None and self.failed is not None
         gap = LogGap(at=utc_now(), failing_since=self.failing_since, lost_records=self.lost_records, error=self.failed)
-        self._write_whole((gap.model_dump_json() + "\n").encode("utf-8"))
+        self._write_whole((self.stamp_line(gap.model_dump_json()) + "\n").encode("utf-8"))
         log.warning(
             "the health log %s is written again; %d records were lost since %s",
             self.path,
@@ -156,6 +167,8 @@ class HealthLogWriter:
             if total <= self.keep_bytes:
                 break
             if path == self.path:
+                continue
+            if self.retention_guard is not None and not self.retention_guard.may_delete(path, total):
                 continue
             try:
                 if delete_unless_held(path):

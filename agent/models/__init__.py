@@ -47,6 +47,7 @@ from agent.models.sessions import (
     TimeSpan,
     WorstMinute,
 )
+from agent.models.shipping import IngestAck, ShippingState, ShippingStateName, record_time
 from agent.models.snapshot import (
     AgentInfo,
     HealthSnapshot,
@@ -89,6 +90,7 @@ __all__ = [
     "FramesDropped",
     "HealthSnapshot",
     "HistorySeries",
+    "IngestAck",
     "IngestSwitch",
     "InterfaceRates",
     "JobFinished",
@@ -126,6 +128,8 @@ __all__ = [
     "SessionStarted",
     "SessionSummary",
     "Severity",
+    "ShippingState",
+    "ShippingStateName",
     "SourceStateName",
     "SourceStateRecord",
     "SourceStatus",
@@ -141,5 +145,6 @@ __all__ = [
     "Verdict",
     "WorstMinute",
     "overall_state",
+    "record_time",
     "utc_now",
 ]

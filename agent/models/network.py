@@ -57,6 +57,7 @@ class LinkInfo(Contract):
     kind: LinkKind = "unknown"
     wifi_signal_dbm: float | None = None
     link_speed_mbps: int | None = None
+    note: str | None = Field(None, description="Why the link facts are missing, e.g. not available on this platform.")
 
 
 class UploadUser(Contract):

@@ -16,6 +16,7 @@ from agent.models.encoder import FfmpegSample, ObsSample
 from agent.models.network import NetworkSample
 from agent.models.relay import RelaySample
 from agent.models.reports import BandwidthResult
+from agent.models.shipping import ShippingState
 from agent.models.system import SystemSample
 from agent.models.uplink import UplinkSample
 
@@ -39,6 +40,16 @@ class AgentInfo(Contract):
     platform: str
     ingest_primary: str | None = Field(None, description="The primary ingest URL with its key redacted.")
     ingest_backups: list[str] = Field(default_factory=list, description="Backup ingest URLs, keys redacted.")
+    os: str | None = Field(None, description="The operating system (Python's sys.platform: linux, win32, darwin).")
+    unavailable_features: dict[str, str] = Field(
+        default_factory=dict,
+        description="What this operating system does not offer the agent, each saying 'not available on this "
+        "platform' and what is measured instead.",
+    )
+    api_url: str | None = Field(
+        None, description="Where this agent's API and /metrics listen (never a token); for Prometheus discovery."
+    )
+    jobs_running: list[str] = Field(default_factory=list, description="Long work under way: 'preflight', ...")
 
 
 LoggingStateName = Literal["ok", "failing", "off"]
@@ -68,4 +79,5 @@ class HealthSnapshot(Contract):
     bandwidth: BandwidthResult | None = Field(None, description="The last bandwidth test, if any.")
     relay: RelaySample | None = Field(None, description="The local relay, when it runs (an ingest is configured).")
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
+    shipping: ShippingState | None = Field(None, description="Shipping to a collector, when [ship] is set.")
     logging: LoggingStatus | None = Field(None, description="The health log: written, failing (disk full?) or off.")

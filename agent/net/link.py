@@ -2,7 +2,8 @@
 
 Cheap reads of /proc and /sys (Linux) and psutil, done on a slow interval. Other processes' upload
 comes from `ss -tinp` (per-socket byte counters), which shows other users' sockets only to root;
-where that is not available the sample says why instead of guessing.
+where that is not available the sample says why instead of guessing. Which of these this system
+offers is agent/os_features.py's answer, not a check of its own here.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
+from agent import os_features
 from agent.models import LinkInfo, UploadUser
 from agent.models.network import LinkKind
 from agent.sources.system import default_route_interface
@@ -29,8 +29,13 @@ _USERS = re.compile(r'\("([^"]*)",pid=(\d+),')
 _BYTES_ACKED = re.compile(r"\bbytes_acked:(\d+)")
 
 
-def wifi_signal_dbm(interface: str, wireless_table: Path = Path("/proc/net/wireless")) -> float | None:
+def wifi_signal_dbm(interface: str, wireless_table: Path | None = None) -> float | None:
     """Signal level of a Wi-Fi interface from /proc/net/wireless (dBm), if the driver reports it."""
+    if wireless_table is None:
+        proc_net = os_features.current().proc_net
+        if proc_net is None:
+            return None
+        wireless_table = proc_net / "wireless"
     try:
         lines = wireless_table.read_text().splitlines()[2:]
     except OSError:
@@ -49,13 +54,20 @@ def wifi_signal_dbm(interface: str, wireless_table: Path = Path("/proc/net/wirel
     return None
 
 
-def link_info(sys_class_net: Path = Path("/sys/class/net")) -> LinkInfo:
-    interface = default_route_interface() if sys.platform.startswith("linux") else None
+def link_info(sys_class_net: Path | None = None) -> LinkInfo:
+    features = os_features.current()
+    if features.proc_net is None:
+        return LinkInfo(note=features.unavailable()["default_route"])
+    interface = default_route_interface()
     if interface is None:
-        return LinkInfo()
+        return LinkInfo(note="no IPv4 default route")
     kind: LinkKind = "unknown"
     signal = None
-    if sys.platform.startswith("linux"):
+    note = None
+    sys_class_net = sys_class_net or features.sys_class_net
+    if sys_class_net is None:
+        note = features.unavailable()["link_kind"]
+    else:
         if (sys_class_net / interface / "wireless").exists():
             kind = "wifi"
             signal = wifi_signal_dbm(interface)
@@ -68,7 +80,7 @@ def link_info(sys_class_net: Path = Path("/sys/class/net")) -> LinkInfo:
         stats = None
     if stats is not None and stats.speed > 0:
         speed = int(stats.speed)
-    return LinkInfo(interface=interface, kind=kind, wifi_signal_dbm=signal, link_speed_mbps=speed)
+    return LinkInfo(interface=interface, kind=kind, wifi_signal_dbm=signal, link_speed_mbps=speed, note=note)
 
 
 @dataclass
@@ -80,19 +92,21 @@ class UploadUsersScanner:
     _previous_at: float | None = None
 
     def unavailable_reason(self) -> str | None:
-        if not sys.platform.startswith("linux"):
-            return "not available on this system (needs Linux per-socket counters)"
-        if shutil.which("ss") is None:
-            return "needs the 'ss' command (iproute2)"
+        features = os_features.current()
+        if features.ss is None:
+            if features.platform.startswith("linux"):
+                return "needs the 'ss' command (iproute2)"
+            return features.unavailable()["upload_users"]
         if os.geteuid() != 0:
             return "only this user's processes are visible (other users' sockets need root)"
         return None
 
     async def scan(self) -> list[UploadUser]:
-        if not sys.platform.startswith("linux") or shutil.which("ss") is None:
+        ss = os_features.current().ss
+        if ss is None:
             return []
         process = await asyncio.create_subprocess_exec(
-            "ss", "-tinpH", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            ss, "-tinpH", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
         )
         try:
             async with asyncio.timeout(SS_TIMEOUT_S):

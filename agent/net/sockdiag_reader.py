@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 import socket
-import sys
 
+from agent import os_features
 from agent.net.sockdiag import NETLINK_SOCK_DIAG, DumpParser, SockDiagError, TcpDiagRecord, dump_request
 
 _RECEIVE_BUFFER = 65536
@@ -20,8 +20,9 @@ _TIMEOUT_S = 0.5
 
 def unavailable_reason() -> str | None:
     """None where sock_diag can be read; else a sentence for the user."""
-    if not sys.platform.startswith("linux") or not hasattr(socket, "AF_NETLINK"):
-        return f"the kernel's view of the uplink (sock_diag) is not available on this platform ({sys.platform})"
+    features = os_features.current()
+    if not features.sock_diag:
+        return f"the kernel's view of the uplink (sock_diag) is not available on this platform ({features.platform})"
     return None
 
 

@@ -1,18 +1,18 @@
 """The kernel's view of a live TCP connection (Linux `TCP_INFO`): RTT, variance, retransmits, bytes acked.
 
 Reading it costs one getsockopt and no packets, so the network source prefers it to a probe whenever
-a live connection to the ingest exists. Other systems return None.
+a live connection to the ingest exists. Where the kernel has no TCP_INFO (agent/os_features.py) every
+read returns None and the callers fall back (probes, protocol acknowledgements).
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-import sys
 
+from agent import os_features
 from agent.models import TcpInfo
 
-TCP_INFO = getattr(socket, "TCP_INFO", 11)
 _BUFFER = 256
 # struct tcp_info (linux/tcp.h): 8 one-byte fields, 24 u32, then u64 pacing_rate, max_pacing_rate,
 # bytes_acked, bytes_received; u32 segs_out, segs_in, notsent_bytes, min_rtt, data_segs_in,
@@ -34,7 +34,7 @@ _BYTES_SENT = 208
 
 
 def supported() -> bool:
-    return sys.platform.startswith("linux")
+    return os_features.current().tcp_info is not None
 
 
 def parse_tcp_info(raw: bytes) -> TcpInfo | None:
@@ -62,11 +62,12 @@ def parse_tcp_info(raw: bytes) -> TcpInfo | None:
 
 
 def read_tcp_info(sock: socket.socket) -> TcpInfo | None:
-    """TCP_INFO of a connected socket, or None (not Linux, closed socket, not TCP)."""
-    if not supported():
+    """TCP_INFO of a connected socket, or None (not on this platform, closed socket, not TCP)."""
+    option = os_features.current().tcp_info
+    if option is None:
         return None
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, _BUFFER)
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, _BUFFER)
     except OSError:
         return None
     return parse_tcp_info(raw)

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 CLOSE_FLUSH_S = 3.0
-_ALERT_LINE_PREFIX = '{"type":"alert"'
+_ALERT_TYPE = '"type":"alert"'
+_ALERT_TYPE_WITHIN = 64  # the type comes first in a record, after at most the shipper's `seq`
 
 
 def shown_webhook(url: str) -> str:
@@ -99,7 +100,7 @@ class Notifier:
     # --- RecordSink -------------------------------------------------------------------------------
 
     def write_line(self, line_json: str) -> None:
-        if not line_json.startswith(_ALERT_LINE_PREFIX):
+        if _ALERT_TYPE not in line_json[:_ALERT_TYPE_WITHIN]:
             return  # ticks are most lines: skip them without parsing
         record = LOG_RECORD.validate_json(line_json)
         if not isinstance(record, AlertRecord):

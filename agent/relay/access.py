@@ -12,8 +12,8 @@ import hmac
 import ssl
 
 from agent.relay.destination import PublisherFactory
+from agent.relay.settings import RelaySettings
 from agent.rtmp.client import RtmpPublisher
-from agent.settings import RelaySettings
 
 
 def publish_key_matches(settings: RelaySettings, stream_name: str) -> bool:

@@ -26,7 +26,7 @@ from agent.relay.frames import Frame, HeaderCache
 from agent.relay.ingress import IngressStats
 from agent.relay.publisher import PublisherSession, PublishRequested
 from agent.relay.queue import QueueLimits
-from agent.settings import RelaySettings
+from agent.relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, Relay
 from agent.relay.destination import Destination
 from agent.relay.queue import DropReason
 from agent.relay.relay import Relay, RelayUnavailable
-from agent.settings import IngestSettings, RelaySettings
+from agent.relay.settings import RelaySettings
+from agent.settings import IngestSettings
 from agent.sources.base import SampleSink, Source
 
 LISTEN_RETRY_S: Final = 10.0

@@ -23,6 +23,7 @@ from agent.models import (
     UplinkSample,
 )
 from agent.models.reports import BandwidthResult
+from agent.models.shipping import ShippingState
 from agent.platforms import PlatformPreset, load_preset
 from agent.rules.derived import DERIVED_METRICS
 from agent.rules.playbook import Playbook, load_playbook
@@ -37,6 +38,7 @@ _SAMPLE_ROOTS: dict[str, type[BaseModel]] = {
     "obs": ObsSample,
     "ffmpeg": FfmpegSample,
     "bandwidth": BandwidthResult,
+    "shipping": ShippingState,
     "logging": LoggingStatus,
     "uplink": UplinkSample,
     "relay": RelaySample,

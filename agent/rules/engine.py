@@ -312,6 +312,7 @@ class RuleEngine:
             "ffmpeg": snapshot.ffmpeg,
             "uplink": snapshot.uplink,
             "bandwidth": snapshot.bandwidth,
+            "shipping": snapshot.shipping,
             "sources": snapshot.sources,
             "logging": snapshot.logging,
             "derived": SimpleNamespace(**self.derived),

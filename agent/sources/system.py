@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 
 import psutil
 
+from agent import os_features
 from agent.models import (
     BatteryState,
     DiskSpace,
@@ -51,8 +51,13 @@ def encoder_kind(process_name: str) -> EncoderKind | None:
     return None
 
 
-def default_route_interface(route_table: Path = Path("/proc/net/route")) -> str | None:
-    """The interface of the IPv4 default route (Linux); None where the OS does not expose it this way."""
+def default_route_interface(route_table: Path | None = None) -> str | None:
+    """The interface of the IPv4 default route (Linux /proc/net/route); None where the OS has no such table."""
+    if route_table is None:
+        proc_net = os_features.current().proc_net
+        if proc_net is None:
+            return None
+        route_table = proc_net / "route"
     try:
         lines = route_table.read_text().splitlines()[1:]
     except OSError:
@@ -199,7 +204,7 @@ class SystemSource(PollingSource):
         return interval_s if self._last_cpu_ratio >= BUSY_CPU_RATIO else interval_s * IDLE_SCAN_FACTOR
 
     def _read_slow_facts(self) -> _SlowFacts:
-        route_interface = default_route_interface() if sys.platform.startswith("linux") else None
+        route_interface = default_route_interface()
         try:
             interface_stats = psutil.net_if_stats()
         except OSError:

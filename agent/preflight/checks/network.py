@@ -30,6 +30,14 @@ def check_link(o: Observation) -> PreflightCheck:
     if link.kind == "wired":
         speed = f", {link.link_speed_mbps} Mbit/s" if link.link_speed_mbps else ""
         return make_check("link", "pass", "wired connection", f"wired ({link.interface}{speed})")
+    if link.note:  # e.g. not available on this platform: say so rather than guess
+        return make_check(
+            "link",
+            "skipped",
+            f"wired or Wi-Fi: {link.note}",
+            link.interface,
+            "prefer wired Ethernet: Wi-Fi loses packets in bursts",
+        )
     return make_check("link", "pass", "link type unknown (not Wi-Fi as far as the agent can tell)", link.interface)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from agent.bandwidth.result import percentile, recommended_video_kbps, sustained_bps
 from agent.net.link import UploadUsersScanner, wifi_signal_dbm
 from agent.net.stability import TargetWindow
@@ -34,6 +36,7 @@ def test_jitter_is_the_rfc3550_smoothed_mean_of_rtt_differences() -> None:
     assert window.jitter_ms == 1.0 + 15 / 16
 
 
+@pytest.mark.linux_only
 def test_tcp_info_of_a_real_connection_counts_acknowledged_bytes() -> None:
     server = socket.create_server(("127.0.0.1", 0))
     client = socket.create_connection(server.getsockname())

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.net import sockdiag_reader
 from agent.net.sockdiag import SockDiagError
 from agent.net.sockdiag_reader import SockDiagReader, unavailable_reason
+from tests.platform_neutral import as_on
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sock_diag is Linux only")
 
@@ -68,8 +68,8 @@ def test_a_port_with_no_connection_reads_nothing(connection: tuple[socket.socket
 
 
 def test_elsewhere_it_says_it_is_not_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sockdiag_reader.sys, "platform", "win32")
-    reason = unavailable_reason()
+    with as_on("win32", monkeypatch):  # the seam in agent/os_features.py, as Windows sees it
+        reason = unavailable_reason()
+        with pytest.raises(SockDiagError, match="not available"):
+            SockDiagReader()
     assert reason is not None and "not available on this platform" in reason
-    with pytest.raises(SockDiagError, match="not available"):
-        SockDiagReader()

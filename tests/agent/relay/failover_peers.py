@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.relay.relay import Relay
+from agent.relay.settings import RelaySettings
 from agent.rtmp import flv
-from agent.settings import RelaySettings
 from tests.agent.relay.test_relay_nginx import ffmpeg_test_pattern
 
 

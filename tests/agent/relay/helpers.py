@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from agent.relay.relay import Relay
-from agent.settings import RelaySettings
+from agent.relay.settings import RelaySettings
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from agent.models import EncoderSettings, Sample, UplinkSample
-from agent.net import sockdiag_reader
 from agent.net.encoder_connection import encoder_process_connections
 from agent.runtime import Agent
 from agent.settings import IngestSettings, UplinkSourceSettings
@@ -23,6 +22,7 @@ from agent.sources.uplink import UplinkSource
 from tests.agent.helpers import make_settings
 from tests.peers.nginx_rtmp import NginxRtmp
 from tests.peers.wait import async_wait_until
+from tests.platform_neutral import as_on
 
 # A loopback address of its own (all of 127/8 is loopback on Linux): a connection left open by an earlier
 # test to a port this test's server happens to reuse cannot be mistaken for the one under test.
@@ -124,8 +124,9 @@ async def test_prefers_the_server_obs_streams_to() -> None:
 async def test_elsewhere_it_says_not_available_and_the_agent_goes_on(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sockdiag_reader.sys, "platform", "darwin")
     settings = make_settings(tmp_path, SOURCES__NETWORK__ENABLED="false", SOURCES__OBS__ENABLED="false")
+    other = as_on("darwin", monkeypatch)  # the seam in agent/os_features.py, as macOS sees it
+    other.__enter__()
     agent = Agent(settings)
     await agent.start()
     try:
@@ -137,6 +138,7 @@ async def test_elsewhere_it_says_not_available_and_the_agent_goes_on(
         assert agent.snapshot.system is not None or agent.snapshot.sources["system"].state != "error"
     finally:
         await agent.stop()
+        other.__exit__(None, None, None)
 
 
 @linux_only

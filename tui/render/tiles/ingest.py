@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agent.models import HealthSnapshot
+from agent.models import HealthSnapshot, LinkInfo
+from agent.os_features import NOT_AVAILABLE
 from tui.render.levels import level_above, worst
 from tui.render.numbers import fmt_ms, fmt_pct
 from tui.render.tile import TileView, detail_row, nodata_tile
@@ -30,12 +31,15 @@ def ingest_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileV
     lines = [
         detail_row("jitter", fmt_ms(network.ingest_jitter_ms), jitter),
         detail_row("loss", fmt_pct(network.ingest_loss_ratio, 1), loss),
-        detail_row(
-            "link",
-            network.link.kind + (f" {network.link.wifi_signal_dbm:.0f} dBm" if network.link.wifi_signal_dbm else ""),
-        ),
+        detail_row("link", _link_text(network.link)),
         *uplink_rows(snapshot),
     ]
     return TileView(
         "ingest", title, level, fmt_ms(network.ingest_rtt_ms), lines, rtt_series, max(150.0, *rtt_series, 0.0), "RTT"
     )
+
+
+def _link_text(link: LinkInfo) -> str:
+    if link.kind == "unknown" and link.note and NOT_AVAILABLE in link.note:
+        return "n/a on this OS"  # the OS has no way to tell (agent/os_features.py)
+    return link.kind + (f" {link.wifi_signal_dbm:.0f} dBm" if link.wifi_signal_dbm else "")

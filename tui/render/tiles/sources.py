@@ -8,6 +8,7 @@ from agent.models import HealthSnapshot, SourceStatus
 from tui.render.levels import Level, badge, worst
 from tui.render.numbers import fmt_age
 from tui.render.tile import TileView, nodata_tile
+from tui.render.tiles.shipping import shipping_line
 from tui.state import DashboardState
 
 SOURCE_LEVELS: dict[str, Level] = {
@@ -61,4 +62,6 @@ def sources_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
     level = worst(*(view[0] for view in views))
     healthy = sum(view[0] == "ok" for view in views)
     lines = [source_line(status, snapshot, width=200) for status in statuses]  # render_tile cuts to the tile
+    if snapshot.shipping is not None:
+        lines.append(shipping_line(snapshot.shipping))
     return TileView("sources", "Sources", level, f"{healthy}/{len(statuses)} ok", lines)

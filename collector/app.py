@@ -1,0 +1,265 @@
+"""The collector's HTTP API: ingest for agents, the read API and events for people and dashboards.
+
+Every 4xx and 5xx is an `ErrorBody`. Ingest answers only after the store committed the batch; a malformed
+batch is refused whole (400 naming the line), a database in trouble is a 503 with Retry-After (the agent
+retries), and the process keeps serving either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import generate_latest
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
+
+from agent import __version__
+from agent.models import ErrorBody, IngestAck
+from agent.models.shipping import INGEST_PATH
+from agent.notify.settings import NotifySettings
+from collector.auth import Authenticator
+from collector.fast_ingest import IngestFastPath, IngestHandler
+from collector.fleet import FleetTracker
+from collector.fleet_routes import add_fleet_routes
+from collector.ingest import STATE_RANK, BatchError
+from collector.metrics import CollectorMetrics
+from collector.models import AgentView, MinuteView, SessionDetail, SessionView, StoredRecord, WorstState
+from collector.notify import FleetNotifier, watching
+from collector.prometheus import FleetExposition
+from collector.store import SessionFilter, Store, StoreError
+from collector.views import agent_view, minute_view, session_detail, session_view
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+PRUNE_EVERY_S = 3600.0
+EVENTS_POLL_S = 1.0
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422, 503)
+}
+
+
+def create_app(
+    store: Store,
+    *,
+    retention_days: float = 30.0,
+    rollup_days: float = 400.0,
+    events_poll_s: float = EVENTS_POLL_S,
+    notify: NotifySettings | None = None,
+) -> ASGIApp:
+    """The collector as an ASGI app: the FastAPI app, with the ingest fast path in front."""
+    auth = Authenticator(store)
+    metrics = CollectorMetrics(store)
+    ingest_handler = IngestHandler(store, auth, metrics)
+    tracker = FleetTracker(store)
+    fleet_notifier = FleetNotifier(tracker, notify) if notify is not None and notify.webhooks else None
+    metrics.registry.register(FleetExposition(tracker))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        pruner = asyncio.create_task(_prune_forever(store, retention_days, rollup_days), name="prune")
+        try:
+            async with watching(fleet_notifier):
+                yield
+        finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            await store.close()
+
+    app = FastAPI(
+        title="streamhealth collector",
+        version=__version__,
+        description="Agents ship their health logs here (each record stored once); people and dashboards read them.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, _reason(exc.status_code), str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
+        return _error(422, "bad request", problems)
+
+    @app.exception_handler(StoreError)
+    async def store_error(_: Request, exc: StoreError) -> JSONResponse:
+        log.error("store: %s", exc)
+        response = _error(503, "database unavailable", str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.get(f"{API}/status", summary="Liveness for load balancers (no token)")
+    async def status() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.post(
+        INGEST_PATH,
+        response_model=IngestAck,
+        responses=ERRORS,
+        summary="Store a batch of an agent's log lines (NDJSON, gzip); answered after the commit",
+    )
+    async def ingest(request: Request) -> Response:
+        # Normally answered by IngestFastPath before FastAPI; this route documents it (and serves it the
+        # same way when the app is mounted without the fast path).
+        status, body, headers = await ingest_handler.handle(
+            request.headers, lambda limit: _read_limited(request, limit)
+        )
+        response = Response(body, status_code=status, media_type="application/json")
+        for name, value in headers:
+            if name != b"content-type":
+                response.headers[name.decode()] = value.decode()
+        return response
+
+    @app.get(f"{API}/agents", response_model=list[AgentView], responses=ERRORS, summary="Every agent seen")
+    async def agents(request: Request) -> list[AgentView]:
+        await auth.require(request, "reader")
+        now = datetime.now(UTC)
+        return [agent_view(row, now) for row in await store.agents()]
+
+    @app.get(
+        f"{API}/agents/{{agent_id}}/records",
+        response_model=list[StoredRecord],
+        responses=ERRORS,
+        summary="An agent's records in seq order, exactly as written to its log",
+    )
+    async def records(
+        request: Request,
+        agent_id: str,
+        after_seq: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[StoredRecord]:
+        await auth.require(request, "reader")
+        return [StoredRecord(seq=seq, line=line) for seq, line in await store.records(agent_id, after_seq, limit)]
+
+    @app.get(
+        f"{API}/agents/{{agent_id}}/minutes",
+        response_model=list[MinuteView],
+        responses=ERRORS,
+        summary="An agent's per-minute rollups (ticks, worst state, means), kept longer than raw records",
+    )
+    async def minutes(
+        request: Request,
+        agent_id: str,
+        since: Annotated[datetime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
+        until: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
+    ) -> list[MinuteView]:
+        await auth.require(request, "reader")
+        until = until or datetime.now(UTC)
+        since = since or until - timedelta(hours=24)
+        return [minute_view(row) for row in await store.minutes(agent_id, since, until)]
+
+    @app.get(f"{API}/sessions", response_model=list[SessionView], responses=ERRORS, summary="Stream sessions")
+    async def sessions(
+        request: Request,
+        agent: Annotated[str | None, Query(description="Agent id or name")] = None,
+        since: Annotated[datetime | None, Query(description="Sessions still running at or after (ISO 8601)")] = None,
+        until: Annotated[datetime | None, Query(description="Sessions started at or before (ISO 8601)")] = None,
+        platform: str | None = None,
+        worst_state: Annotated[WorstState | None, Query(description="Sessions at least this bad")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[SessionView]:
+        await auth.require(request, "reader")
+        where = SessionFilter(
+            agent, since, until, platform, STATE_RANK[worst_state] if worst_state else None, limit=limit
+        )
+        return [session_view(row) for row in await store.sessions(where)]
+
+    @app.get(
+        f"{API}/sessions/{{session_id}}",
+        response_model=SessionDetail,
+        responses=ERRORS,
+        summary="One session: its summary, alert timeline and metric series",
+    )
+    async def session(request: Request, session_id: str) -> SessionDetail:
+        await auth.require(request, "reader")
+        row = await store.session(session_id)
+        if row is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        alerts = await store.session_records(session_id, ("alert",), 10_000)
+        ticks = await store.session_records(session_id, ("tick",), 24 * 3600)
+        return session_detail(row, alerts, ticks)
+
+    @app.get(f"{API}/events", responses=ERRORS, summary="Server-sent events: an `agent` event when one changes")
+    async def events(request: Request) -> EventSourceResponse:
+        await auth.require(request, "reader")
+        return EventSourceResponse(_agent_changes(store, events_poll_s), ping=15)
+
+    @app.get("/metrics", responses=ERRORS, summary="Prometheus metrics (read token)")
+    async def prometheus(request: Request) -> Response:
+        await auth.require(request, "reader")
+        await metrics.refresh()
+        await tracker.refresh()
+        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+
+    add_fleet_routes(app, store, auth, tracker, poll_s=events_poll_s)
+    return IngestFastPath(app, ingest_handler)
+
+
+async def _agent_changes(store: Store, poll_s: float) -> AsyncIterator[dict[str, str]]:
+    """Stateless: each collector polls the store, so an event reaches a reader whichever collector it uses."""
+    seen: dict[str, tuple[Any, ...]] = {}
+    while True:
+        try:
+            rows = await store.agents()
+        except StoreError as exc:
+            yield {"event": "error", "data": json.dumps({"error": "database unavailable", "detail": str(exc)})}
+            rows = []
+        now = datetime.now(UTC)
+        for row in rows:
+            view = agent_view(row, now)
+            key = (view.last_seq, view.state, view.stream_state, len(view.active_alerts))
+            if seen.get(row.agent_id) != key:
+                seen[row.agent_id] = key
+                yield {"event": "agent", "data": view.model_dump_json()}
+        await asyncio.sleep(poll_s)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _prune_forever(store: Store, retention_days: float, rollup_days: float) -> None:
+    while True:
+        now = datetime.now(UTC)
+        try:
+            deleted = await store.prune(now - timedelta(days=retention_days), now - timedelta(days=rollup_days))
+            if deleted:
+                log.info("retention: deleted %d records older than %g days", deleted, retention_days)
+        except StoreError as exc:
+            log.warning("retention: %s; trying again later", exc)
+        await asyncio.sleep(PRUNE_EVERY_S)
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=error, detail=detail).model_dump(), status_code=status)
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "error"
