@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import ProtocolError
 from agent.relay.frames import Frame
 from agent.relay.publisher import PublisherEvent, PublisherSession, PublishRequested, PublishStopped
-from agent.settings import RelaySettings
+from agent.relay.settings import RelaySettings
 
 if TYPE_CHECKING:
     from agent.relay.relay import Relay
