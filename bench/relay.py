@@ -142,6 +142,8 @@ def agent_relay(relay_port: int, ingest_url: str, workdir: Path, api_port: int =
         f"[api]\nport = {api_port}\n[logs]\nenabled = false\n"
         "[sources.system]\nenabled = false\n[sources.network]\nenabled = false\n"
         "[sources.obs]\nenabled = false\n[sources.ffmpeg]\nenabled = false\n"
+        # The uplink source (sock_diag, a process scan every few seconds) is not the relay's work: off.
+        "[sources.uplink]\nenabled = false\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHEALTH_")}
     env.update(XDG_CONFIG_HOME=str(workdir / "cfg"), XDG_DATA_HOME=str(workdir / "data"))

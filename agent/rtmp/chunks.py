@@ -96,6 +96,14 @@ class ChunkReader:
 
     def _parse(self) -> list[RawMessage]:
         buf = self._buffer
+        with memoryview(buf) as view:  # payloads leave the buffer in one copy; released before it shrinks
+            messages, pos = self._parse_chunks(buf, view)
+        if pos:
+            del buf[:pos]
+        return messages
+
+    def _parse_chunks(self, buf: bytearray, view: memoryview) -> tuple[list[RawMessage], int]:
+        """The whole chunks in `buf`, as messages; and how many bytes they took."""
         size = len(buf)
         pos = 0
         messages: list[RawMessage] = []
@@ -172,9 +180,9 @@ class ChunkReader:
                     state.extended = extended
             pos = end
             if take == length and not continuing:
-                payload = bytes(buf[p:end])
+                payload = bytes(view[p:end])
             else:
-                state.partial += buf[p:end]
+                state.partial += view[p:end]
                 self._pending_bytes += take
                 if self._pending_bytes > self.max_pending_bytes:
                     raise self._fail(f"more than {self.max_pending_bytes} bytes of unfinished messages")
@@ -192,9 +200,7 @@ class ChunkReader:
                 self.chunk_size = _parse_chunk_size(payload)
             elif type_id == TYPE_ABORT:
                 self._abort(payload)
-        if pos:
-            del buf[:pos]
-        return messages
+        return messages, pos
 
     def _abort(self, payload: bytes) -> None:
         if len(payload) < 4:
@@ -245,6 +251,24 @@ class ChunkWriter:
         self._streams: dict[int, _OutStream] = {}
 
     def write(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes | bytearray) -> bytes:
+        pieces: list[bytes | memoryview] = []
+        self.write_into(pieces, csid, timestamp, type_id, stream_id, payload)
+        return b"".join(pieces)
+
+    def write_into(
+        self,
+        pieces: list[bytes | memoryview],
+        csid: int,
+        timestamp: int,
+        type_id: int,
+        stream_id: int,
+        payload: bytes | bytearray,
+    ) -> int:
+        """Append the message's chunks to `pieces` (headers, and views of the payload: nothing is copied);
+        returns how many bytes they add up to. A bytearray payload is copied once, since views of it would
+        change with it."""
+        if isinstance(payload, bytearray):
+            payload = bytes(payload)
         timestamp &= 0xFFFFFFFF
         length = len(payload)
         if length > 0xFFFFFF:
@@ -279,15 +303,19 @@ class ChunkWriter:
         self._streams[csid] = _OutStream(timestamp, ts_field, length, type_id, stream_id)
 
         chunk_size = self.chunk_size
+        pieces.append(bytes(header))
         if length <= chunk_size:
-            return bytes(header) + bytes(payload)
+            pieces.append(payload)
+            return len(header) + length
         continuation = _basic_header(3, csid) + extension
         view = memoryview(payload)
-        pieces: list[bytes | memoryview] = [bytes(header), view[:chunk_size]]
+        pieces.append(view[:chunk_size])
+        count = 0
         for start in range(chunk_size, length, chunk_size):
             pieces.append(continuation)
             pieces.append(view[start : start + chunk_size])
-        return b"".join(pieces)
+            count += 1
+        return len(header) + length + count * len(continuation)
 
     def set_chunk_size_message(self, chunk_size: int) -> bytes:
         """The Set Chunk Size message announcing `chunk_size`; from the next message on, chunks use it."""

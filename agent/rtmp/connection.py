@@ -51,11 +51,14 @@ class RtmpConnection:
         )
         self._reader = ChunkReader(max_message_size=max_message_size)
         self._writer = ChunkWriter()
-        self._outgoing = bytearray(self._handshake.data_to_send())
+        first = self._handshake.data_to_send()
+        # What to send, as pieces joined once in data_to_send: a forwarded frame's payload is copied once,
+        # into the bytes handed to the socket, not into a buffer first.
+        self._outgoing: list[bytes | memoryview] = [first] if first else []
         self._events: list[m.Event] = []
         self.bytes_received = 0
         self.bytes_sent = 0
-        self.handshake_bytes_sent = len(self._outgoing)
+        self.handshake_bytes_sent = len(first)
         self.peer_window_ack_size: int | None = None  # from the peer's Window Acknowledgement Size
         self.peer_bandwidth: int | None = None  # from the peer's Set Peer Bandwidth
         self.peer_acknowledged: int | None = None  # last Acknowledgement sequence number from the peer
@@ -91,7 +94,8 @@ class RtmpConnection:
             data = self._handshake.receive_data(data)
             answer = self._handshake.data_to_send()
             self.handshake_bytes_sent += len(answer)
-            self._outgoing += answer
+            if answer:
+                self._outgoing.append(answer)
             if not self._handshake.complete or not data:
                 return
         self.bytes_received += len(data)
@@ -121,16 +125,17 @@ class RtmpConnection:
     # ----------------------------------------------------------------------------------------- output
 
     def data_to_send(self) -> bytes:
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
+        pieces = self._outgoing
+        if not pieces:
+            return b""
+        self._outgoing = []
+        return b"".join(pieces)
 
     def _send(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes | bytearray) -> None:
         if not self._handshake.complete:
             raise RuntimeError("cannot send RTMP messages before the handshake completes")
-        data = self._writer.write(csid, timestamp, type_id, stream_id, payload)
-        self.bytes_sent += len(data)
-        self._outgoing += data
+        size = self._writer.write_into(self._outgoing, csid, timestamp, type_id, stream_id, payload)
+        self.bytes_sent += size
 
     def send_message(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes) -> None:
         """Any message, as is (the relay forwards media this way)."""
@@ -141,7 +146,7 @@ class RtmpConnection:
             raise RuntimeError("cannot send RTMP messages before the handshake completes")
         data = self._writer.set_chunk_size_message(chunk_size)
         self.bytes_sent += len(data)
-        self._outgoing += data
+        self._outgoing.append(data)
 
     def send_window_ack_size(self, size: int) -> None:
         """Ask the peer for an Acknowledgement every `size` bytes we send."""

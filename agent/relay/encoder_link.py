@@ -1,0 +1,206 @@
+"""One encoder's connection to the relay, as an asyncio Protocol: bytes are parsed and frames forwarded right
+in `data_received`, in the same event-loop step as the read.
+
+Why not a StreamReader and a task: at 6 Mbit/s an encoder's frames arrive one read each, and a reader task
+costs a wake-up (a future, a task step, a second loop iteration and epoll_wait) and a buffer copy per read;
+that was a large part of the relay's CPU beside nginx-rtmp's. Here only what must wait (deciding on a
+publish, finishing a stream, a full send buffer) leaves the fast path: reading pauses, a task does the
+waiting, and reading resumes. The protocol work stays in `publisher.py` (sans-I/O); the relay's decisions in
+`relay.py`. Malformed input, a handshake that never completes or an encoder that goes silent closes this
+connection with a log line, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ProtocolError
+from agent.relay.frames import Frame
+from agent.relay.publisher import PublisherEvent, PublisherSession, PublishRequested, PublishStopped
+from agent.relay.settings import RelaySettings
+
+if TYPE_CHECKING:
+    from agent.relay.relay import Relay
+
+log = logging.getLogger("agent.relay.relay")  # the relay's log lines, as before this module existed
+
+
+class EncoderLink(asyncio.Protocol):
+    """One encoder connection. `closed` completes when the connection is gone and the stream (if it was
+    the live one) has been ended; the relay waits for it on shutdown."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self._loop = asyncio.get_running_loop()
+        self.session = PublisherSession(clock=relay.clock)
+        self.transport: asyncio.Transport | None = None
+        self.where = "an encoder"
+        self._silence: _SilenceWatch | None = None
+        self._waiting: asyncio.Task[None] | None = None  # publish decision / stream end in progress
+        self._backlog: list[PublisherEvent] = []
+        self._writing_paused = False
+        self._answer_timer: asyncio.TimerHandle | None = None
+        self._lost = False
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+
+    # ---------------------------------------------------------------------------------- asyncio's calls
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "an encoder"
+        self._silence = _SilenceWatch(self._relay.settings, self.session, transport)
+        self._relay.link_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._silence is not None:
+            self._silence.last_data_s = self._loop.time()  # one store per read, no timer per read
+        try:
+            self.session.receive_data(data)
+        except ProtocolError as exc:
+            self._drop(str(exc))
+            return
+        if self._waiting is None:  # else the waiting task takes the new events when it is done
+            self._pump()
+
+    def eof_received(self) -> bool:
+        return False  # close our end too
+
+    def pause_writing(self) -> None:
+        """The encoder takes none of our answers: read nothing more until it does, for idle_timeout_s."""
+        self._writing_paused = True
+        self._pause_reading()
+        self._answer_timer = self._loop.call_later(self._relay.settings.idle_timeout_s, self._answers_timed_out)
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
+        if self._waiting is None:
+            self._resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+        silence = self._silence
+        if silence is not None:
+            silence.stop()
+            if silence.expired is not None:
+                self._relay.ingress.connections_dropped_total += 1
+                what, limit = silence.expired
+                log.warning("relay: closing the connection from %s: it did not %s within %g s", self.where, what, limit)
+        if exc is not None and not isinstance(exc, ProtocolError):
+            log.info("relay: connection from %s lost: %s", self.where, exc)
+        self._relay.spawn_handler(self._finish(), "relay-connection-end")
+
+    # ------------------------------------------------------------------------------------- internals
+
+    def _pump(self) -> None:
+        """Handle the session's events: frames right here; anything that must wait goes to a task."""
+        session = self.session
+        on_frame = self._relay.on_frame
+        while events := session.events():
+            for index, event in enumerate(events):
+                if isinstance(event, Frame):
+                    on_frame(event)
+                elif isinstance(event, PublishRequested | PublishStopped):
+                    self._backlog = events[index:]
+                    self._pause_reading()
+                    self._waiting = self._loop.create_task(self._wait_and_go_on(), name="relay-connection-wait")
+                    self._send_answers()
+                    return
+        self._send_answers()
+
+    async def _wait_and_go_on(self) -> None:
+        try:
+            while self._backlog:
+                events, self._backlog = self._backlog, []
+                for event in events:
+                    if self._lost:
+                        return
+                    if isinstance(event, Frame):
+                        self._relay.on_frame(event)
+                    elif isinstance(event, PublishRequested):
+                        await self._relay.on_publish(self.session, event, self.where)
+                    elif isinstance(event, PublishStopped):
+                        await self._relay.end_stream(self.session)
+                self._backlog = self.session.events()
+            self._send_answers()
+        finally:
+            self._waiting = None
+            if not self._lost and not self._writing_paused:
+                self._resume_reading()
+
+    def _send_answers(self) -> None:
+        out = self.session.data_to_send()
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out)
+
+    def _answers_timed_out(self) -> None:
+        self._answer_timer = None
+        self._relay.ingress.connections_dropped_total += 1
+        log.warning("relay: closing the connection from %s: it took none of our answers", self.where)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _drop(self, reason: str) -> None:
+        self._relay.ingress.connections_dropped_total += 1
+        log.warning("relay: closing the connection from %s: %s", self.where, reason)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing() and self.transport.is_reading():
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing() and not self.transport.is_reading():
+            self.transport.resume_reading()
+
+    async def _finish(self) -> None:
+        try:
+            waiting = self._waiting
+            if waiting is not None:
+                await asyncio.wait({waiting})
+            await self._relay.end_stream(self.session)  # if it was the live stream
+        finally:
+            self._relay.link_closed(self)
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+
+class _SilenceWatch:
+    """Closes a connection whose encoder sends nothing for too long: `handshake_timeout_s` before the
+    handshake completes, `idle_timeout_s` after. One task per connection, waking about once a second."""
+
+    def __init__(self, settings: RelaySettings, session: PublisherSession, transport: asyncio.Transport) -> None:
+        self._settings = settings
+        self._session = session
+        self._transport = transport
+        self.last_data_s = asyncio.get_running_loop().time()
+        self.expired: tuple[str, float] | None = None
+        self._task: asyncio.Task[Any] = asyncio.create_task(self._watch(), name="relay-silence-watch")
+
+    def _limit(self) -> tuple[str, float]:
+        if not self._session.handshake_complete:
+            return "finish the RTMP handshake", self._settings.handshake_timeout_s
+        return "send anything", self._settings.idle_timeout_s
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            what, limit = self._limit()
+            silent_s = loop.time() - self.last_data_s
+            if silent_s > limit:
+                self.expired = (what, limit)
+                self._transport.abort()  # connection_lost follows
+                return
+            await asyncio.sleep(min(limit - silent_s, 1.0) + 0.01)
+
+    def stop(self) -> None:
+        self._task.cancel()
