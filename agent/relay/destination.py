@@ -47,7 +47,8 @@ from agent.rtmp.errors import IngestError, IngestRejected
 
 log = logging.getLogger(__name__)
 
-TCP_NOTSENT_LOWAT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+# Linux and macOS have it (with different numbers); Windows does not, and there no number is the right guess.
+TCP_NOTSENT_LOWAT: Final[int | None] = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 NOTSENT_LOWAT_BYTES: Final = 128 * 1024
 WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
 LATENCY_SAMPLES: Final = 4096
@@ -422,7 +423,7 @@ class Destination:
     @staticmethod
     def _keep_kernel_buffer_small(publisher: RtmpPublisher) -> None:
         sock = publisher.socket
-        if sock is None or not hasattr(socket, "IPPROTO_TCP"):
+        if sock is None or TCP_NOTSENT_LOWAT is None:
             return
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
