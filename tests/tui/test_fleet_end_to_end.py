@@ -11,12 +11,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.collector.helpers import add_tokens
-from tests.peers.wait import free_port, port_open, wait_until
+from tests.peers.wait import async_wait_until, free_port, port_open, wait_until
 from tui.fleet_app import AgentLiveScreen, build_fleet_app
 from tui.fleet_client import FleetClient
 from tui.screens.fleet import FleetScreen
@@ -121,8 +122,17 @@ async def test_the_fleet_view_follows_real_agents_through_a_real_collector(
 
         # Prometheus discovery points at each agent's real API: scrape it there.
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {reader_token}"}, timeout=10) as http:
-            groups = (await http.get(f"{url}/api/v1/prometheus/targets", params={"include_loopback": "1"})).json()
-            assert sorted(group["labels"]["agent"] for group in groups) == ["studio-a", "studio-b"]
+            groups: list[dict[str, Any]] = []
+
+            async def both_discovered() -> bool:
+                # An agent is listed once a shipped tick says where its API listens (the port is bound
+                # after the run starts), so the first look may come a tick early.
+                nonlocal groups
+                answer = await http.get(f"{url}/api/v1/prometheus/targets", params={"include_loopback": "1"})
+                groups = answer.json()
+                return sorted(group["labels"]["agent"] for group in groups) == ["studio-a", "studio-b"]
+
+            await async_wait_until(both_discovered, 20, "both agents in Prometheus discovery")
             for group in groups:
                 scraped = await http.get(f"http://{group['targets'][0]}/metrics")
                 assert "streamhealth_cpu_usage_ratio" in scraped.text
