@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.collector.helpers import add_tokens
+from tests.peers.restartable import Process
 from tests.peers.wait import async_wait_until, free_port, port_open, wait_until
 from tui.fleet_app import AgentLiveScreen, build_fleet_app
 from tui.fleet_client import FleetClient
@@ -26,29 +26,9 @@ from tui.widgets.fleet_table import FleetTable
 pytestmark = pytest.mark.integration
 
 
-class Child:
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.command, self.env, self.log_path = command, env, log_path
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=log)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.popen = None
-
-
 @pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
+def children() -> Iterator[list[Process]]:
+    started: list[Process] = []
     try:
         yield started
     finally:
@@ -56,7 +36,7 @@ def children() -> Iterator[list[Child]]:
             child.stop(signal.SIGKILL)
 
 
-def agent(tmp_path: Path, name: str, url: str, token: str) -> Child:
+def agent(tmp_path: Path, name: str, url: str, token: str) -> Process:
     env = dict(os.environ)
     env.update(
         {
@@ -73,7 +53,7 @@ def agent(tmp_path: Path, name: str, url: str, token: str) -> Child:
             "STREAMHEALTH_SHIP__MAX_BACKOFF_S": "1",
         }
     )
-    return Child([sys.executable, "-m", "tui.cli", "agent"], env, tmp_path / f"{name}.log")
+    return Process([sys.executable, "-m", "tui.cli", "agent"], env, tmp_path / f"{name}.log")
 
 
 async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -85,12 +65,12 @@ async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> N
 
 
 async def test_the_fleet_view_follows_real_agents_through_a_real_collector(
-    tmp_path: Path, children: list[Child]
+    tmp_path: Path, children: list[Process]
 ) -> None:
     database = f"sqlite:///{tmp_path / 'collector.sqlite3'}"
     agent_token, reader_token = await add_tokens(database)
     port = free_port()
-    collector = Child(
+    collector = Process(
         [sys.executable, "-m", "tui.cli", "collector", "serve", "--database", database, "--port", str(port)],
         dict(os.environ),
         tmp_path / "collector.log",
