@@ -19,6 +19,7 @@ import psutil
 
 from agent.net.sockdiag import SockDiagError, TcpDiagRecord
 from agent.net.sockdiag_reader import SockDiagReader
+from agent.process_names import ProcessNames
 from agent.redact import url_host_port
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ConnectionFinder:
         self.reader = reader
         self.encoder_processes = encoder_processes
         self._dns: dict[str, tuple[float, list[str]]] = {}
+        self._process_names = ProcessNames()  # looked at every few seconds: kept, not re-read each time
 
     def _addresses(self, host: str) -> list[str]:
         cached = self._dns.get(host)
@@ -90,7 +92,7 @@ class ConnectionFinder:
                     continue
                 if records:
                     record = busiest(records)
-                    pid, process = owner_of(record.local_port, record.remote_port)
+                    pid, process = owner_of(record.local_port, record.remote_port, self._process_names)
                     return IngestConnection(
                         record.remote_address,
                         record.remote_port,
@@ -102,7 +104,7 @@ class ConnectionFinder:
                     )
         if not self.encoder_processes:
             return None
-        for candidate in encoder_process_connections({d.port for d in destinations}):
+        for candidate in encoder_process_connections({d.port for d in destinations}, self._process_names):
             if self._readable(candidate):
                 return candidate
         return None
@@ -121,18 +123,18 @@ def busiest(records: list[TcpDiagRecord]) -> TcpDiagRecord:
     return max(records, key=lambda record: (record.tcp_info.bytes_acked or 0) if record.tcp_info else 0)
 
 
-def _encoder_processes() -> list[tuple[psutil.Process, FoundBy]]:
-    found: list[tuple[psutil.Process, FoundBy]] = []
-    for process in psutil.process_iter(["name"]):
-        kind = ENCODER_NAMES.get(str(process.info.get("name") or "").lower())
-        if kind is not None:
-            found.append((process, "obs" if kind == "obs" else "ffmpeg"))
-    return found
+def _encoder_kind(process_name: str) -> FoundBy | None:
+    kind = ENCODER_NAMES.get(process_name.lower())
+    return None if kind is None else "obs" if kind == "obs" else "ffmpeg"
 
 
-def owner_of(local_port: int, remote_port: int) -> tuple[int | None, str | None]:
+def _encoder_processes(names: ProcessNames | None = None) -> list[tuple[psutil.Process, FoundBy]]:
+    return (names or ProcessNames()).matching(_encoder_kind)
+
+
+def owner_of(local_port: int, remote_port: int, names: ProcessNames | None = None) -> tuple[int | None, str | None]:
     """The encoder process holding the connection with this local port, if it is one we know."""
-    for process, _kind in _encoder_processes():
+    for process, _kind in _encoder_processes(names):
         try:
             for conn in process.net_connections(kind="tcp"):
                 if conn.laddr and conn.raddr and conn.laddr.port == local_port and conn.raddr.port == remote_port:
@@ -155,12 +157,12 @@ def _url_ports(process: psutil.Process) -> set[int]:
     return ports
 
 
-def encoder_process_connections(known_ports: set[int]) -> list[IngestConnection]:
+def encoder_process_connections(known_ports: set[int], names: ProcessNames | None = None) -> list[IngestConnection]:
     """OBS and ffmpeg processes' established connections to an ingest-looking port: first those to the
     port of an rtmp(s) URL on the process's command line, then a configured destination's port or 1935 / 443."""
     exact: list[IngestConnection] = []
     likely: list[IngestConnection] = []
-    for process, kind in _encoder_processes():
+    for process, kind in _encoder_processes(names):
         url_ports = _url_ports(process)
         try:
             connections = process.net_connections(kind="tcp")

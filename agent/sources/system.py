@@ -24,6 +24,7 @@ from agent.models import (
     SystemSample,
 )
 from agent.models.system import EncoderKind
+from agent.process_names import ProcessNames
 from agent.settings import SystemSourceSettings
 from agent.sources.base import PollingSource
 
@@ -103,36 +104,21 @@ class _ProcessScan:
         self.own_pid = os.getpid()
         self._previous: dict[int, float] = {}
         self._previous_at: float | None = None
-        self._names: dict[int, str] = {}  # pid -> name, as of the last full scan or new-process look
+        self._names = ProcessNames()  # refreshed by each full scan, and cheaply between them
 
     def find_new_encoder(self) -> tuple[psutil.Process | None, EncoderKind | None]:
-        """The encoder among processes started since the last look: one listing of /proc plus one read
-        per new process, instead of a read of every process (a full scan refreshes all names)."""
-        pids = psutil.pids()
-        current = set(pids)
-        for gone in self._names.keys() - current:
-            del self._names[gone]
-        found: list[tuple[int, psutil.Process, EncoderKind]] = []
-        for pid in current - self._names.keys():
-            try:
-                process = psutil.Process(pid)
-                name = process.name()
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            self._names[pid] = name
-            kind = encoder_kind(name)
-            if kind is not None:
-                found.append((_ENCODER_PREFERENCE.index(kind), process, kind))
+        """The encoder, looked for between full scans: one listing of the process table plus one read
+        per process started since the last look (agent/process_names.py)."""
+        found: list[tuple[psutil.Process, EncoderKind]] = self._names.matching(encoder_kind)
         if not found:
             return None, None
-        _, process, kind = min(found, key=lambda entry: entry[0])
-        return process, kind
+        return min(found, key=lambda entry: _ENCODER_PREFERENCE.index(entry[1]))
 
     def run(self) -> tuple[list[ProcessUsage], psutil.Process | None, EncoderKind | None]:
         now = time.monotonic()
         elapsed_s = None if self._previous_at is None else now - self._previous_at
         cpu_now: dict[int, float] = {}
-        self._names = {}
+        names: dict[int, str] = {}
         ranked: list[tuple[float, psutil.Process, str]] = []
         encoders: list[tuple[int, float, psutil.Process, EncoderKind]] = []
         for process in psutil.process_iter(["name", "cpu_times"]):
@@ -141,7 +127,7 @@ class _ProcessScan:
             if times is None:
                 continue  # access denied or gone
             name = info.get("name") or ""
-            self._names[process.pid] = name
+            names[process.pid] = name
             total = times.user + times.system
             cpu_now[process.pid] = total
             before = self._previous.get(process.pid)
@@ -152,6 +138,7 @@ class _ProcessScan:
             if cpu_ratio > 0 and process.pid not in (0, self.own_pid):
                 ranked.append((cpu_ratio, process, name))
         self._previous, self._previous_at = cpu_now, now
+        self._names.replace(names)
         ranked.sort(key=lambda entry: entry[0], reverse=True)
         usages: list[ProcessUsage] = []
         for cpu_ratio, process, name in ranked[: self.top_count]:
