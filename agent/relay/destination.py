@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 from agent.errors import ProtocolError
 from agent.models import IngestSwitch, TcpInfo
 from agent.models.base import utc_now
-from agent.net.tcpinfo import read_tcp_info
+from agent.net.tcpinfo import read_bytes_acked, read_tcp_info
 from agent.redact import redact
 from agent.relay.failover import (
     AckWatch,
@@ -52,7 +52,9 @@ TCP_NOTSENT_LOWAT: Final[int | None] = getattr(socket, "TCP_NOTSENT_LOWAT", None
 NOTSENT_LOWAT_BYTES: Final = 128 * 1024
 WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
 LATENCY_SAMPLES: Final = 4096
-WATCH_INTERVAL_S: Final = 0.1
+# How often the connection watch reads the kernel's acknowledged bytes (the stall rule, the ledger of what
+# the ingest has). A lost connection wakes it at once; the stall rule is measured in seconds (relay.stall_s).
+WATCH_INTERVAL_S: Final = 0.5
 SWITCH_HISTORY: Final = 64
 
 DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
@@ -336,7 +338,9 @@ class Destination:
         """The loss rules: the ingest closed the connection, or acknowledged nothing for stall_s while data waited."""
         watch = AckWatch(self.resilience.stall_s, self._clock())
         while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_INTERVAL_S):
+                    await publisher.wait_lost()
             if not publisher.publishing:
                 raise IngestLost("the ingest closed the connection")
             acked, pending = self._read_acks(publisher, ledger)
@@ -350,10 +354,11 @@ class Destination:
     def _read_acks(self, publisher: RtmpPublisher, ledger: SentLedger) -> tuple[int, bool]:
         """(progress marker, whether data waits), and the ledger told what the ingest has."""
         sent = publisher.bytes_sent
-        tcp = self.tcp_info()
-        if tcp is not None:
+        sock: Any = publisher.socket
+        kernel_acked = None if sock is None else read_bytes_acked(sock)
+        if kernel_acked is not None:
             # bytes_acked counts the handshake (and the SYN) too; ours counts chunk-stream bytes.
-            acked = min(max(0, tcp.bytes_acked - 1 - publisher.connection.handshake_bytes_sent), sent)
+            acked = min(max(0, kernel_acked - 1 - publisher.connection.handshake_bytes_sent), sent)
             ledger.acked(acked)
             return acked, len(self.queue) > 0 or acked < sent
         # No TCP_INFO (macOS, Windows): progress is the kernel taking our bytes.

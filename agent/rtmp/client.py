@@ -105,6 +105,10 @@ class RtmpPublisher:
     def connection(self) -> RtmpConnection:
         return self._connection
 
+    async def wait_lost(self) -> None:
+        """Returns once the connection is gone (the ingest closed it, or it failed); at once if it is."""
+        await self._lost_event.wait()
+
     # ----------------------------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> RtmpPublisher:

@@ -10,7 +10,7 @@ import pytest
 from agent.bandwidth.result import percentile, recommended_video_kbps, sustained_bps
 from agent.net.link import UploadUsersScanner, wifi_signal_dbm
 from agent.net.stability import TargetWindow
-from agent.net.tcpinfo import read_tcp_info
+from agent.net.tcpinfo import read_bytes_acked, read_tcp_info
 from agent.settings import BandwidthSettings
 
 
@@ -50,6 +50,7 @@ def test_tcp_info_of_a_real_connection_counts_acknowledged_bytes() -> None:
         assert info is not None
         assert info.bytes_acked >= 50_000
         assert info.rtt_ms >= 0 and info.retransmits_total == 0
+        assert read_bytes_acked(client) == info.bytes_acked  # the relay's cheap read gives the same figure
     finally:
         for sock in (client, peer, server):
             sock.close()
