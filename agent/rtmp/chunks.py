@@ -27,7 +27,9 @@ TYPE_ABORT: Final = 2
 
 _U32 = struct.Struct(">I")
 _U32_LE = struct.Struct("<I")
+_U64 = struct.Struct(">Q")
 _HEADER_SIZES: Final = (11, 7, 3, 0)
+_ONE_BYTE: Final = [bytes([value]) for value in range(256)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,20 +321,39 @@ class ChunkWriter:
             ts_field = previous.delta if previous is not None else 0
         extended = ts_field >= EXTENDED_TIMESTAMP
         three = EXTENDED_TIMESTAMP if extended else ts_field
-        header = bytearray(_basic_header(fmt, csid))
-        if fmt <= 2:
-            header += three.to_bytes(3, "big")
+        if 2 <= csid <= 63:
+            # One-byte basic header (every chunk stream we send on): the message header packs into one
+            # integer, as fmt 0/1 are 1+3+3+1 bytes (+ the little-endian stream id) and fmt 2 is 1+3.
+            first = (fmt << 6) | csid
             if fmt <= 1:
-                header += length.to_bytes(3, "big")
-                header.append(type_id)
+                header = _U64.pack(first << 56 | three << 32 | length << 8 | type_id)
                 if fmt == 0:
                     header += _U32_LE.pack(stream_id)
+            elif fmt == 2:
+                header = _U32.pack(first << 24 | three)
+            else:
+                header = _ONE_BYTE[first]
+        else:
+            built = bytearray(_basic_header(fmt, csid))
+            if fmt <= 2:
+                built += three.to_bytes(3, "big")
+                if fmt <= 1:
+                    built += length.to_bytes(3, "big")
+                    built.append(type_id)
+                    if fmt == 0:
+                        built += _U32_LE.pack(stream_id)
+            header = bytes(built)
         extension = _U32.pack(ts_field) if extended else b""
-        header += extension
-        self._streams[csid] = _OutStream(timestamp, ts_field, length, type_id, stream_id)
+        if extension:
+            header += extension
+        if previous is None:
+            self._streams[csid] = _OutStream(timestamp, ts_field, length, type_id, stream_id)
+        else:
+            previous.timestamp, previous.delta, previous.length = timestamp, ts_field, length
+            previous.type_id, previous.stream_id = type_id, stream_id
 
         chunk_size = self.chunk_size
-        pieces.append(bytes(header))
+        pieces.append(header)
         if length <= chunk_size:
             pieces.append(payload)
             return len(header) + length
