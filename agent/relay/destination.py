@@ -38,7 +38,7 @@ from agent.relay.failover import (
     SentLedger,
     ms_before,
 )
-from agent.relay.frames import Frame, FrameKind, HeaderCache
+from agent.relay.frames import PICTURE_KINDS, Frame, FrameKind, HeaderCache
 from agent.relay.queue import MediaQueue, QueueLimits
 from agent.rtmp import messages as m
 from agent.rtmp.client import RtmpPublisher
@@ -56,6 +56,8 @@ LATENCY_SAMPLES: Final = 4096
 # the ingest has). A lost connection wakes it at once; the stall rule is measured in seconds (relay.stall_s).
 WATCH_INTERVAL_S: Final = 0.5
 SWITCH_HISTORY: Final = 64
+# Media in the sense of the ledger and the GOP kept for replay: pictures and audio (not headers, metadata).
+_MEDIA_KINDS: Final = PICTURE_KINDS | {FrameKind.AUDIO}
 
 DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
 PublisherFactory = Callable[[str], RtmpPublisher]
@@ -398,21 +400,23 @@ class Destination:
                 await publisher.drain()
 
     def _send_now(self, publisher: RtmpPublisher, frame: Frame) -> None:
+        """Write one frame and hand it to the transport: the per-frame path, kept short on purpose."""
         self._write(publisher, frame)
+        media = frame.kind in _MEDIA_KINDS
         ledger = self._ledger
         if ledger is not None:
-            media = frame.is_video_picture or frame.kind is FrameKind.AUDIO
             ledger.wrote(publisher.bytes_sent, frame.timestamp_ms, media)
-        self._remember_for_replay(frame)
+        if media:
+            self._remember_for_replay(frame)
         publisher.flush()
         self.latencies_s.append(self._clock() - frame.received_at_s)
 
     def _remember_for_replay(self, frame: Frame) -> None:
         if frame.kind is FrameKind.VIDEO_KEY:
-            self._gop, self._gop_bytes = [frame], frame.size_bytes
-        elif self._gop and (frame.is_video_picture or frame.kind is FrameKind.AUDIO):
+            self._gop, self._gop_bytes = [frame], len(frame.payload)
+        elif self._gop and frame.kind in _MEDIA_KINDS:
             self._gop.append(frame)
-            self._gop_bytes += frame.size_bytes
+            self._gop_bytes += len(frame.payload)
             if self._gop_bytes > self.queue.limits.max_bytes // 2 or ms_before(
                 self._gop[0].timestamp_ms + self.queue.limits.max_ms, frame.timestamp_ms
             ):
@@ -420,10 +424,11 @@ class Destination:
 
     def _write(self, publisher: RtmpPublisher, frame: Frame) -> None:
         stream_id = publisher.stream_id or 1
-        csid = CSID_VIDEO if frame.type_id == m.VIDEO else CSID_AUDIO if frame.type_id == m.AUDIO else CSID_STREAM
-        publisher.connection.send_message(csid, frame.timestamp_ms, frame.type_id, stream_id, frame.payload)
+        type_id = frame.type_id
+        csid = CSID_VIDEO if type_id == m.VIDEO else CSID_AUDIO if type_id == m.AUDIO else CSID_STREAM
+        publisher.connection.send_message(csid, frame.timestamp_ms, type_id, stream_id, frame.payload)
         self.frames_out_total += 1
-        self.bytes_out_total += frame.size_bytes
+        self.bytes_out_total += len(frame.payload)
 
     @staticmethod
     def _keep_kernel_buffer_small(publisher: RtmpPublisher) -> None:

@@ -136,34 +136,28 @@ class AckWatch:
         return now_s - self._progress_at_s
 
 
-@dataclass(slots=True)
-class _Sent:
-    end_offset: int  # chunk-stream bytes sent on this connection once this frame was written
-    timestamp_ms: int
-    media: bool
-
-
 class SentLedger:
     """The frames written to one connection, with where they end in its byte stream."""
 
     def __init__(self) -> None:
-        self._sent: deque[_Sent] = deque(maxlen=LEDGER_FRAMES)
+        # Per frame written: (chunk-stream bytes sent on this connection once it was, timestamp, media?).
+        self._sent: deque[tuple[int, int, bool]] = deque(maxlen=LEDGER_FRAMES)
         self.acked_offset = 0  # chunk-stream bytes the ingest is known to have
         self.last_acked_media_ms: int | None = None
 
     def wrote(self, end_offset: int, timestamp_ms: int, media: bool) -> None:
-        self._sent.append(_Sent(end_offset, timestamp_ms, media))
+        self._sent.append((end_offset, timestamp_ms, media))
 
     def acked(self, offset: int) -> None:
         self.acked_offset = max(self.acked_offset, offset)
-        while self._sent and self._sent[0].end_offset <= self.acked_offset:
-            sent = self._sent.popleft()
-            if sent.media:
-                self.last_acked_media_ms = sent.timestamp_ms
+        while self._sent and self._sent[0][0] <= self.acked_offset:
+            _, timestamp_ms, media = self._sent.popleft()
+            if media:
+                self.last_acked_media_ms = timestamp_ms
 
     def unacknowledged(self) -> list[int]:
         """Timestamps of the media frames written but not acknowledged."""
-        return [sent.timestamp_ms for sent in self._sent if sent.media and sent.end_offset > self.acked_offset]
+        return [timestamp_ms for end, timestamp_ms, media in self._sent if media and end > self.acked_offset]
 
 
 class IngestRotation:

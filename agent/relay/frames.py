@@ -69,7 +69,10 @@ class FrameKind(enum.StrEnum):
 
     @property
     def droppable(self) -> bool:
-        return self in (FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE)
+        return self in PICTURE_KINDS
+
+
+PICTURE_KINDS: Final = frozenset({FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ class Frame:
 
     @property
     def is_video_picture(self) -> bool:
-        return self.kind in (FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE)
+        return self.kind in PICTURE_KINDS
 
 
 class FrameClassifier:

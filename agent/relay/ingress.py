@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from agent.relay.frames import Frame, FrameKind
+from agent.relay.frames import PICTURE_KINDS, Frame, FrameKind
 from agent.rtmp import messages as m
 
 
@@ -36,23 +36,27 @@ class IngressStats:
     def record(self, frame: Frame) -> None:
         kind = frame.kind
         self.frames_total[kind] += 1
-        self.bytes_total += frame.size_bytes
-        if frame.type_id == m.VIDEO and kind is not FrameKind.METADATA:
+        self.bytes_total += len(frame.payload)
+        type_id = frame.type_id
+        if type_id == m.VIDEO and kind is not FrameKind.METADATA:
             self.video_codec = frame.codec
-            if frame.is_video_picture:
+            if kind in PICTURE_KINDS:
                 self.video_pictures_total += 1
                 self.last_video_ts_ms = frame.timestamp_ms
             if kind is FrameKind.VIDEO_KEY:
                 if self.last_keyframe_ts_ms is not None and frame.timestamp_ms > self.last_keyframe_ts_ms:
                     self.keyframe_interval_s = (frame.timestamp_ms - self.last_keyframe_ts_ms) / 1000
                 self.last_keyframe_ts_ms = frame.timestamp_ms
-        elif frame.type_id == m.AUDIO:
+        elif type_id == m.AUDIO:
             self.audio_codec = frame.codec
             if kind is FrameKind.AUDIO:
                 self.last_audio_ts_ms = frame.timestamp_ms
         if kind is not FrameKind.METADATA:
-            self.check_stall(frame.received_at_s)
-            self.last_media_at_s = frame.received_at_s
+            now_s = frame.received_at_s
+            last = self.last_media_at_s
+            if self._in_stall or (last is not None and now_s - last > self.stall_s):
+                self.check_stall(now_s)
+            self.last_media_at_s = now_s
 
     def check_stall(self, now_s: float) -> bool:
         """Whether media has stopped for more than `stall_s` while publishing; counts each stall once."""

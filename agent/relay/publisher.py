@@ -46,6 +46,7 @@ class PublishStopped:
 
 
 PublisherEvent = PublishRequested | PublishStopped | Frame
+_MEDIA_EVENTS: Final = (m.AudioMessage, m.VideoMessage)
 
 
 class PublisherSession:
@@ -76,11 +77,11 @@ class PublisherSession:
         self._connection.receive_data(data)
         now = self._clock()
         for event in self._connection.events_received():
-            if isinstance(event, m.Command):
-                self._command(event)
-            elif isinstance(event, m.AudioMessage | m.VideoMessage):
-                type_id = m.AUDIO if isinstance(event, m.AudioMessage) else m.VIDEO
+            if isinstance(event, _MEDIA_EVENTS):  # the common case first
+                type_id = m.VIDEO if type(event) is m.VideoMessage else m.AUDIO
                 self._media(type_id, event.stream_id, event.timestamp, event.payload, now)
+            elif isinstance(event, m.Command):
+                self._command(event)
             elif isinstance(event, m.DataMessage):
                 self._media(event.type_id, event.stream_id, event.timestamp, event.payload, now)
 

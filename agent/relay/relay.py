@@ -22,7 +22,7 @@ from agent.relay.access import ingest_connector, publish_key_matches
 from agent.relay.destination import Destination, PublisherFactory
 from agent.relay.encoder_link import EncoderLink
 from agent.relay.failover import Resilience, destination_names
-from agent.relay.frames import Frame, HeaderCache
+from agent.relay.frames import Frame, FrameKind, HeaderCache
 from agent.relay.ingress import IngressStats
 from agent.relay.publisher import PublisherSession, PublishRequested
 from agent.relay.queue import QueueLimits
@@ -34,6 +34,9 @@ SLOT_WAIT_S: Final = 5.0
 # Registered secrets are redacted wherever they appear: only a key long enough to be a platform's key is
 # registered, so "test" or "obs" typed into an encoder does not blank that word out of every log line.
 SECRET_LOOKING_KEY_LENGTH: Final = 16  # a new publish waits this long for the previous stream to finish sending
+
+
+_CACHED_KINDS: Final = frozenset({FrameKind.SEQUENCE_HEADER, FrameKind.METADATA})  # what HeaderCache keeps
 
 
 class RelayUnavailable(SourceUnavailable):
@@ -184,7 +187,8 @@ class Relay:
         log.info("relay: %s (%s) is publishing", where, request.encoder or "unknown encoder")
 
     def on_frame(self, frame: Frame) -> None:
-        self.headers.update(frame)
+        if frame.kind in _CACHED_KINDS:
+            self.headers.update(frame)
         self.ingress.record(frame)
         for destination in self.destinations:
             destination.offer(frame)

@@ -86,9 +86,17 @@ class ChunkReader:
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[RawMessage]:
         if self._failed is not None:
             raise self._failed
-        self._buffer += data
         try:
-            return self._parse()
+            if self._buffer:
+                self._buffer += data
+                return self._parse()
+            # Nothing held from before (the usual case: reads end on chunk boundaries): parse the new
+            # bytes where they are, and keep only what is left of them.
+            with memoryview(data) as view:
+                messages, pos = self._parse_chunks(data, view)
+                if pos < len(view):
+                    self._buffer += view[pos:]
+            return messages
         except ProtocolError as exc:
             self._failed = exc
             raise
@@ -104,7 +112,7 @@ class ChunkReader:
             del buf[:pos]
         return messages
 
-    def _parse_chunks(self, buf: bytearray, view: memoryview) -> tuple[list[RawMessage], int]:
+    def _parse_chunks(self, buf: bytes | bytearray | memoryview, view: memoryview) -> tuple[list[RawMessage], int]:
         """The whole chunks in `buf`, as messages; and how many bytes they took."""
         size = len(buf)
         pos = 0
@@ -225,7 +233,13 @@ class ChunkReader:
 
 
 def _gather_continuations(
-    buf: bytearray, view: memoryview, start: int, end: int, length: int, chunk_size: int, marker: int
+    buf: bytes | bytearray | memoryview,
+    view: memoryview,
+    start: int,
+    end: int,
+    length: int,
+    chunk_size: int,
+    marker: int,
 ) -> tuple[int, bytes] | None:
     """A message whose first chunk is `buf[start:end]`, if all its continuation chunks follow right after,
     each behind the one-byte type 3 header `marker`: (where it ends, its payload). None if another chunk

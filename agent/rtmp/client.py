@@ -262,7 +262,9 @@ class RtmpPublisher:
     def flush(self) -> None:
         """Hand what the protocol produced to the transport without waiting (the relay writes, then drains
         only when the transport's buffer is full)."""
-        self._flush()
+        data = self._connection.data_to_send()
+        if data and self._writer is not None and not self._writer.is_closing():
+            self._writer.write(data)
 
     async def drain(self) -> None:
         """Hand queued bytes to the kernel; raises IngestTimeout if the link takes none for `timeout_s`."""

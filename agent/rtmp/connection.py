@@ -23,6 +23,9 @@ CSID_STREAM: Final = 5  # stream-level commands and data messages
 CSID_VIDEO: Final = 6
 
 
+_MEDIA_TYPES: Final = frozenset({m.AUDIO, m.VIDEO})
+
+
 class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
@@ -99,10 +102,12 @@ class RtmpConnection:
             if not self._handshake.complete or not data:
                 return
         self.bytes_received += len(data)
+        events = self._events
         for raw in self._reader.receive_data(data):
             event = m.decode_message(raw)
-            self._handle(event)
-            self._events.append(event)
+            if raw.type_id not in _MEDIA_TYPES:
+                self._handle(event)
+            events.append(event)
         window = self.peer_window_ack_size
         if window and self.bytes_received - self._acked_received >= window:
             self._acked_received = self.bytes_received
