@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agent.errors import ProtocolError
 from agent.relay.frames import Frame
@@ -48,11 +48,11 @@ class EncoderLink(asyncio.Protocol):
     # ---------------------------------------------------------------------------------- asyncio's calls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport but have the same methods.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "an encoder"
-        self._silence = _SilenceWatch(self._relay.settings, self.session, transport)
+        self._silence = _SilenceWatch(self._relay.settings, self.session, self.transport)
         self._relay.link_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -176,7 +176,9 @@ class EncoderLink(asyncio.Protocol):
 
 class _SilenceWatch:
     """Closes a connection whose encoder sends nothing for too long: `handshake_timeout_s` before the
-    handshake completes, `idle_timeout_s` after. One task per connection, waking about once a second."""
+    handshake completes, `idle_timeout_s` after. One task per connection: during the handshake it wakes about
+    once a second (the limit changes when it completes); after, only when the limit could have passed, so a
+    live stream costs one wake-up per `idle_timeout_s`, not one a second."""
 
     def __init__(self, settings: RelaySettings, session: PublisherSession, transport: asyncio.Transport) -> None:
         self._settings = settings
@@ -200,7 +202,8 @@ class _SilenceWatch:
                 self.expired = (what, limit)
                 self._transport.abort()  # connection_lost follows
                 return
-            await asyncio.sleep(min(limit - silent_s, 1.0) + 0.01)
+            wait_s = limit - silent_s if self._session.handshake_complete else min(limit - silent_s, 1.0)
+            await asyncio.sleep(wait_s + 0.01)
 
     def stop(self) -> None:
         self._task.cancel()

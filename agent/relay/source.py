@@ -32,10 +32,10 @@ class _Reading:
     dropped: int
 
 
-def _percentile_ms(values: list[float], fraction: float) -> float | None:
-    if not values:
+def _percentile_ms(ordered: list[float], fraction: float) -> float | None:
+    """`ordered` is sorted (once, for both percentiles: it holds up to 4096 latencies, sorted every tick)."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 3)
 
 
@@ -157,7 +157,7 @@ class RelaySource(Source):
         egress_bps = None
         if previous is not None and now > previous[0]:
             egress_bps = round((destination.bytes_out_total - previous[1]) * 8 / (now - previous[0]), 1)
-        latencies = list(destination.latencies_s)
+        latencies = sorted(destination.latencies_s)
         queue = destination.queue
         return RelayDestinationSample(
             name=destination.name,
