@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from agent.errors import ProtocolError
 from agent.relay.frames import Frame
@@ -26,10 +26,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.relay.relay")  # the relay's log lines, as before this module existed
 
+READ_BUFFER_BYTES: Final = 256 * 1024  # asyncio's own largest read; a 6 Mbit/s keyframe fits in one
 
-class EncoderLink(asyncio.Protocol):
+
+class EncoderLink(asyncio.BufferedProtocol):
     """One encoder connection. `closed` completes when the connection is gone and the stream (if it was
-    the live one) has been ended; the relay waits for it on shutdown."""
+    the live one) has been ended; the relay waits for it on shutdown.
+
+    A BufferedProtocol: the transport reads into one buffer kept for the connection's life, where the
+    chunks are parsed (frames are copied out of it), instead of allocating a new bytes object the size of
+    asyncio's largest read (256 kB) for every read and shrinking it."""
 
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
@@ -44,6 +50,7 @@ class EncoderLink(asyncio.Protocol):
         self._answer_timer: asyncio.TimerHandle | None = None
         self._lost = False
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._read_view = memoryview(bytearray(READ_BUFFER_BYTES))
 
     # ---------------------------------------------------------------------------------- asyncio's calls
 
@@ -55,7 +62,14 @@ class EncoderLink(asyncio.Protocol):
         self._silence = _SilenceWatch(self._relay.settings, self.session, self.transport)
         self._relay.link_opened(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Bytes from the encoder (`buffer_updated` passes a view of the read buffer: nothing may keep it)."""
         if self._silence is not None:
             self._silence.last_data_s = self._loop.time()  # one store per read, no timer per read
         try:
