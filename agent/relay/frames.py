@@ -103,12 +103,12 @@ class FrameClassifier:
 
     def classify(self, type_id: int, payload: bytes) -> tuple[FrameKind, str]:
         if type_id == m.VIDEO:
-            return self._video(payload)
+            return self.video(payload)
         if type_id == m.AUDIO:
-            return _audio(payload)
+            return audio_kind(payload)
         return FrameKind.METADATA, "amf"
 
-    def _video(self, body: bytes) -> tuple[FrameKind, str]:
+    def video(self, body: bytes) -> tuple[FrameKind, str]:
         if not body:
             return FrameKind.VIDEO_OTHER, "unknown"
         b0 = body[0]
@@ -194,7 +194,7 @@ class FrameClassifier:
             self.nal_length_size = (record[21] & 0x03) + 1
 
 
-def _audio(body: bytes) -> tuple[FrameKind, str]:
+def audio_kind(body: bytes) -> tuple[FrameKind, str]:
     if not body:
         return FrameKind.AUDIO, "unknown"
     sound_format = body[0] >> 4

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from agent.relay.frames import Frame, FrameClassifier
+from agent.relay.frames import Frame, FrameClassifier, audio_kind
 from agent.rtmp import messages as m
 from agent.rtmp.connection import Role, RtmpConnection
 
@@ -76,10 +76,19 @@ class PublisherSession:
         """Raises ProtocolError on malformed input; the connection must then be closed."""
         self._connection.receive_data(data)
         now = self._clock()
+        classifier = self._classifier
         for event in self._connection.events_received():
-            if isinstance(event, _MEDIA_EVENTS):  # the common case first
-                type_id = m.VIDEO if type(event) is m.VideoMessage else m.AUDIO
-                self._media(type_id, event.stream_id, event.timestamp, event.payload, now)
+            if isinstance(event, _MEDIA_EVENTS):
+                is_video = type(event) is m.VideoMessage
+                if self.publishing and event.stream_id == STREAM_ID and self._publish_pending is None:
+                    # The live stream's media, i.e. nearly every message: classified and queued right here.
+                    payload = event.payload
+                    kind, codec = classifier.video(payload) if is_video else audio_kind(payload)
+                    self._events.append(
+                        Frame(m.VIDEO if is_video else m.AUDIO, event.timestamp, payload, kind, codec, now)
+                    )
+                else:
+                    self._media(m.VIDEO if is_video else m.AUDIO, event.stream_id, event.timestamp, event.payload, now)
             elif isinstance(event, m.Command):
                 self._command(event)
             elif isinstance(event, m.DataMessage):

@@ -143,8 +143,10 @@ class RtmpConnection:
         self.bytes_sent += size
 
     def send_message(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes) -> None:
-        """Any message, as is (the relay forwards media this way)."""
-        self._send(csid, timestamp, type_id, stream_id, payload)
+        """Any message, as is (the relay forwards every frame this way: one call less than `_send`)."""
+        if not self._handshake.complete:
+            raise RuntimeError("cannot send RTMP messages before the handshake completes")
+        self.bytes_sent += self._writer.write_into(self._outgoing, csid, timestamp, type_id, stream_id, payload)
 
     def send_set_chunk_size(self, chunk_size: int) -> None:
         if not self._handshake.complete:
