@@ -10,6 +10,7 @@ import signal
 import sys
 
 from agent import __version__
+from agent.relay.event_loop import loop_factory
 from agent.server import AgentServer
 from agent.settings import Settings
 
@@ -26,7 +27,9 @@ def add_parser(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(serve_forever(settings))
+    # uvloop while the relay runs (agent/relay/event_loop.py says why); asyncio.run's loop otherwise.
+    with asyncio.Runner(loop_factory=loop_factory(settings)) as runner:
+        return runner.run(serve_forever(settings))
 
 
 async def serve_forever(settings: Settings) -> int:

@@ -117,7 +117,8 @@ class Relay:
         self.port = self._server.sockets[0].getsockname()[1]
         for destination in self.destinations:
             self._spawn(destination.run(), f"relay-destination:{destination.name}")
-        log.info("relay listening on %s:%s", host, self.port)
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # "uvloop" or "asyncio"
+        log.info("relay listening on %s:%s (event loop: %s)", host, self.port, loop)
 
     async def close(self) -> None:
         """Stop listening, stop forwarding, close every encoder connection."""

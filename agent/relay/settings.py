@@ -67,6 +67,10 @@ class RelaySettings(Section):
     publish_key: SecretStr | None = Field(
         None, description="The stream key encoders must publish with; required when listening beyond loopback."
     )
+    event_loop: Literal["auto", "asyncio"] = Field(
+        "auto",
+        description="auto: uvloop while the relay runs, where installed (less CPU per frame, ~2 MB more RSS).",
+    )
 
     @model_validator(mode="after")
     def _key_beyond_loopback(self) -> RelaySettings:
