@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from agent import __version__, os_features
 from agent.api.events import EventBus
+from agent.beat import after_peers, sleep_until_next_beat
 from agent.history import History
 from agent.jobs import Jobs
 from agent.models import (
@@ -188,17 +189,15 @@ class Agent:
             await asyncio.sleep(min(2.0**restarts, 30.0))
 
     async def _tick_forever(self) -> None:
+        """Tick on the beat (agent/beat.py): the sources woken with it publish first, then the tick judges."""
         interval_s = self.settings.sampling.interval_s
-        next_at = self.clock()
         while True:
-            next_at += interval_s
-            await asyncio.sleep(max(0.0, next_at - self.clock()))
+            await sleep_until_next_beat(interval_s, self.clock)  # behind (suspend, overload): no burst
+            await after_peers()
             try:
                 self.tick()
             except Exception:  # a bug in a rule must not stop the agent; it is logged with its traceback
                 log.exception("tick failed")
-            if self.clock() - next_at > interval_s:
-                next_at = self.clock()  # we fell behind (suspend, overload): do not burst to catch up
 
     # --- SampleSink ------------------------------------------------------------------------------
 

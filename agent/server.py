@@ -14,6 +14,7 @@ import uvicorn
 
 from agent import os_features
 from agent.api.app import create_app
+from agent.beat import next_beat
 from agent.errors import BindRefused, PortBusy
 from agent.runtime import Agent
 from agent.settings import Settings
@@ -145,14 +146,15 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
     async def main_loop(self) -> None:
         """uvicorn wakes up ten times a second to refresh its Date header and check for exit. Beside an
-        encoder that is ten wake-ups too many: once a second does the same (the header has a 1 s
-        resolution), and `request_exit` ends the wait at once."""
+        encoder that is ten wake-ups too many: once a second, on the agent's beat (agent/beat.py), does
+        the same (the header has a 1 s resolution), and `request_exit` ends the wait at once."""
         counter = 0
         should_exit = await self.on_tick(counter)
+        loop = asyncio.get_running_loop()
         while not should_exit:
             counter = (counter + 10) % 864000  # multiples of 10: on_tick refreshes the header every call
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout_at(next_beat(loop.time(), 1.0)):
                     await self._exit_requested.wait()
             should_exit = await self.on_tick(counter)
 

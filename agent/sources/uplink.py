@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from agent.beat import sleep_until_next_beat
 from agent.models import EncoderSettings
 from agent.models.uplink import UplinkSample
 from agent.net.encoder_connection import ConnectionFinder, Destination, IngestConnection, destination_from_url
@@ -78,7 +79,7 @@ class UplinkSource(Source):
             while True:
                 sink.publish(self.name, UplinkSample(state="unavailable", note=reason))
                 self.latest = None
-                await asyncio.sleep(UNAVAILABLE_REPEAT_S)
+                await sleep_until_next_beat(UNAVAILABLE_REPEAT_S)
         reader, finder_reader = SockDiagReader(), SockDiagReader()
         finder = ConnectionFinder(finder_reader, encoder_processes=self.settings.find_encoder_processes)
         try:
@@ -86,9 +87,8 @@ class UplinkSource(Source):
                 if self.connection is None:
                     await self._discover(finder, sink)
                     continue
-                started = self.clock()
                 self._read_once(reader, sink)
-                await asyncio.sleep(max(0.0, started + self.settings.interval_s - self.clock()))
+                await sleep_until_next_beat(self.settings.interval_s, self.clock)
         finally:
             reader.close()
             finder_reader.close()
@@ -96,7 +96,12 @@ class UplinkSource(Source):
     async def _discover(self, finder: ConnectionFinder, sink: SampleSink) -> None:
         destinations = self.destinations()
         try:
-            found = await asyncio.to_thread(finder.find, destinations)
+            # Only a name to resolve needs a worker thread (DNS may block); otherwise the look is a few
+            # reads of /proc and sock_diag, cheaper on the loop than a thread trip (one more wake-up).
+            if finder.needs_resolving(destinations):
+                found = await asyncio.to_thread(finder.find, destinations)
+            else:
+                found = finder.find(destinations)
         except SockDiagError as exc:
             sink.report_failure(self.name, str(exc))
             found = None
@@ -104,7 +109,7 @@ class UplinkSource(Source):
             where = ", ".join(destination.name for destination in destinations) or "an OBS or ffmpeg ingest"
             self.latest = UplinkSample(state="searching", note=f"no live stream connection to {where}")
             sink.publish(self.name, self.latest)
-            await asyncio.sleep(self.settings.discover_interval_s)
+            await sleep_until_next_beat(self.settings.discover_interval_s, self.clock)
             return
         log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)
         self._adopt(found)
