@@ -13,6 +13,7 @@ import pytest
 from agent.beat import after_peers, next_beat, sleep_at_least, sleep_until_next_beat
 from agent.server import AgentServer
 from tests.agent.helpers import make_settings
+from tests.peers.wait import async_wait_until
 
 
 def test_the_next_beat_is_the_first_multiple_strictly_after_now() -> None:
@@ -53,8 +54,7 @@ async def test_loops_with_different_intervals_wake_in_the_same_pass_of_the_event
 
     tasks = [asyncio.create_task(every(0.25, fast)), asyncio.create_task(every(1.0, slow))]
     try:
-        while len(slow) < 3:
-            await asyncio.sleep(0.05)
+        await async_wait_until(lambda: len(slow) >= 3, 10, "three 1 Hz wake-ups")
     finally:
         for task in tasks:
             task.cancel()
