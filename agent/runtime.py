@@ -16,12 +16,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from agent import __version__, os_features
 from agent.api.events import EventBus
+from agent.beat import after_peers, sleep_until_next_beat
 from agent.history import History
 from agent.jobs import Jobs
 from agent.models import (
@@ -129,6 +130,7 @@ class Agent:
         )
         self._os = os_features.current()  # read once: what this machine offers does not change while it runs
         self._unavailable_features = self._os.unavailable()
+        self._static_info: dict[str, Any] | None = None
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -188,17 +190,15 @@ class Agent:
             await asyncio.sleep(min(2.0**restarts, 30.0))
 
     async def _tick_forever(self) -> None:
+        """Tick on the beat (agent/beat.py): the sources woken with it publish first, then the tick judges."""
         interval_s = self.settings.sampling.interval_s
-        next_at = self.clock()
         while True:
-            next_at += interval_s
-            await asyncio.sleep(max(0.0, next_at - self.clock()))
+            await sleep_until_next_beat(interval_s, self.clock)  # behind (suspend, overload): no burst
+            await after_peers()
             try:
                 self.tick()
             except Exception:  # a bug in a rule must not stop the agent; it is logged with its traceback
                 log.exception("tick failed")
-            if self.clock() - next_at > interval_s:
-                next_at = self.clock()  # we fell behind (suspend, overload): do not burst to catch up
 
     # --- SampleSink ------------------------------------------------------------------------------
 
@@ -301,17 +301,21 @@ class Agent:
         )
 
     def _agent_info(self) -> AgentInfo:
-        ingest = self.settings.ingest
+        if self._static_info is None:  # what does not change while the agent runs, redacted once
+            ingest = self.settings.ingest
+            self._static_info = {
+                "version": __version__,
+                "pid": self.pid,
+                "started_at": self.started_at,
+                "platform": self.settings.platform,
+                "ingest_primary": redact_url(ingest.primary) if ingest.primary else None,
+                "ingest_backups": [redact_url(url) for url in ingest.backups],
+                "os": self._os.platform,
+                "unavailable_features": self._unavailable_features,
+            }
         return AgentInfo.model_construct(
-            version=__version__,
-            pid=self.pid,
-            started_at=self.started_at,
+            **self._static_info,
             uptime_s=round(self.clock() - self.started_monotonic, 3),
-            platform=self.settings.platform,
-            ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
-            ingest_backups=[redact_url(url) for url in ingest.backups],
-            os=self._os.platform,
-            unavailable_features=self._unavailable_features,
             api_url=self.api_url,
             jobs_running=[job for job in ("preflight", "bandwidth") if self.jobs.running(job)],
         )

@@ -68,6 +68,15 @@ class ConnectionFinder:
         self._dns: dict[str, tuple[float, list[str]]] = {}
         self._process_names = ProcessNames()  # looked at every few seconds: kept, not re-read each time
 
+    def needs_resolving(self, destinations: list[Destination]) -> bool:
+        """Whether `find` would ask DNS (which may block) rather than use what it resolved lately."""
+        now = time.monotonic()
+        for destination in destinations:
+            cached = self._dns.get(destination.host)
+            if cached is None or now - cached[0] >= DNS_CACHE_S:
+                return True
+        return False
+
     def _addresses(self, host: str) -> list[str]:
         cached = self._dns.get(host)
         if cached is not None and time.monotonic() - cached[0] < DNS_CACHE_S:

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from pydantic import ValidationError
 
+from agent.beat import sleep_until_next_beat
 from agent.models import IngestAck, ShippingState, ShippingStateName, utc_now
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
 from agent.redact import redact
@@ -148,7 +149,7 @@ class Shipper:
                 if time.monotonic() - self._last_recount > RECOUNT_EVERY_S:
                     await self._recount()
                 self._wake.clear()
-                await asyncio.sleep(self.settings.batch_interval_s)
+                await sleep_until_next_beat(self.settings.batch_interval_s)  # with the agent's other loops
 
     async def flush(self, timeout_s: float) -> None:
         """Ship what is still waiting (the agent is stopping), within `timeout_s`; the rest goes next start."""

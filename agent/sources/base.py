@@ -11,9 +11,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import time
 from typing import ClassVar, Protocol
 
+from agent.beat import sleep_at_least, sleep_until_next_beat
 from agent.errors import StreamHealthError
 from agent.models import Sample
 from agent.redact import redact
@@ -63,7 +63,6 @@ class PollingSource(Source):
 
     async def run(self, sink: SampleSink) -> None:
         failures = 0
-        next_at = time.monotonic()
         while True:
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
@@ -83,6 +82,7 @@ class PollingSource(Source):
             else:
                 failures = 0
                 sink.publish(self.name, reading)
-            delay = self.interval_s if failures == 0 else min(self.interval_s * 2 ** (failures - 1), self.max_backoff_s)
-            next_at = max(next_at + delay, time.monotonic()) if failures == 0 else time.monotonic() + delay
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if failures == 0:
+                await sleep_until_next_beat(self.interval_s)  # with the tick and the other sources
+            else:
+                await sleep_at_least(min(self.interval_s * 2 ** (failures - 1), self.max_backoff_s), self.interval_s)

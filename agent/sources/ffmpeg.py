@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.beat import sleep_until_next_beat
 from agent.errors import ProtocolError
 from agent.ffmpeg.progress import ProgressParser, ProgressTracker, Via
 from agent.settings import FfmpegSourceSettings
@@ -63,6 +64,7 @@ class FfmpegSource(Source):
         self.clock = clock
         self._trackers: dict[Via, ProgressTracker] = {}
         self._silent_reported: set[Via] = set()
+        self._fed = asyncio.Event()  # set once a feed opens: until then there is no silence to watch
 
     @property
     def stale_after_s(self) -> float:
@@ -72,6 +74,7 @@ class FfmpegSource(Source):
         """A feed for progress arriving `via` a file, the wrapper or HTTP; one tracker per way in."""
         tracker = self._trackers.setdefault(via, ProgressTracker(via, self.settings.window_s))
         self._silent_reported.discard(via)
+        self._fed.set()
         return ProgressFeed(tracker, sink, self.name, self.clock)
 
     async def run(self, sink: SampleSink) -> None:
@@ -86,8 +89,9 @@ class FfmpegSource(Source):
 
     async def _watch_silence(self, sink: SampleSink) -> None:
         """Say so when ffmpeg stops reporting without `progress=end`: stalled, blocked or killed."""
+        await self._fed.wait()  # no wake-ups while no ffmpeg has ever reported (most of an idle day)
         while True:
-            await asyncio.sleep(self.interval_s)
+            await sleep_until_next_beat(self.interval_s)
             now = self.clock()
             for via, tracker in self._trackers.items():
                 last = tracker.last_block_at
@@ -114,13 +118,13 @@ class FfmpegSource(Source):
         waiting_reported = False
         while True:
             try:
-                stat = await asyncio.to_thread(os.stat, path)
+                stat = os.stat(path)  # a local file: a thread trip would cost more than the call
             except FileNotFoundError:
                 if not waiting_reported:
                     sink.report_failure(self.name, f"waiting for ffmpeg to write -progress {path}")
                     waiting_reported = True
                 identity = None
-                await asyncio.sleep(self.settings.file_poll_interval_s)
+                await sleep_until_next_beat(self.settings.file_poll_interval_s)
                 continue
             except OSError as exc:
                 sink.report_failure(self.name, f"cannot read sources.ffmpeg.progress_file {path}: {exc.strerror}")
@@ -142,7 +146,7 @@ class FfmpegSource(Source):
                     position = stat.st_size
                 if len(data) == MAX_READ_BYTES:
                     continue  # more is waiting: read it now
-            await asyncio.sleep(self.settings.file_poll_interval_s)
+            await sleep_until_next_beat(self.settings.file_poll_interval_s)
 
 
 def _read_from(path: Path, position: int, limit: int) -> bytes:

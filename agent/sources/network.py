@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from agent.beat import after_peers, sleep_until_next_beat
 from agent.errors import ConfigError
 from agent.models import NetworkSample, TargetStability, TcpInfo, UploadUser
 from agent.models.network import LinkInfo, TargetRole
@@ -114,13 +115,10 @@ class NetworkSource(Source):
         ]
         tasks.append(asyncio.create_task(self._scan_link_forever(), name="network:link"))
         try:
-            next_at = time.monotonic()
             while True:
-                next_at += self.interval_s
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                await sleep_until_next_beat(self.interval_s)
+                await after_peers()  # the probes woken on this beat record first
                 sink.publish(self.name, self.sample())
-                if time.monotonic() - next_at > self.interval_s:
-                    next_at = time.monotonic()
         finally:
             for task in tasks:
                 task.cancel()
@@ -129,7 +127,6 @@ class NetworkSource(Source):
                     await task
 
     async def _probe_forever(self, state: _TargetState) -> None:
-        next_at = time.monotonic()
         while True:
             try:
                 async with asyncio.timeout(self.settings.timeout_s * 3 + 1):
@@ -139,8 +136,7 @@ class NetworkSource(Source):
                 state.error = "probe timed out"
             except Exception:  # a bug must not end this target's probing; the others go on regardless
                 log.exception("probing %s failed unexpectedly", state.target.name)
-            next_at = max(next_at + self.interval_s, time.monotonic())
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await sleep_until_next_beat(self.interval_s)
 
     async def probe_once(self, state: _TargetState) -> None:
         target = state.target
@@ -174,7 +170,7 @@ class NetworkSource(Source):
                     self.upload_users = await self.scanner.scan()
             except OSError as exc:
                 log.debug("link scan failed: %s", exc)
-            await asyncio.sleep(self.settings.link_scan_interval_s)
+            await sleep_until_next_beat(self.settings.link_scan_interval_s)
 
     def target_stability(self, state: _TargetState, now: float) -> TargetStability:
         short = state.window.window(now, SHORT_WINDOW_S)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.beat import next_beat
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.models import EncoderSettings, ObsSample, UplinkSample
 from agent.models.encoder import ObsConnection
@@ -196,7 +198,7 @@ class ObsSource(Source):
                 interval = self._next_interval(sample)
             else:
                 interval = self.settings.poll_interval_s
-            deadline = started + interval
+            deadline = next_beat(started, interval)  # with the tick and the other sources
             while (remaining := deadline - self.clock()) > 0:
                 event = await client.next_event(remaining)
                 if event is None:
@@ -290,15 +292,15 @@ class ObsSource(Source):
         )
 
     async def _wait_disconnected(self, sink: SampleSink, delay_s: float | None) -> None:
-        """Wait `delay_s` (None: until asked), saying every poll interval that OBS is not connected."""
+        """Wait `delay_s` (None: until asked), saying that OBS is not connected twice per staleness window:
+        often enough never to look stale, not every second (each saying costs a sample and its history)."""
         assert self._reconnect_requested is not None
-        deadline = None if delay_s is None else self.clock() + delay_s
+        poll_s = max(self.settings.poll_interval_s, self.stale_after_s / 2)
+        # On the beat (agent/beat.py): the retry and each "not connected" wake up with the other loops.
+        deadline = None if delay_s is None else math.ceil((self.clock() + delay_s) / poll_s) * poll_s
         while deadline is None or self.clock() < deadline:
-            step = (
-                self.settings.poll_interval_s
-                if deadline is None
-                else min(self.settings.poll_interval_s, deadline - self.clock())
-            )
+            wake_at = next_beat(self.clock(), poll_s)
+            step = (wake_at if deadline is None else min(wake_at, deadline)) - self.clock()
             try:
                 async with asyncio.timeout(max(0.0, step)):
                     await self._reconnect_requested.wait()

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from agent.beat import sleep_until_next_beat
 from agent.models import EncoderSettings
 from agent.models.uplink import UplinkSample
 from agent.net.encoder_connection import ConnectionFinder, Destination, IngestConnection, destination_from_url
@@ -49,6 +50,7 @@ class UplinkSource(Source):
         self.connection: IngestConnection | None = None
         self.tracker: UplinkTracker | None = None
         self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
+        self._searching_said_at = -float("inf")
 
     @property
     def stale_after_s(self) -> float:
@@ -78,7 +80,7 @@ class UplinkSource(Source):
             while True:
                 sink.publish(self.name, UplinkSample(state="unavailable", note=reason))
                 self.latest = None
-                await asyncio.sleep(UNAVAILABLE_REPEAT_S)
+                await sleep_until_next_beat(UNAVAILABLE_REPEAT_S)
         reader, finder_reader = SockDiagReader(), SockDiagReader()
         finder = ConnectionFinder(finder_reader, encoder_processes=self.settings.find_encoder_processes)
         try:
@@ -86,9 +88,8 @@ class UplinkSource(Source):
                 if self.connection is None:
                     await self._discover(finder, sink)
                     continue
-                started = self.clock()
                 self._read_once(reader, sink)
-                await asyncio.sleep(max(0.0, started + self.settings.interval_s - self.clock()))
+                await sleep_until_next_beat(self.settings.interval_s, self.clock)
         finally:
             reader.close()
             finder_reader.close()
@@ -96,15 +97,32 @@ class UplinkSource(Source):
     async def _discover(self, finder: ConnectionFinder, sink: SampleSink) -> None:
         destinations = self.destinations()
         try:
-            found = await asyncio.to_thread(finder.find, destinations)
+            # Only a name to resolve needs a worker thread (DNS may block); otherwise the look is a few
+            # reads of /proc and sock_diag, cheaper on the loop than a thread trip (one more wake-up).
+            if finder.needs_resolving(destinations):
+                found = await asyncio.to_thread(finder.find, destinations)
+            else:
+                found = finder.find(destinations)
         except SockDiagError as exc:
             sink.report_failure(self.name, str(exc))
             found = None
         if found is None:
             where = ", ".join(destination.name for destination in destinations) or "an OBS or ffmpeg ingest"
-            self.latest = UplinkSample(state="searching", note=f"no live stream connection to {where}")
-            sink.publish(self.name, self.latest)
-            await asyncio.sleep(self.settings.discover_interval_s)
+            note = f"no live stream connection to {where}"
+            # Said when it changes, else every UNAVAILABLE_REPEAT_S (well within stale_after_s): the search
+            # runs every few seconds, and an unchanged "searching" each time would only fill the history.
+            now = self.clock()
+            said = self.latest
+            if (
+                said is None
+                or said.state != "searching"
+                or said.note != note
+                or now - self._searching_said_at >= UNAVAILABLE_REPEAT_S
+            ):
+                self.latest = UplinkSample(state="searching", note=note)
+                self._searching_said_at = now
+                sink.publish(self.name, self.latest)
+            await sleep_until_next_beat(self.settings.discover_interval_s, self.clock)
             return
         log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)
         self._adopt(found)
