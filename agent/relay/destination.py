@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final, Literal
 
+from agent.beat import next_beat
 from agent.errors import ProtocolError
 from agent.models import IngestSwitch, TcpInfo
 from agent.models.base import utc_now
@@ -341,7 +342,8 @@ class Destination:
         watch = AckWatch(self.resilience.stall_s, self._clock())
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(WATCH_INTERVAL_S):
+                # On the agent's beat (agent/beat.py): every other look shares the 1 Hz wake-up.
+                async with asyncio.timeout(next_beat(time.monotonic(), WATCH_INTERVAL_S) - time.monotonic()):
                     await publisher.wait_lost()
             if not publisher.publishing:
                 raise IngestLost("the ingest closed the connection")

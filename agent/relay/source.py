@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from agent.beat import sleep_until_next_beat
 from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.relay.destination import Destination
 from agent.relay.queue import DropReason
@@ -82,7 +83,7 @@ class RelaySource(Source):
                 await asyncio.sleep(LISTEN_RETRY_S)
         while True:
             sink.publish(self.name, self.sample())
-            await asyncio.sleep(self.interval_s)
+            await sleep_until_next_beat(self.interval_s)  # with the tick and the other sources (agent/beat.py)
 
     async def close(self) -> None:
         await self.relay.close()
