@@ -261,10 +261,11 @@ class RtmpPublisher:
 
     def flush(self) -> None:
         """Hand what the protocol produced to the transport without waiting (the relay writes, then drains
-        only when the transport's buffer is full)."""
-        data = self._connection.data_to_send()
-        if data and self._writer is not None and not self._writer.is_closing():
-            self._writer.write(data)
+        only when the transport's buffer is full). The pieces go as they are: uvloop writes them with one
+        writev, without joining a frame's payload into a new buffer first (asyncio's own loop joins them)."""
+        pieces = self._connection.pieces_to_send()
+        if pieces and self._writer is not None and not self._writer.is_closing():
+            self._writer.writelines(pieces)
 
     async def drain(self) -> None:
         """Hand queued bytes to the kernel; raises IngestTimeout if the link takes none for `timeout_s`."""

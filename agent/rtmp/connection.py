@@ -136,6 +136,12 @@ class RtmpConnection:
         self._outgoing = []
         return b"".join(pieces)
 
+    def pieces_to_send(self) -> list[bytes | memoryview]:
+        """What `data_to_send` would join, unjoined (headers and views of the payloads): for a transport
+        that writes them with one writev, so a forwarded frame is not copied on its way to the kernel."""
+        pieces, self._outgoing = self._outgoing, []
+        return pieces
+
     def _send(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes | bytearray) -> None:
         if not self._handshake.complete:
             raise RuntimeError("cannot send RTMP messages before the handshake completes")
