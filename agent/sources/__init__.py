@@ -24,10 +24,12 @@ def build_sources(settings: Settings) -> list[Source]:
 
         obs_source = ObsSource(settings.sources.obs)
         sources.append(obs_source)
+    ffmpeg_source = None
     if settings.sources.ffmpeg.enabled:
         from agent.sources.ffmpeg import FfmpegSource
 
-        sources.append(FfmpegSource(settings.sources.ffmpeg))
+        ffmpeg_source = FfmpegSource(settings.sources.ffmpeg)
+        sources.append(ffmpeg_source)
     if settings.sources.uplink.enabled:
         from agent.sources.uplink import UplinkSource
 
@@ -38,6 +40,9 @@ def build_sources(settings: Settings) -> list[Source]:
         sources.append(uplink_source)
         if obs_source is not None:
             obs_source.uplink = lambda: uplink_source.latest
+            obs_source.on_streaming = uplink_source.search_now
+        if ffmpeg_source is not None:
+            ffmpeg_source.on_progress = uplink_source.search_now
     if settings.relay.enabled and (settings.ingest.primary or settings.relay.destinations):
         from agent.relay.source import RelaySource
 

@@ -9,11 +9,12 @@ warning. Elsewhere than Linux it publishes one "unavailable" sample now and then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
-from agent.beat import sleep_until_next_beat
+from agent.beat import next_beat, sleep_until_next_beat
 from agent.models import EncoderSettings
 from agent.models.uplink import UplinkSample
 from agent.net.encoder_connection import ConnectionFinder, Destination, IngestConnection, destination_from_url
@@ -51,6 +52,14 @@ class UplinkSource(Source):
         self.tracker: UplinkTracker | None = None
         self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
         self._searching_said_at = -float("inf")
+        self._nudged: asyncio.Event | None = None
+
+    def search_now(self) -> None:
+        """An encoder just started sending (ffmpeg's progress, OBS streaming): look at once rather than at
+        the next search, so its connection is read, and its queue known, from the stream's first seconds.
+        Nothing happens while a connection is being read."""
+        if self.connection is None and self._nudged is not None:
+            self._nudged.set()
 
     @property
     def stale_after_s(self) -> float:
@@ -122,10 +131,18 @@ class UplinkSource(Source):
                 self.latest = UplinkSample(state="searching", note=note)
                 self._searching_said_at = now
                 sink.publish(self.name, self.latest)
-            await sleep_until_next_beat(self.settings.discover_interval_s, self.clock)
+            await self._wait_for_next_search()
             return
         log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)
         self._adopt(found)
+
+    async def _wait_for_next_search(self) -> None:
+        if self._nudged is None:
+            self._nudged = asyncio.Event()
+        self._nudged.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(next_beat(self.clock(), self.settings.discover_interval_s) - self.clock()):
+                await self._nudged.wait()
 
     def _adopt(self, found: IngestConnection) -> None:
         audio_bps, video_cap_kbps = self._bitrates()
