@@ -5,14 +5,14 @@ The test itself runs in `agent.bandwidth`; these routes only start it and read w
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
-from agent.api.errors import error_responses
 from agent.api.job_results import last_report_response
+from agent.api.routing import Call, Endpoint, NoParams
 from agent.bandwidth import run_bandwidth_test
 from agent.errors import ConfigError
 from agent.jobs import JobBusy, ProgressReporter
@@ -70,21 +70,9 @@ class JobStarted(BaseModel):
     events: str = Field(description="Where progress and the result arrive (Server-Sent Events)")
 
 
-def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
-    @app.post(
-        f"{prefix}/bandwidth-test",
-        status_code=202,
-        response_model=JobStarted,
-        responses=error_responses(
-            409,
-            422,
-            s409="A bandwidth test is already running, or the agent has no server for this backend (configure one)",
-            s422="The body is invalid, or its `url` cannot be used with its backend",
-        ),
-        summary="Start a bandwidth test; progress and the result arrive on the event stream",
-    )
-    async def start_bandwidth_test(request: BandwidthTestRequest | None = None) -> JSONResponse:
-        body = request or DefaultBandwidthTest()
+def bandwidth_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
+    async def start_bandwidth_test(call: Call[NoParams, BandwidthTestRequest | None]) -> JobStarted:
+        body = call.body or DefaultBandwidthTest()
         settings = agent.settings
         backend = body.backend or settings.bandwidth.backend
         url = None if isinstance(body, DefaultBandwidthTest) else body.url
@@ -104,16 +92,9 @@ def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             job_id = agent.jobs.start(JOB, work, deadline_s=settings.bandwidth.deadline_s + 30)
         except JobBusy as exc:
             raise HTTPException(409, str(exc)) from None
-        started = JobStarted(job_id=job_id, events=f"{prefix}/events")
-        return JSONResponse(started.model_dump(), status_code=202)
+        return JobStarted(job_id=job_id, events=f"{prefix}/events")
 
-    @app.get(
-        f"{prefix}/bandwidth-test",
-        response_model=BandwidthResult,
-        responses=error_responses(404, s404="No bandwidth test has finished with a result yet (the detail says why)"),
-        summary="The last bandwidth test's result",
-    )
-    async def last_bandwidth_test() -> Response:
+    async def last_bandwidth_test(_: Call[NoParams, None]) -> Response:
         return last_report_response(
             agent.jobs,
             JOB,
@@ -121,6 +102,30 @@ def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             noun="bandwidth test",
             start_hint=f"POST {prefix}/bandwidth-test starts one",
         )
+
+    return [
+        Endpoint(
+            method="POST",
+            path=f"{prefix}/bandwidth-test",
+            handler=start_bandwidth_test,
+            summary="Start a bandwidth test; progress and the result arrive on the event stream",
+            body=TypeAdapter(BandwidthTestRequest | None),
+            status_code=202,
+            returns=JobStarted,
+            errors={
+                409: "A bandwidth test is already running, or the agent has no server for this backend (configure one)",
+                422: "The body is invalid, or its `url` cannot be used with its backend",
+            },
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{prefix}/bandwidth-test",
+            handler=last_bandwidth_test,
+            summary="The last bandwidth test's result",
+            returns=BandwidthResult,
+            errors={404: "No bandwidth test has finished with a result yet (the detail says why)"},
+        ),
+    ]
 
 
 def _check_configured(agent: Agent, backend: str, url: str | None) -> None:
