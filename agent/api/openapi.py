@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from agent import os_features
 from agent.api.routing import Endpoint
 from agent.models import ErrorBody
 
@@ -163,6 +164,8 @@ class DocumentRoutes:
         if self._json is None:
             built = build_document(self._endpoints, info=self._info, token_required=self._token_required)
             self._json = json.dumps(built, ensure_ascii=False, separators=(",", ":")).encode()
+            del built
+            os_features.release_freed_memory()  # the schema generator's scratch, not something the agent keeps
         return self._json
 
     async def _openapi(self, _: Request) -> Response:
