@@ -8,7 +8,10 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from email.utils import formatdate
+from typing import Any
 
 import uvicorn
 
@@ -136,35 +139,62 @@ class AgentServer:
         await self.agent.stop(reason)
 
 
+class _ConnectionsThatWake(set[Any]):
+    """uvicorn's set of open connections (each protocol adds itself when a client connects), which also
+    tells the server that a client came: the Date header is made fresh for it at once, and the server
+    keeps it fresh while anyone is connected."""
+
+    def __init__(self, on_connect: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_connect = on_connect
+
+    def add(self, connection: Any) -> None:
+        self._on_connect()
+        super().add(connection)
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: whoever runs the agent owns SIGINT / SIGTERM, so a
-    signal stops the agent cleanly (last log line written) instead of being re-raised at the process."""
+    signal stops the agent cleanly (last log line written) instead of being re-raised at the process.
+
+    And without its ten wake-ups a second: uvicorn wakes that often to refresh its Date header and to
+    check for exit. Here the header is refreshed when a client connects and once a second (on the
+    agent's beat, agent/beat.py) while any client is connected; with nobody connected the server sleeps
+    until a client comes or `request_exit` is called."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake = asyncio.Event()
+        self._date_refreshed_at = -float("inf")
+        self.server_state.connections = _ConnectionsThatWake(self._client_connected)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
     async def main_loop(self) -> None:
-        """uvicorn wakes up ten times a second to refresh its Date header and check for exit. Beside an
-        encoder that is ten wake-ups too many: once a second, on the agent's beat (agent/beat.py), does
-        the same (the header has a 1 s resolution), and `request_exit` ends the wait at once."""
-        counter = 0
-        should_exit = await self.on_tick(counter)
         loop = asyncio.get_running_loop()
-        while not should_exit:
-            counter = (counter + 10) % 864000  # multiples of 10: on_tick refreshes the header every call
+        self._refresh_date_header()
+        while not self.should_exit:
+            self._wake.clear()
+            deadline = next_beat(loop.time(), 1.0) if self.server_state.connections else None
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(next_beat(loop.time(), 1.0)):
-                    await self._exit_requested.wait()
-            should_exit = await self.on_tick(counter)
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
+            if self.server_state.connections:
+                self._refresh_date_header()
 
-    @property
-    def _exit_requested(self) -> asyncio.Event:
-        event: asyncio.Event | None = getattr(self, "_exit_event", None)
-        if event is None:
-            event = self._exit_event = asyncio.Event()
-        return event
+    def _client_connected(self) -> None:
+        if time.monotonic() - self._date_refreshed_at >= 1.0:
+            self._refresh_date_header()
+        self._wake.set()
+
+    def _refresh_date_header(self) -> None:
+        """What uvicorn's own `on_tick` does each second (the header has a 1 s resolution)."""
+        self._date_refreshed_at = time.monotonic()
+        date = [(b"date", formatdate(time.time(), usegmt=True).encode())] if self.config.date_header else []
+        self.server_state.default_headers = date + self.config.encoded_headers
 
     def request_exit(self) -> None:
         self.should_exit = True
-        self._exit_requested.set()
+        self._wake.set()

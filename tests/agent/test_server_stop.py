@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -61,3 +64,24 @@ async def _types(bus: object, subscription: object) -> list[str]:
 
     assert isinstance(bus, EventBus) and isinstance(subscription, Subscription)
     return [event.type async for event in bus.stream(subscription)]
+
+
+async def test_the_date_header_is_fresh_after_the_server_sat_idle_and_stays_fresh_on_an_open_connection(
+    tmp_path: Path,
+) -> None:
+    """The server does not wake while nobody is connected; a client arriving after a quiet spell still
+    gets the current Date, and so does a later request on the same keep-alive connection."""
+    settings = load_settings(environ={"STREAMHEALTH_API__PORT": "0", "STREAMHEALTH_LOGS__DIR": str(tmp_path)})
+    server = AgentServer(settings)
+    await server.start()
+    try:
+        await asyncio.sleep(2.5)  # idle: no connection, no refresh
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(2):
+                before = time.time()
+                response = await http.get(f"{server.url}/api/v1/health")
+                served_at = parsedate_to_datetime(response.headers["date"]).timestamp()
+                assert math.floor(before) - 1 <= served_at <= time.time(), response.headers["date"]
+                await asyncio.sleep(2.2)  # the same connection, kept open
+    finally:
+        await server.stop("test")
