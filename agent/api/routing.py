@@ -51,8 +51,9 @@ class Endpoint(Generic[P, B]):
 
     `returns` is what the document declares for `status_code` (a model or a union of models; None for a
     body that is not JSON). `errors` are the 4xx statuses the handler itself raises, each with the
-    sentence the document gives it (None: the usual one for that status); the ones every endpoint may answer (400, 401, 413, 422) are added by
-    the document from the declaration. `raw_body` documents a body the handler reads as a stream itself.
+    sentence the document gives it (None: the usual one for that status); what any endpoint may answer
+    (400, 401, 413, 422) the document adds from the rest of the declaration. `raw_body` documents a body
+    the handler reads as a stream itself (ffmpeg's endless `-progress` POST), which is not validated here.
     """
 
     method: str
