@@ -27,8 +27,11 @@ JOB = "bandwidth"
 # before sending: a host name or address, an optional port 1-65535, and for rtmp an app and a stream key.
 _HOST = r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?"
 _PORT = r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
-SERVER_URL_PATTERN = rf"^https?://{_HOST}{_PORT}(/[^\s?#]*)?$"
-INGEST_URL_PATTERN = rf"^rtmps?://{_HOST}{_PORT}/[^\s/?#]+/[^\s/?#][^\s#]*$"
+# No control characters: Python's str.strip (the URL parsers') takes \x1c-\x1f for white space where the
+# validator's \s does not, so a key of "\x1e" passed the pattern and then read as no key at all.
+_NOT = r"\s\x00-\x1f\x7f"
+SERVER_URL_PATTERN = rf"^https?://{_HOST}{_PORT}(/[^{_NOT}?#]*)?$"
+INGEST_URL_PATTERN = rf"^rtmps?://{_HOST}{_PORT}/[^{_NOT}/?#]+/[^{_NOT}/?#][^{_NOT}#]*$"
 
 
 class _TestRequest(BaseModel):
