@@ -92,7 +92,6 @@ def _redact_stream_url(match: re.Match[str]) -> str:
 # where one of its hints occurs, so skipping it when none does changes nothing but the cost.
 _NAME_ENDINGS = ("key", "password", "passwd", "pass", "token", "secret", "auth", "sign", "signature")
 _URL_HINTS = ("rtmp", "srt://")
-_ASSIGNMENT_SEPARATORS = ("=", ":", " =", " :", "  =", "  :", "\t=", "\t:")
 _BEARER_HINTS = ("bearer", "basic")
 
 
@@ -109,10 +108,15 @@ def _json_field_hint(names: list[str], lowered: str) -> bool:
 
 
 def _assignment_hint(names: list[str], lowered: str) -> bool:
+    """Is any secret name followed (after spaces or tabs) by `=` or `:`? One look at each occurrence of
+    each name, not a scan of the whole text per name and separator (a tick record holds "keyframe")."""
     for name in names:
-        for separator in _ASSIGNMENT_SEPARATORS:
-            if name + separator in lowered:
+        start = lowered.find(name)
+        while start != -1:
+            after = lowered[start + len(name) : start + len(name) + 3].lstrip(" \t")
+            if after[:1] in ("=", ":"):
                 return True
+            start = lowered.find(name, start + 1)
     return False
 
 

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -130,6 +130,7 @@ class Agent:
         )
         self._os = os_features.current()  # read once: what this machine offers does not change while it runs
         self._unavailable_features = self._os.unavailable()
+        self._static_info: dict[str, Any] | None = None
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -300,17 +301,21 @@ class Agent:
         )
 
     def _agent_info(self) -> AgentInfo:
-        ingest = self.settings.ingest
+        if self._static_info is None:  # what does not change while the agent runs, redacted once
+            ingest = self.settings.ingest
+            self._static_info = {
+                "version": __version__,
+                "pid": self.pid,
+                "started_at": self.started_at,
+                "platform": self.settings.platform,
+                "ingest_primary": redact_url(ingest.primary) if ingest.primary else None,
+                "ingest_backups": [redact_url(url) for url in ingest.backups],
+                "os": self._os.platform,
+                "unavailable_features": self._unavailable_features,
+            }
         return AgentInfo.model_construct(
-            version=__version__,
-            pid=self.pid,
-            started_at=self.started_at,
+            **self._static_info,
             uptime_s=round(self.clock() - self.started_monotonic, 3),
-            platform=self.settings.platform,
-            ingest_primary=redact_url(ingest.primary) if ingest.primary else None,
-            ingest_backups=[redact_url(url) for url in ingest.backups],
-            os=self._os.platform,
-            unavailable_features=self._unavailable_features,
             api_url=self.api_url,
             jobs_running=[job for job in ("preflight", "bandwidth") if self.jobs.running(job)],
         )

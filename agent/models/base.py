@@ -41,12 +41,24 @@ class Sample(Contract):
 
     def metrics(self) -> dict[str, float]:
         values: dict[str, float] = {}
-        for name in type(self).model_fields:
-            if name in self.NOT_HISTORY:
-                continue
+        for name, key in _history_keys(type(self)):
             value = getattr(self, name)
             if isinstance(value, bool):
-                values[f"{self.SOURCE}.{name}"] = 1.0 if value else 0.0
+                values[key] = 1.0 if value else 0.0
             elif isinstance(value, int | float):
-                values[f"{self.SOURCE}.{name}"] = float(value)
+                values[key] = float(value)
         return values
+
+
+_HISTORY_KEYS: dict[type[Sample], tuple[tuple[str, str], ...]] = {}
+
+
+def _history_keys(kind: type[Sample]) -> tuple[tuple[str, str], ...]:
+    """(field, "<source>.<field>") for each field that may hold a time series: named once per class, not
+    on every sample (several samples a second)."""
+    keys = _HISTORY_KEYS.get(kind)
+    if keys is None:
+        keys = _HISTORY_KEYS[kind] = tuple(
+            (name, f"{kind.SOURCE}.{name}") for name in kind.model_fields if name not in kind.NOT_HISTORY
+        )
+    return keys

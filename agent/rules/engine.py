@@ -55,6 +55,7 @@ class RuleEngine:
         history_capacity: int = 600,
     ) -> None:
         self.rules = rule_set.rules
+        self._path_parts: dict[str, tuple[str, ...]] = {}
         self.playbook = rule_set.playbook
         self.preset = rule_set.preset
         self.target = target or StreamTarget()
@@ -149,7 +150,9 @@ class RuleEngine:
 
     def resolve(self, path: str, snapshot: HealthSnapshot) -> Value:
         """The current value at a dotted path: numbers (booleans as 1 / 0) as float, names as str."""
-        parts = path.split(".")
+        parts = self._path_parts.get(path)
+        if parts is None:  # each rule asks for the same few paths every tick: split each once
+            parts = self._path_parts[path] = tuple(path.split("."))
         if parts[0] == "derived":
             return self.derived.get(parts[1])
         node: Any = snapshot

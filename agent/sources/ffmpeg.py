@@ -64,6 +64,7 @@ class FfmpegSource(Source):
         self.clock = clock
         self._trackers: dict[Via, ProgressTracker] = {}
         self._silent_reported: set[Via] = set()
+        self._fed = asyncio.Event()  # set once a feed opens: until then there is no silence to watch
 
     @property
     def stale_after_s(self) -> float:
@@ -73,6 +74,7 @@ class FfmpegSource(Source):
         """A feed for progress arriving `via` a file, the wrapper or HTTP; one tracker per way in."""
         tracker = self._trackers.setdefault(via, ProgressTracker(via, self.settings.window_s))
         self._silent_reported.discard(via)
+        self._fed.set()
         return ProgressFeed(tracker, sink, self.name, self.clock)
 
     async def run(self, sink: SampleSink) -> None:
@@ -87,6 +89,7 @@ class FfmpegSource(Source):
 
     async def _watch_silence(self, sink: SampleSink) -> None:
         """Say so when ffmpeg stops reporting without `progress=end`: stalled, blocked or killed."""
+        await self._fed.wait()  # no wake-ups while no ffmpeg has ever reported (most of an idle day)
         while True:
             await sleep_until_next_beat(self.interval_s)
             now = self.clock()

@@ -292,9 +292,10 @@ class ObsSource(Source):
         )
 
     async def _wait_disconnected(self, sink: SampleSink, delay_s: float | None) -> None:
-        """Wait `delay_s` (None: until asked), saying every poll interval that OBS is not connected."""
+        """Wait `delay_s` (None: until asked), saying that OBS is not connected twice per staleness window:
+        often enough never to look stale, not every second (each saying costs a sample and its history)."""
         assert self._reconnect_requested is not None
-        poll_s = self.settings.poll_interval_s
+        poll_s = max(self.settings.poll_interval_s, self.stale_after_s / 2)
         # On the beat (agent/beat.py): the retry and each "not connected" wake up with the other loops.
         deadline = None if delay_s is None else math.ceil((self.clock() + delay_s) / poll_s) * poll_s
         while deadline is None or self.clock() < deadline:

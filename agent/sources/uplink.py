@@ -50,6 +50,7 @@ class UplinkSource(Source):
         self.connection: IngestConnection | None = None
         self.tracker: UplinkTracker | None = None
         self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
+        self._searching_said_at = -float("inf")
 
     @property
     def stale_after_s(self) -> float:
@@ -107,8 +108,20 @@ class UplinkSource(Source):
             found = None
         if found is None:
             where = ", ".join(destination.name for destination in destinations) or "an OBS or ffmpeg ingest"
-            self.latest = UplinkSample(state="searching", note=f"no live stream connection to {where}")
-            sink.publish(self.name, self.latest)
+            note = f"no live stream connection to {where}"
+            # Said when it changes, else every UNAVAILABLE_REPEAT_S (well within stale_after_s): the search
+            # runs every few seconds, and an unchanged "searching" each time would only fill the history.
+            now = self.clock()
+            said = self.latest
+            if (
+                said is None
+                or said.state != "searching"
+                or said.note != note
+                or now - self._searching_said_at >= UNAVAILABLE_REPEAT_S
+            ):
+                self.latest = UplinkSample(state="searching", note=note)
+                self._searching_said_at = now
+                sink.publish(self.name, self.latest)
             await sleep_until_next_beat(self.settings.discover_interval_s, self.clock)
             return
         log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)

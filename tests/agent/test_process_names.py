@@ -62,7 +62,8 @@ def test_a_second_look_reads_only_the_processes_started_since(reads: list[int]) 
         child.kill()
         child.wait()
     clock.now += 1
-    assert child.pid not in names.refresh()
+    gone = names.matching(lambda name: "sleeper" if name == "sleep" else None)
+    assert child.pid not in [process.pid for process, _ in gone]
 
 
 def test_a_process_that_execs_soon_after_starting_is_seen_under_its_new_name() -> None:
@@ -101,6 +102,46 @@ def test_a_full_reading_made_elsewhere_is_adopted_and_matching_finds_kinds() -> 
         names.replace({child.pid: "sleep"})
         found = names.matching(lambda name: "pause" if name == "sleep" else None)
         assert [(process.pid, kind) for process, kind in found if process.pid == child.pid] == [(child.pid, "pause")]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_kernel_says_which_pid_it_handed_out_last() -> None:
+    before = process_names._last_pid_created()
+    if before is None:
+        pytest.skip("no /proc/loadavg here: every look lists the process table")
+    child = subprocess.Popen(["true"])
+    child.wait()
+    after = process_names._last_pid_created()
+    assert after is not None and after != before
+
+
+def test_no_listing_while_no_pid_was_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing is skipped only while the kernel's last pid is unchanged; a new pid means a new look."""
+    last_pid = [1000]
+    listings: list[int] = []
+    real_pids = psutil.pids
+
+    def counted_pids() -> list[int]:
+        listings.append(1)
+        return real_pids()
+
+    monkeypatch.setattr(process_names, "_last_pid_created", lambda: last_pid[0])
+    monkeypatch.setattr(process_names.psutil, "pids", counted_pids)
+    clock = Clock()
+    names = ProcessNames(clock=clock)
+    names.refresh()
+    assert len(listings) == 1
+    clock.now += 2
+    names.refresh()
+    assert len(listings) == 1
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        last_pid[0] = child.pid
+        clock.now += 2
+        assert names.refresh()[child.pid] == "sleep"
+        assert len(listings) == 2
     finally:
         child.kill()
         child.wait()
