@@ -11,10 +11,12 @@ def build_sources(settings: Settings) -> list[Source]:
     interval_s, timeout_s = settings.sampling.interval_s, settings.sampling.source_timeout_s
     sources: list[Source] = []
     obs_source = None
+    system_source = None
     if settings.sources.system.enabled:
         from agent.sources.system import SystemSource
 
-        sources.append(SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s))
+        system_source = SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s)
+        sources.append(system_source)
     if settings.sources.network.enabled:
         from agent.sources.network import NetworkSource
 
@@ -35,7 +37,11 @@ def build_sources(settings: Settings) -> list[Source]:
 
         obs_settings = (lambda: obs_source.encoder_settings) if obs_source is not None else (lambda: None)
         uplink_source = UplinkSource(
-            settings.sources.uplink, settings.ingest, settings.stream, obs_settings=obs_settings
+            settings.sources.uplink,
+            settings.ingest,
+            settings.stream,
+            obs_settings=obs_settings,
+            encoder_running=system_source.encoder_running if system_source is not None else (lambda: None),
         )
         sources.append(uplink_source)
         if obs_source is not None:

@@ -40,6 +40,7 @@ class UplinkSource(Source):
         stream: StreamSettings | None = None,
         *,
         obs_settings: Callable[[], EncoderSettings | None] = lambda: None,
+        encoder_running: Callable[[], bool | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(interval_s=settings.interval_s, timeout_s=1.0)
@@ -47,6 +48,9 @@ class UplinkSource(Source):
         self.ingest = ingest
         self.stream = stream or StreamSettings()
         self.obs_settings = obs_settings
+        # The system source's answer to "does an OBS or ffmpeg process run?" (None: nobody knows): while it
+        # is no, the search asks the kernel about the known destinations only, not every process's sockets.
+        self.encoder_running = encoder_running
         self.clock = clock
         self.connection: IngestConnection | None = None
         self.tracker: UplinkTracker | None = None
@@ -59,7 +63,7 @@ class UplinkSource(Source):
         the next search, so its connection is read, and its queue known, from the stream's first seconds.
         Nothing happens while a connection is being read."""
         if self.connection is None and self._nudged is not None:
-            self._nudged.set()
+            self._nudged.set()  # and this search looks at processes whatever the system source last saw
 
     @property
     def stale_after_s(self) -> float:
@@ -108,10 +112,12 @@ class UplinkSource(Source):
         try:
             # Only a name to resolve needs a worker thread (DNS may block); otherwise the look is a few
             # reads of /proc and sock_diag, cheaper on the loop than a thread trip (one more wake-up).
+            nudged = self._nudged is not None and self._nudged.is_set()
+            may_run = nudged or self.encoder_running() is not False
             if finder.needs_resolving(destinations):
-                found = await asyncio.to_thread(finder.find, destinations)
+                found = await asyncio.to_thread(finder.find, destinations, encoders_may_run=may_run)
             else:
-                found = finder.find(destinations)
+                found = finder.find(destinations, encoders_may_run=may_run)
         except SockDiagError as exc:
             sink.report_failure(self.name, str(exc))
             found = None

@@ -181,9 +181,15 @@ async def test_finds_an_ffmpeg_publishing_to_an_ingest_nobody_configured(nginx_i
 
         await async_wait_until(lambda: asyncio.to_thread(ours), 20, "our ffmpeg's connection")
         assert await asyncio.to_thread(ours) == [(f"127.0.0.1:{nginx_ingest.port}", "ffmpeg", "ffmpeg")]
-        source = UplinkSource(UplinkSourceSettings(discover_interval_s=0.2), IngestSettings())
+        # While the system source says no encoder runs, the search does not look at processes' sockets ...
+        source = UplinkSource(
+            UplinkSourceSettings(discover_interval_s=0.2), IngestSettings(), encoder_running=lambda: False
+        )
         sink = Collect()
         async with running(source, sink):
+            await asyncio.sleep(1.0)
+            assert all(s.state == "searching" for s in sink.samples)
+            source.search_now()  # ... until an encoder is known to send (ffmpeg's progress, OBS streaming)
             await async_wait_until(lambda: any(s.state == "ok" for s in sink.samples), 20, "an ffmpeg's connection")
         found = next(s for s in sink.samples if s.state == "ok")
         assert (found.found_by, found.process) == ("ffmpeg", "ffmpeg")
