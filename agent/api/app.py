@@ -1,7 +1,8 @@
-"""The agent's HTTP API (FastAPI): health, history, alerts, live events, Prometheus metrics.
+"""The agent's HTTP API (plain Starlette): health, history, alerts, live events, Prometheus metrics.
 
-Routes only read what the agent already measured; none of them triggers a measurement.
-Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
+Every endpoint is one entry of the route table (`api_endpoints`), from which agent/api/routing.py serves
+and agent/api/openapi.py writes /openapi.json. Routes only read what the agent already measured; none of
+them triggers a measurement. Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
 """
 
 from __future__ import annotations
@@ -11,21 +12,25 @@ import json
 import math
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.responses import Response
 
 from agent import __version__
 from agent.api.auth import BearerTokenMiddleware
-from agent.api.bandwidth_routes import add_bandwidth_routes
-from agent.api.encoder_routes import add_encoder_routes
-from agent.api.errors import declare_common_errors, error_responses, install_error_handlers
-from agent.api.lean import without_pydantic_v1_import
+from agent.api.bandwidth_routes import bandwidth_endpoints
+from agent.api.encoder_routes import encoder_endpoints
+from agent.api.errors import http_error
 from agent.api.limits import BodyLimitMiddleware
-from agent.api.preflight_routes import add_preflight_routes
-from agent.api.session_routes import add_session_routes
+from agent.api.openapi import DocumentRoutes
+from agent.api.preflight_routes import preflight_endpoints
+from agent.api.routing import Call, Endpoint, NoParams, routes_of
+from agent.api.session_routes import session_endpoints
 from agent.logs.sessions import RunIndex
 from agent.models import AlertsView, HealthSnapshot, HistorySeries, MetricNames, RunDetail, RunList, TickRecord
 from agent.redact import redact
@@ -33,6 +38,26 @@ from agent.runtime import Agent
 
 API_PREFIX = "/api/v1"
 SSE_PING_S = 15
+INFO = {
+    "title": "streamhealth agent",
+    "version": __version__,
+    "description": "Live stream health measured beside the encoder: snapshot, history, alerts, events, metrics.",
+}
+
+
+class HistoryParams(BaseModel):
+    metric: str | None = Field(None, description="e.g. system.cpu_usage_ratio")
+    since: float | datetime | None = Field(
+        None, description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"
+    )
+    last_s: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Only the last N seconds (by the monotonic clock)"
+    )
+    max_points: int | None = Field(None, ge=2, le=100_000, description="Thin to at most this many evenly spaced points")
+
+
+class RunParams(BaseModel):
+    run_id: str
 
 
 def _since_of(since: float | datetime | None) -> float | None:
@@ -64,47 +89,46 @@ class _LazyExposition:
         return Response(self._render(), media_type=self._content_type)
 
 
-def create_app(agent: Agent) -> FastAPI:
-    """The agent's API: every route, the error handlers and the token check."""
-    with without_pydantic_v1_import():
-        return _build_app(agent)
-
-
-def _build_app(agent: Agent) -> FastAPI:
-    app = FastAPI(
-        title="streamhealth agent",
-        version=__version__,
-        description="Live stream health measured beside the encoder: snapshot, history, alerts, events, metrics.",
+def create_app(agent: Agent) -> Starlette:
+    """The agent's API: every route, the OpenAPI document and its pages, the error handler, the body limit
+    and the token check."""
+    endpoints = api_endpoints(agent)
+    token = agent.settings.api.token
+    documents = DocumentRoutes(endpoints, info=INFO, token_required=token is not None)
+    middleware = [] if token is None else [Middleware(BearerTokenMiddleware, token=token.get_secret_value())]
+    middleware.append(Middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"})))
+    return Starlette(
+        routes=[*documents.routes, *routes_of(endpoints)],
+        middleware=middleware,  # the first is the outermost: no token, nothing else is looked at
+        exception_handlers={HTTPException: http_error},
     )
+
+
+def api_endpoints(agent: Agent) -> list[Endpoint[Any, Any]]:
+    """The route table: every endpoint of the API, in the order the document lists them."""
+    return [
+        *_core_endpoints(agent),
+        *bandwidth_endpoints(agent, API_PREFIX),
+        *preflight_endpoints(agent, API_PREFIX),
+        *session_endpoints(agent, API_PREFIX),
+        *encoder_endpoints(agent, API_PREFIX),
+    ]
+
+
+def _core_endpoints(agent: Agent) -> list[Endpoint[Any, Any]]:
     exposition = _LazyExposition(agent)
+    run_index = RunIndex(agent.settings.logs.dir)
 
-    install_error_handlers(app)
+    def current_run_id() -> str | None:
+        return agent.log_writer.stem if agent.log_writer is not None else None
 
-    @app.get(f"{API_PREFIX}/health", response_model=HealthSnapshot, summary="The latest health snapshot")
-    async def health() -> Response:
+    async def health(_: Call[NoParams, None]) -> Response:
         return Response(redact(agent.snapshot.model_dump_json()), media_type="application/json")
 
-    @app.get(
-        f"{API_PREFIX}/history",
-        response_model=HistorySeries | MetricNames,
-        responses=error_responses(404),
-        summary="A metric's recent values; without `metric`, the metric names",
-    )
-    async def history(
-        metric: Annotated[str | None, Query(description="e.g. system.cpu_usage_ratio")] = None,
-        since: Annotated[
-            float | datetime | None,
-            Query(description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"),
-        ] = None,
-        last_s: Annotated[
-            float | None,
-            Query(gt=0, allow_inf_nan=False, description="Only the last N seconds (by the monotonic clock)"),
-        ] = None,
-        max_points: Annotated[
-            int | None, Query(ge=2, le=100_000, description="Thin to at most this many evenly spaced points")
-        ] = None,
-    ) -> HistorySeries | MetricNames | Response:
-        since_wall = _since_of(since)  # a bad `since` is a 422 whether or not `metric` is given
+    async def history(call: Call[HistoryParams, None]) -> Response | MetricNames:
+        params = call.params
+        since_wall = _since_of(params.since)  # a bad `since` is a 422 whether or not `metric` is given
+        metric, max_points = params.metric, params.max_points
         if metric is None:
             return MetricNames(metrics=agent.history.metrics())
         series = agent.history.series(metric)
@@ -113,7 +137,7 @@ def _build_app(agent: Agent) -> FastAPI:
         # "The last N seconds" is a window on the monotonic clock: a wall clock set back an hour must
         # not turn it into an hour and N seconds. The copy is cheap; the per-point work and the JSON
         # go to a thread so a full 6 h ring never holds up the tick.
-        window = series.window(None if last_s is None else agent.clock() - last_s)
+        window = series.window(None if params.last_s is None else agent.clock() - params.last_s)
 
         def render() -> bytes:
             if since_wall is None and max_points is None:  # the whole window: cached JSON blocks
@@ -123,16 +147,10 @@ def _build_app(agent: Agent) -> FastAPI:
 
         return Response(await asyncio.to_thread(render), media_type="application/json")
 
-    @app.get(f"{API_PREFIX}/alerts", response_model=AlertsView, summary="Active and recently cleared alerts")
-    async def alerts() -> AlertsView:
+    async def alerts(_: Call[NoParams, None]) -> AlertsView:
         return AlertsView(active=agent.active_alerts(), recently_cleared=agent.recently_cleared_alerts())
 
-    @app.get(
-        f"{API_PREFIX}/events",
-        summary="Server-Sent Events: tick (snapshot), sample, alert, source_state, lagged",
-        response_class=EventSourceResponse,
-    )
-    async def events() -> EventSourceResponse:
+    async def events(_: Call[NoParams, None]) -> EventSourceResponse:
         async def stream() -> AsyncIterator[dict[str, str]]:
             subscription = agent.bus.subscribe()
             # A new client gets the current state at once instead of waiting for the next tick.
@@ -142,39 +160,64 @@ def _build_app(agent: Agent) -> FastAPI:
 
         return EventSourceResponse(stream(), ping=SSE_PING_S)
 
-    run_index = RunIndex(agent.settings.logs.dir)
-
-    def current_run_id() -> str | None:
-        return agent.log_writer.stem if agent.log_writer is not None else None
-
-    @app.get(f"{API_PREFIX}/runs", response_model=RunList, summary="Past and current agent runs from the health logs")
-    async def runs() -> RunList:
+    async def runs(_: Call[NoParams, None]) -> RunList:
         return RunList(runs=await asyncio.to_thread(run_index.runs, current_run_id()))
 
-    @app.get(
-        f"{API_PREFIX}/runs/{{run_id}}",
-        response_model=RunDetail,
-        responses=error_responses(404),
-        summary="One run with its alert timeline",
-    )
-    async def run(run_id: str) -> RunDetail:
+    async def run(call: Call[RunParams, None]) -> RunDetail:
+        run_id = call.params.run_id
         detail = await asyncio.to_thread(run_index.run, run_id, current_run_id())
         if detail is None:
             raise HTTPException(404, f"no run {run_id!r} in the health logs; GET {API_PREFIX}/runs lists them")
         return detail
 
-    @app.get("/metrics", summary="Prometheus text exposition", response_class=Response)
-    async def metrics() -> Response:
+    async def metrics(_: Call[NoParams, None]) -> Response:
         return exposition.response()
 
-    add_bandwidth_routes(app, agent, API_PREFIX)
-    add_preflight_routes(app, agent, API_PREFIX)
-    add_session_routes(app, agent, API_PREFIX)
-    add_encoder_routes(app, agent, API_PREFIX)
-
-    app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"}))
-    token = agent.settings.api.token
-    declare_common_errors(app, token_required=token is not None)
-    if token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=token.get_secret_value())
-    return app
+    return [
+        Endpoint(
+            method="GET",
+            path=f"{API_PREFIX}/health",
+            handler=health,
+            summary="The latest health snapshot",
+            returns=HealthSnapshot,
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{API_PREFIX}/history",
+            handler=history,
+            summary="A metric's recent values; without `metric`, the metric names",
+            params=HistoryParams,
+            returns=HistorySeries | MetricNames,
+            errors={404: None},
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{API_PREFIX}/alerts",
+            handler=alerts,
+            summary="Active and recently cleared alerts",
+            returns=AlertsView,
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{API_PREFIX}/events",
+            handler=events,
+            summary="Server-Sent Events: tick (snapshot), sample, alert, source_state, lagged",
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{API_PREFIX}/runs",
+            handler=runs,
+            summary="Past and current agent runs from the health logs",
+            returns=RunList,
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{API_PREFIX}/runs/{{run_id}}",
+            handler=run,
+            summary="One run with its alert timeline",
+            params=RunParams,
+            returns=RunDetail,
+            errors={404: None},
+        ),
+        Endpoint(method="GET", path="/metrics", handler=metrics, summary="Prometheus text exposition"),
+    ]

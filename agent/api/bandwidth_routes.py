@@ -5,14 +5,14 @@ The test itself runs in `agent.bandwidth`; these routes only start it and read w
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
-from agent.api.errors import error_responses
 from agent.api.job_results import last_report_response
+from agent.api.routing import Call, Endpoint, NoParams
 from agent.bandwidth import run_bandwidth_test
 from agent.errors import ConfigError
 from agent.jobs import JobBusy, ProgressReporter
@@ -27,8 +27,11 @@ JOB = "bandwidth"
 # before sending: a host name or address, an optional port 1-65535, and for rtmp an app and a stream key.
 _HOST = r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?"
 _PORT = r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
-SERVER_URL_PATTERN = rf"^https?://{_HOST}{_PORT}(/[^\s?#]*)?$"
-INGEST_URL_PATTERN = rf"^rtmps?://{_HOST}{_PORT}/[^\s/?#]+/[^\s/?#][^\s#]*$"
+# No control characters: Python's str.strip (the URL parsers') takes \x1c-\x1f for white space where the
+# validator's \s does not, so a key of "\x1e" passed the pattern and then read as no key at all.
+_NOT = r"\s\x00-\x1f\x7f"
+SERVER_URL_PATTERN = rf"^https?://{_HOST}{_PORT}(/[^{_NOT}?#]*)?$"
+INGEST_URL_PATTERN = rf"^rtmps?://{_HOST}{_PORT}/[^{_NOT}/?#]+/[^{_NOT}/?#][^{_NOT}#]*$"
 
 
 class _TestRequest(BaseModel):
@@ -70,21 +73,9 @@ class JobStarted(BaseModel):
     events: str = Field(description="Where progress and the result arrive (Server-Sent Events)")
 
 
-def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
-    @app.post(
-        f"{prefix}/bandwidth-test",
-        status_code=202,
-        response_model=JobStarted,
-        responses=error_responses(
-            409,
-            422,
-            s409="A bandwidth test is already running, or the agent has no server for this backend (configure one)",
-            s422="The body is invalid, or its `url` cannot be used with its backend",
-        ),
-        summary="Start a bandwidth test; progress and the result arrive on the event stream",
-    )
-    async def start_bandwidth_test(request: BandwidthTestRequest | None = None) -> JSONResponse:
-        body = request or DefaultBandwidthTest()
+def bandwidth_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
+    async def start_bandwidth_test(call: Call[NoParams, BandwidthTestRequest | None]) -> JobStarted:
+        body = call.body or DefaultBandwidthTest()
         settings = agent.settings
         backend = body.backend or settings.bandwidth.backend
         url = None if isinstance(body, DefaultBandwidthTest) else body.url
@@ -104,16 +95,9 @@ def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             job_id = agent.jobs.start(JOB, work, deadline_s=settings.bandwidth.deadline_s + 30)
         except JobBusy as exc:
             raise HTTPException(409, str(exc)) from None
-        started = JobStarted(job_id=job_id, events=f"{prefix}/events")
-        return JSONResponse(started.model_dump(), status_code=202)
+        return JobStarted(job_id=job_id, events=f"{prefix}/events")
 
-    @app.get(
-        f"{prefix}/bandwidth-test",
-        response_model=BandwidthResult,
-        responses=error_responses(404, s404="No bandwidth test has finished with a result yet (the detail says why)"),
-        summary="The last bandwidth test's result",
-    )
-    async def last_bandwidth_test() -> Response:
+    async def last_bandwidth_test(_: Call[NoParams, None]) -> Response:
         return last_report_response(
             agent.jobs,
             JOB,
@@ -121,6 +105,30 @@ def add_bandwidth_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             noun="bandwidth test",
             start_hint=f"POST {prefix}/bandwidth-test starts one",
         )
+
+    return [
+        Endpoint(
+            method="POST",
+            path=f"{prefix}/bandwidth-test",
+            handler=start_bandwidth_test,
+            summary="Start a bandwidth test; progress and the result arrive on the event stream",
+            body=TypeAdapter(BandwidthTestRequest | None),
+            status_code=202,
+            returns=JobStarted,
+            errors={
+                409: "A bandwidth test is already running, or the agent has no server for this backend (configure one)",
+                422: "The body is invalid, or its `url` cannot be used with its backend",
+            },
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{prefix}/bandwidth-test",
+            handler=last_bandwidth_test,
+            summary="The last bandwidth test's result",
+            returns=BandwidthResult,
+            errors={404: "No bandwidth test has finished with a result yet (the detail says why)"},
+        ),
+    ]
 
 
 def _check_configured(agent: Agent, backend: str, url: str | None) -> None:

@@ -3,12 +3,14 @@ the report as the `job_finished` event and in the health log) and read the last 
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
-from agent.api.errors import error_responses
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
 from agent.api.job_results import last_report_response
+from agent.api.routing import Call, Endpoint, NoParams
 from agent.jobs import JobBusy, ProgressReporter
 from agent.models import PreflightReport, PreflightStarted
 from agent.platforms import load_preset
@@ -27,16 +29,9 @@ class PreflightRequest(BaseModel):
     bandwidth: bool = Field(True, description="Run the bandwidth test (bandwidth.backend) during the window")
 
 
-def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
-    @app.post(
-        f"{prefix}/preflight",
-        status_code=202,
-        response_model=PreflightStarted,
-        responses=error_responses(409, s409="A preflight is already running"),
-        summary="Start a preflight go / no-go check; progress and the report arrive on the event stream",
-    )
-    async def start_preflight(request: PreflightRequest | None = None) -> JSONResponse:
-        body = request or PreflightRequest()
+def preflight_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
+    async def start_preflight(call: Call[NoParams, PreflightRequest | None]) -> PreflightStarted:
+        body = call.body or PreflightRequest()
         load_preset(body.platform or agent.settings.platform)  # shipped presets were validated at start-up
 
         async def work(reporter: ProgressReporter) -> PreflightReport:
@@ -49,15 +44,30 @@ def add_preflight_routes(app: FastAPI, agent: Agent, prefix: str) -> None:
             job_id = agent.jobs.start(JOB, work, deadline_s=deadline_s)
         except JobBusy as exc:
             raise HTTPException(409, str(exc)) from None
-        return JSONResponse(PreflightStarted(job_id=job_id, events=f"{prefix}/events").model_dump(), status_code=202)
+        return PreflightStarted(job_id=job_id, events=f"{prefix}/events")
 
-    @app.get(
-        f"{prefix}/preflight",
-        response_model=PreflightReport,
-        responses=error_responses(404, s404="No preflight has finished with a report yet (the detail says why)"),
-        summary="The last preflight report",
-    )
-    async def last_preflight() -> Response:
+    async def last_preflight(_: Call[NoParams, None]) -> Response:
         return last_report_response(
             agent.jobs, JOB, PreflightReport, noun="preflight", start_hint=f"POST {prefix}/preflight starts one"
         )
+
+    return [
+        Endpoint(
+            method="POST",
+            path=f"{prefix}/preflight",
+            handler=start_preflight,
+            summary="Start a preflight go / no-go check; progress and the report arrive on the event stream",
+            body=TypeAdapter(PreflightRequest | None),
+            status_code=202,
+            returns=PreflightStarted,
+            errors={409: "A preflight is already running"},
+        ),
+        Endpoint(
+            method="GET",
+            path=f"{prefix}/preflight",
+            handler=last_preflight,
+            summary="The last preflight report",
+            returns=PreflightReport,
+            errors={404: "No preflight has finished with a report yet (the detail says why)"},
+        ),
+    ]

@@ -90,7 +90,7 @@ class ConnectionFinder:
         self._dns[host] = (time.monotonic(), addresses)
         return addresses
 
-    def find(self, destinations: list[Destination]) -> IngestConnection | None:
+    def find(self, destinations: list[Destination], *, encoders_may_run: bool = True) -> IngestConnection | None:
         """The busiest established connection to the first destination that has one, else an encoder's."""
         for destination in destinations:
             for address in self._addresses(destination.host):
@@ -111,7 +111,7 @@ class ConnectionFinder:
                         pid,
                         process,
                     )
-        if not self.encoder_processes:
+        if not self.encoder_processes or not encoders_may_run:
             return None
         for candidate in encoder_process_connections({d.port for d in destinations}, self._process_names):
             if self._readable(candidate):

@@ -29,6 +29,7 @@ SUGGESTION_STEP_KBPS = 50
 SUGGESTION_MIN_KBPS = 200
 SUGGESTION_CHANGE_RATIO = 0.2  # a new suggestion only when the link rate moved this much ...
 SUGGESTION_SETTLE_S = 2.0  # ... for this long
+FLOOR_CORRECTION_RATIO = 0.05  # or at once when the link surely carried this much more than quoted
 DELIVERY_SAMPLES_MIN = 2  # clean delivery-rate samples before their median is the link rate
 CARRIED_FLOOR_WINDOW_S = 3.0  # acknowledged throughput over a window this long is a floor
 RECOVERY_SHOWN_S = 60.0
@@ -201,7 +202,11 @@ class UplinkTracker:
             estimate_bps = carried_bps
         floor_bps = carried_bps if seconds >= CARRIED_FLOOR_WINDOW_S else 0.0
         link_bps = max(floor_bps, estimate_bps)  # never below what the link surely carried
-        if self.suggestion_link_bps is not None:
+        # Quoting less than the link surely carried would be wrong, however steady: that corrects at once.
+        surely_more = self.suggestion_link_bps is not None and floor_bps > self.suggestion_link_bps * (
+            1 + FLOOR_CORRECTION_RATIO
+        )
+        if self.suggestion_link_bps is not None and not surely_more:
             if abs(link_bps / self.suggestion_link_bps - 1) < SUGGESTION_CHANGE_RATIO:
                 self._moved_since = None
                 return  # the same link: keep the same number

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.models import EncoderSettings, HealthSnapshot
+from agent.models.uplink import UplinkSample
 from agent.platforms import PlatformPreset
 from agent.settings import Settings
 
@@ -82,7 +83,8 @@ class DerivedCalculator:
     def __init__(self, target: StreamTarget, preset: PlatformPreset) -> None:
         self.target = target
         self.preset = preset
-        self._ffmpeg_bytes: deque[tuple[float, int]] = deque(maxlen=64)
+        self._ffmpeg_bytes: deque[tuple[float, int]] = deque(maxlen=64)  # (time, bytes through so far)
+        self._ffmpeg_written = 0
         self._obs_bitrates: deque[tuple[float, float]] = deque(maxlen=64)
         self._ffmpeg_media: deque[tuple[float, float]] = deque(maxlen=64)
 
@@ -195,14 +197,26 @@ class DerivedCalculator:
             self._ffmpeg_bytes.clear()
             return None
         t = ffmpeg.taken_at.timestamp()
+        # ffmpeg counts what it wrote to the socket; what still waits in the kernel's queue (up to
+        # megabytes of send buffer while the uplink falls behind) has not got through yet.
+        through = ffmpeg.total_size_bytes - _queued_in_kernel(snapshot.uplink, t)
         if not self._ffmpeg_bytes or t > self._ffmpeg_bytes[-1][0]:
-            if self._ffmpeg_bytes and ffmpeg.total_size_bytes < self._ffmpeg_bytes[-1][1]:
+            if self._ffmpeg_bytes and ffmpeg.total_size_bytes < self._ffmpeg_written:
                 self._ffmpeg_bytes.clear()  # a new ffmpeg run started counting from zero
-            self._ffmpeg_bytes.append((t, ffmpeg.total_size_bytes))
+            self._ffmpeg_written = ffmpeg.total_size_bytes
+            self._ffmpeg_bytes.append((t, through))
         # Keep the newest reading that is at least a window old as the start of the window.
         while len(self._ffmpeg_bytes) > 2 and t - self._ffmpeg_bytes[1][0] >= THROUGHPUT_WINDOW_S:
             self._ffmpeg_bytes.popleft()
         first_t, first_bytes = self._ffmpeg_bytes[0]
         if t - first_t < MIN_EVIDENCE_S:
             return None  # not enough wall time yet to say anything honest
-        return (ffmpeg.total_size_bytes - first_bytes) * 8 / (t - first_t)
+        return (self._ffmpeg_bytes[-1][1] - first_bytes) * 8 / (t - first_t)
+
+
+def _queued_in_kernel(uplink: UplinkSample | None, at_s: float) -> int:
+    """Bytes the encoder wrote that the kernel still holds (unsent, or sent and not yet acknowledged), from
+    the uplink source's reading of that connection when it is within a second of `at_s`; else 0."""
+    if uplink is None or uplink.state not in ("ok", "congested") or abs(uplink.taken_at.timestamp() - at_s) > 1.0:
+        return 0
+    return (uplink.unsent_bytes or 0) + (uplink.unacked_bytes or 0)

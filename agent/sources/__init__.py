@@ -11,10 +11,12 @@ def build_sources(settings: Settings) -> list[Source]:
     interval_s, timeout_s = settings.sampling.interval_s, settings.sampling.source_timeout_s
     sources: list[Source] = []
     obs_source = None
+    system_source = None
     if settings.sources.system.enabled:
         from agent.sources.system import SystemSource
 
-        sources.append(SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s))
+        system_source = SystemSource(settings.sources.system, interval_s=interval_s, timeout_s=timeout_s)
+        sources.append(system_source)
     if settings.sources.network.enabled:
         from agent.sources.network import NetworkSource
 
@@ -24,20 +26,29 @@ def build_sources(settings: Settings) -> list[Source]:
 
         obs_source = ObsSource(settings.sources.obs)
         sources.append(obs_source)
+    ffmpeg_source = None
     if settings.sources.ffmpeg.enabled:
         from agent.sources.ffmpeg import FfmpegSource
 
-        sources.append(FfmpegSource(settings.sources.ffmpeg))
+        ffmpeg_source = FfmpegSource(settings.sources.ffmpeg)
+        sources.append(ffmpeg_source)
     if settings.sources.uplink.enabled:
         from agent.sources.uplink import UplinkSource
 
         obs_settings = (lambda: obs_source.encoder_settings) if obs_source is not None else (lambda: None)
         uplink_source = UplinkSource(
-            settings.sources.uplink, settings.ingest, settings.stream, obs_settings=obs_settings
+            settings.sources.uplink,
+            settings.ingest,
+            settings.stream,
+            obs_settings=obs_settings,
+            encoder_running=system_source.encoder_running if system_source is not None else (lambda: None),
         )
         sources.append(uplink_source)
         if obs_source is not None:
             obs_source.uplink = lambda: uplink_source.latest
+            obs_source.on_streaming = uplink_source.search_now
+        if ffmpeg_source is not None:
+            ffmpeg_source.on_progress = uplink_source.search_now
     if settings.relay.enabled and (settings.ingest.primary or settings.relay.destinations):
         from agent.relay.source import RelaySource
 

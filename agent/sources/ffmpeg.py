@@ -39,6 +39,7 @@ class ProgressFeed:
     clock: Callable[[], float]
     parser: ProgressParser = field(default_factory=ProgressParser)
     blocks: int = 0
+    on_progress: Callable[[], None] = lambda: None  # the uplink source looks for the stream's connection
 
     def feed(self, data: bytes) -> int:
         """Parse `data` and publish a sample per complete block; ProtocolError if it is not -progress."""
@@ -47,6 +48,8 @@ class ProgressFeed:
             self.sink.publish(self.source_name, self.tracker.update(self.clock(), block))
             published += 1
         self.blocks += published
+        if published:
+            self.on_progress()
         return published
 
     def restart(self) -> None:
@@ -64,6 +67,7 @@ class FfmpegSource(Source):
         self.clock = clock
         self._trackers: dict[Via, ProgressTracker] = {}
         self._silent_reported: set[Via] = set()
+        self.on_progress: Callable[[], None] = lambda: None  # wired by build_sources to the uplink's search
         self._fed = asyncio.Event()  # set once a feed opens: until then there is no silence to watch
 
     @property
@@ -75,7 +79,7 @@ class FfmpegSource(Source):
         tracker = self._trackers.setdefault(via, ProgressTracker(via, self.settings.window_s))
         self._silent_reported.discard(via)
         self._fed.set()
-        return ProgressFeed(tracker, sink, self.name, self.clock)
+        return ProgressFeed(tracker, sink, self.name, self.clock, on_progress=self.on_progress)
 
     async def run(self, sink: SampleSink) -> None:
         watch = asyncio.create_task(self._watch_silence(sink), name="ffmpeg silence watch")

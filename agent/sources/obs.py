@@ -127,6 +127,8 @@ class ObsSource(Source):
         self._last_congestion: float | None = None
         # The uplink source's latest reading (wired by build_sources): the backup plan's kernel view.
         self.uplink: Callable[[], UplinkSample | None] = lambda: None
+        # Called while OBS streams (wired by build_sources): the uplink source looks for the connection now.
+        self.on_streaming: Callable[[], None] = lambda: None
 
     def request_reconnect(self) -> None:
         """Connect again now (after a kick or a refused password the source otherwise waits)."""
@@ -195,6 +197,8 @@ class ObsSource(Source):
                 sample = self.deriver.update(self.clock(), stats, status, self.encoder_settings)
                 sample = await self._apply_backup_plan(client, sample)
                 sink.publish(self.name, sample.model_copy(update=self._identity()))
+                if sample.streaming:
+                    self.on_streaming()
                 interval = self._next_interval(sample)
             else:
                 interval = self.settings.poll_interval_s

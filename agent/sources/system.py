@@ -187,6 +187,12 @@ class SystemSource(PollingSource):
             self._encoder, self._encoder_kind = self._scan.find_new_encoder()
         return self._read(now)
 
+    def encoder_running(self) -> bool | None:
+        """Whether an encoder process runs, as of the last look (None before the first look)."""
+        if self._last_scan_at == -float("inf"):
+            return None
+        return self._encoder is not None
+
     def _scan_interval_s(self) -> float:
         """Rank the busiest processes often while the machine is busy (that is when they matter:
         "close X"); otherwise a few times a minute is plenty."""

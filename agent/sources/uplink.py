@@ -9,11 +9,12 @@ warning. Elsewhere than Linux it publishes one "unavailable" sample now and then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
-from agent.beat import sleep_until_next_beat
+from agent.beat import next_beat, sleep_until_next_beat
 from agent.models import EncoderSettings
 from agent.models.uplink import UplinkSample
 from agent.net.encoder_connection import ConnectionFinder, Destination, IngestConnection, destination_from_url
@@ -39,6 +40,7 @@ class UplinkSource(Source):
         stream: StreamSettings | None = None,
         *,
         obs_settings: Callable[[], EncoderSettings | None] = lambda: None,
+        encoder_running: Callable[[], bool | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(interval_s=settings.interval_s, timeout_s=1.0)
@@ -46,11 +48,22 @@ class UplinkSource(Source):
         self.ingest = ingest
         self.stream = stream or StreamSettings()
         self.obs_settings = obs_settings
+        # The system source's answer to "does an OBS or ffmpeg process run?" (None: nobody knows): while it
+        # is no, the search asks the kernel about the known destinations only, not every process's sockets.
+        self.encoder_running = encoder_running
         self.clock = clock
         self.connection: IngestConnection | None = None
         self.tracker: UplinkTracker | None = None
         self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
         self._searching_said_at = -float("inf")
+        self._nudged: asyncio.Event | None = None
+
+    def search_now(self) -> None:
+        """An encoder just started sending (ffmpeg's progress, OBS streaming): look at once rather than at
+        the next search, so its connection is read, and its queue known, from the stream's first seconds.
+        Nothing happens while a connection is being read."""
+        if self.connection is None and self._nudged is not None:
+            self._nudged.set()  # and this search looks at processes whatever the system source last saw
 
     @property
     def stale_after_s(self) -> float:
@@ -99,10 +112,12 @@ class UplinkSource(Source):
         try:
             # Only a name to resolve needs a worker thread (DNS may block); otherwise the look is a few
             # reads of /proc and sock_diag, cheaper on the loop than a thread trip (one more wake-up).
+            nudged = self._nudged is not None and self._nudged.is_set()
+            may_run = nudged or self.encoder_running() is not False
             if finder.needs_resolving(destinations):
-                found = await asyncio.to_thread(finder.find, destinations)
+                found = await asyncio.to_thread(finder.find, destinations, encoders_may_run=may_run)
             else:
-                found = finder.find(destinations)
+                found = finder.find(destinations, encoders_may_run=may_run)
         except SockDiagError as exc:
             sink.report_failure(self.name, str(exc))
             found = None
@@ -122,10 +137,18 @@ class UplinkSource(Source):
                 self.latest = UplinkSample(state="searching", note=note)
                 self._searching_said_at = now
                 sink.publish(self.name, self.latest)
-            await sleep_until_next_beat(self.settings.discover_interval_s, self.clock)
+            await self._wait_for_next_search()
             return
         log.info("uplink: reading %s (%s, %s)", found.name, found.process or "owner unknown", found.found_by)
         self._adopt(found)
+
+    async def _wait_for_next_search(self) -> None:
+        if self._nudged is None:
+            self._nudged = asyncio.Event()
+        self._nudged.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(next_beat(self.clock(), self.settings.discover_interval_s) - self.clock()):
+                await self._nudged.wait()
 
     def _adopt(self, found: IngestConnection) -> None:
         audio_bps, video_cap_kbps = self._bitrates()

@@ -106,6 +106,27 @@ async def test_finds_the_connection_to_ingest_primary_and_reads_it_at_four_hertz
 
 
 @linux_only
+async def test_an_encoder_starting_to_send_makes_it_look_at_once_not_at_the_next_search() -> None:
+    """With a minute between searches, the connection is found within a moment of `search_now` (ffmpeg's
+    first progress, OBS streaming): its queue is known from the stream's first seconds."""
+    async with ingest_server() as (port, _):
+        source = UplinkSource(
+            UplinkSourceSettings(discover_interval_s=60, find_encoder_processes=False),
+            IngestSettings(primary=f"rtmp://{HOST}:{port}/live/key"),
+        )
+        sink = Collect()
+        async with running(source, sink):
+            await async_wait_until(lambda: sink.samples, 5, "the first search")
+            client = socket.create_connection((HOST, port))
+            try:
+                client.sendall(b"\x03" * 10_000)
+                source.search_now()
+                await async_wait_until(lambda: sink.samples[-1].state == "ok", 5, "the connection found")
+            finally:
+                client.close()
+
+
+@linux_only
 async def test_prefers_the_server_obs_streams_to() -> None:
     async with ingest_server() as (port, _), ingest_server() as (other_port, _):
         source = UplinkSource(
@@ -160,9 +181,15 @@ async def test_finds_an_ffmpeg_publishing_to_an_ingest_nobody_configured(nginx_i
 
         await async_wait_until(lambda: asyncio.to_thread(ours), 20, "our ffmpeg's connection")
         assert await asyncio.to_thread(ours) == [(f"127.0.0.1:{nginx_ingest.port}", "ffmpeg", "ffmpeg")]
-        source = UplinkSource(UplinkSourceSettings(discover_interval_s=0.2), IngestSettings())
+        # While the system source says no encoder runs, the search does not look at processes' sockets ...
+        source = UplinkSource(
+            UplinkSourceSettings(discover_interval_s=0.2), IngestSettings(), encoder_running=lambda: False
+        )
         sink = Collect()
         async with running(source, sink):
+            await asyncio.sleep(1.0)
+            assert all(s.state == "searching" for s in sink.samples)
+            source.search_now()  # ... until an encoder is known to send (ffmpeg's progress, OBS streaming)
             await async_wait_until(lambda: any(s.state == "ok" for s in sink.samples), 20, "an ffmpeg's connection")
         found = next(s for s in sink.samples if s.state == "ok")
         assert (found.found_by, found.process) == ("ffmpeg", "ffmpeg")
