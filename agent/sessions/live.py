@@ -51,12 +51,17 @@ def live_origins(snapshot: HealthSnapshot) -> list[LiveOrigin]:
 
 
 def output_bitrate_bps(snapshot: HealthSnapshot) -> float | None:
-    """What actually leaves the encoder: OBS's output when it streams, else ffmpeg's progress bitrate."""
+    """What actually leaves the encoder: OBS's output when it streams, else ffmpeg's progress bitrate, else
+    (any encoder publishing to the agent's relay, which reports nothing itself) the relay's media bit rate
+    toward the ingest."""
     if snapshot.obs is not None and snapshot.obs.streaming and snapshot.obs.output_bitrate_bps is not None:
         return snapshot.obs.output_bitrate_bps
     ffmpeg = snapshot.ffmpeg
     if ffmpeg is not None and not ffmpeg.ended and (ffmpeg.out_time_s or 0.0) >= FFMPEG_BITRATE_AFTER_S:
         return ffmpeg.bitrate_bps
+    relay = snapshot.relay
+    if relay is not None and relay.publishing and relay.egress_bps is not None:
+        return relay.egress_bps
     return None
 
 

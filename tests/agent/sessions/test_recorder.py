@@ -13,6 +13,7 @@ from agent.models import (
     HealthSnapshot,
     JobFinished,
     ObsSample,
+    RelaySample,
     SourceStateRecord,
     SourceStatus,
     utc_now,
@@ -182,3 +183,20 @@ async def test_a_preflight_report_and_source_states_written_while_live_carry_the
     assert h.of_type("source_state")[0]["session_id"] is None  # ffmpeg went ok just before it went live
     h.agent.emit(SourceStateRecord(at=utc_now(), status=SourceStatus(name="obs", state="error", error="refused")))
     assert h.of_type("source_state")[-1]["session_id"] == session_id
+
+
+async def test_a_stream_through_the_relay_alone_is_summarised_with_the_relays_bit_rate(tmp_path: Path) -> None:
+    """An encoder that reports nothing itself (a hardware encoder, Larix) publishing to the relay: the
+    session's output bit rate is what the relay sends on to the ingest, not zero."""
+    h = Harness(tmp_path)
+    for _ in range(4):
+        h.clock.now += 1.0
+        h.agent.publish("system", system_sample())
+        h.agent.publish("relay", RelaySample(listen="127.0.0.1:1935", publishing=True, egress_bps=2.5e6))
+        h.agent.tick()
+    h.clock.now += 1.0
+    h.agent.publish("relay", RelaySample(listen="127.0.0.1:1935", publishing=False))
+    await h.agent.stop("test")
+    (summary,) = h.of_type("session_summary")
+    assert summary["origins"] == ["relay"]
+    assert summary["output_bitrate_mean_bps"] == 2_500_000 and summary["output_bitrate_min_bps"] == 2_500_000
