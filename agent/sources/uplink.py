@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE_REPEAT_S = 10.0
 DEFAULT_AUDIO_KBPS = 160
+NUDGE_MIN_GAP_S = 1.0  # searches asked for by encoders' reports: at most one a second
 
 
 class UplinkSource(Source):
@@ -57,6 +58,7 @@ class UplinkSource(Source):
         self.latest: UplinkSample | None = None  # read by the OBS source's backup plan
         self._searching_said_at = -float("inf")
         self._nudged: asyncio.Event | None = None
+        self._searched_at = -float("inf")
 
     def search_now(self) -> None:
         """An encoder just started sending (ffmpeg's progress, OBS streaming): look at once rather than at
@@ -113,6 +115,7 @@ class UplinkSource(Source):
             # Only a name to resolve needs a worker thread (DNS may block); otherwise the look is a few
             # reads of /proc and sock_diag, cheaper on the loop than a thread trip (one more wake-up).
             nudged = self._nudged is not None and self._nudged.is_set()
+            self._searched_at = self.clock()
             may_run = nudged or self.encoder_running() is not False
             if finder.needs_resolving(destinations):
                 found = await asyncio.to_thread(finder.find, destinations, encoders_may_run=may_run)
@@ -149,6 +152,9 @@ class UplinkSource(Source):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(next_beat(self.clock(), self.settings.discover_interval_s) - self.clock()):
                 await self._nudged.wait()
+                # An encoder whose connection we cannot see (another network namespace) nudges on every
+                # report: searches it asks for run at most once a second.
+                await asyncio.sleep(max(0.0, self._searched_at + NUDGE_MIN_GAP_S - self.clock()))
 
     def _adopt(self, found: IngestConnection) -> None:
         audio_bps, video_cap_kbps = self._bitrates()
