@@ -20,6 +20,7 @@ from typing import TypeVar
 import psutil
 
 from agent import os_features
+from agent.models.system import EncoderKind
 
 YOUNG_S = 10.0
 FULL_REFRESH_S = 60.0
@@ -123,3 +124,17 @@ def _name_of(pid: int) -> str | None:
         return str(psutil.Process(pid).name())
     except (psutil.Error, OSError):
         return None
+
+
+def encoder_kind(process_name: str) -> EncoderKind | None:
+    """Which encoder a process name belongs to (OBS Studio, Streamlabs, TikTok LIVE Studio, ffmpeg)."""
+    name = process_name.lower().removesuffix(".exe")
+    if name in ("obs", "obs64", "obs32", "obs-studio"):
+        return "obs"
+    if "streamlabs" in name:
+        return "streamlabs"
+    if "tiktok" in name and "live" in name:
+        return "tiktok_live_studio"
+    if name in ("ffmpeg", "ffmpeg-static"):
+        return "ffmpeg"
+    return None

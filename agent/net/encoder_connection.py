@@ -19,13 +19,12 @@ import psutil
 
 from agent.net.sockdiag import SockDiagError, TcpDiagRecord
 from agent.net.sockdiag_reader import SockDiagReader
-from agent.process_names import ProcessNames
+from agent.process_names import ProcessNames, encoder_kind
 from agent.redact import url_host_port
 
 log = logging.getLogger(__name__)
 
 FoundBy = Literal["obs", "ffmpeg", "ingest"]
-ENCODER_NAMES = {"obs": "obs", "obs64": "obs", "obs64.exe": "obs", "obs-studio": "obs", "ffmpeg": "ffmpeg"}
 INGEST_PORTS = frozenset({1935, 443})
 DNS_CACHE_S = 60.0
 
@@ -133,8 +132,9 @@ def busiest(records: list[TcpDiagRecord]) -> TcpDiagRecord:
 
 
 def _encoder_kind(process_name: str) -> FoundBy | None:
-    kind = ENCODER_NAMES.get(process_name.lower())
-    return None if kind is None else "obs" if kind == "obs" else "ffmpeg"
+    """OBS Studio and ffmpeg, named as the system source names them (agent/process_names.py)."""
+    kind = encoder_kind(process_name)
+    return "obs" if kind == "obs" else "ffmpeg" if kind == "ffmpeg" else None
 
 
 def _encoder_processes(names: ProcessNames | None = None) -> list[tuple[psutil.Process, FoundBy]]:

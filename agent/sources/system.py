@@ -24,7 +24,7 @@ from agent.models import (
     SystemSample,
 )
 from agent.models.system import EncoderKind
-from agent.process_names import ProcessNames
+from agent.process_names import ProcessNames, encoder_kind
 from agent.settings import SystemSourceSettings
 from agent.sources.base import PollingSource
 
@@ -36,20 +36,6 @@ IDLE_SCAN_FACTOR = 6
 
 # Encoders in order of preference when several run at once: the streaming app beats a stray ffmpeg.
 _ENCODER_PREFERENCE: tuple[EncoderKind, ...] = ("obs", "streamlabs", "tiktok_live_studio", "ffmpeg")
-
-
-def encoder_kind(process_name: str) -> EncoderKind | None:
-    """Which encoder a process name belongs to (OBS Studio, Streamlabs, TikTok LIVE Studio, ffmpeg)."""
-    name = process_name.lower().removesuffix(".exe")
-    if name in ("obs", "obs64", "obs32", "obs-studio"):
-        return "obs"
-    if "streamlabs" in name:
-        return "streamlabs"
-    if "tiktok" in name and "live" in name:
-        return "tiktok_live_studio"
-    if name in ("ffmpeg", "ffmpeg-static"):
-        return "ffmpeg"
-    return None
 
 
 def default_route_interface(route_table: Path | None = None) -> str | None:
