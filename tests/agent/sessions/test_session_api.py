@@ -47,8 +47,12 @@ async def test_sessions_lists_ended_and_live_sessions_newest_first(server: Agent
         assert ended["end_reason"] == "agent_stopped" and ended["alerts"] == [
             {"kind": "cpu_high", "severity": "critical", "raised": 1}
         ]
-        detail = await client.get(f"/api/v1/sessions/{ended['session_id'][:18]}")
-        assert detail.status_code == 200
+        # A unique prefix is enough. Both ids may start with the same second (the earlier run's session went
+        # live at wall-clock now too), so the prefix runs to where they differ.
+        ended_id = ended["session_id"]
+        differ = next(i for i, (a, b) in enumerate(zip(ended_id, live_id, strict=False)) if a != b)
+        detail = await client.get(f"/api/v1/sessions/{ended_id[: max(18, differ + 1)]}")
+        assert detail.status_code == 200, (ended_id, live_id, detail.text)
         body = detail.json()
         assert body["session_id"] == ended["session_id"]
         assert [entry["change"] for entry in body["alerts_timeline"]] == ["raised"]
