@@ -24,6 +24,8 @@ EXTENDED_TIMESTAMP: Final = 0xFFFFFF
 # Protocol control message type ids (the reader acts on the first two itself).
 TYPE_SET_CHUNK_SIZE: Final = 1
 TYPE_ABORT: Final = 2
+TYPE_AUDIO: Final = 8
+TYPE_VIDEO: Final = 9
 
 _U32 = struct.Struct(">I")
 _U32_LE = struct.Struct("<I")
@@ -42,6 +44,11 @@ class RawMessage:
     type_id: int
     stream_id: int
     payload: bytes
+
+
+# A media message read whole by `ChunkReader.receive_whole`: (chunk stream id, type id, message stream id,
+# timestamp in ms, payload): what a `RawMessage` holds, without building one.
+WholeMessage = tuple[int, int, int, int, bytes]
 
 
 class _InStream:
@@ -100,6 +107,61 @@ class ChunkReader:
         except ProtocolError as exc:
             self._failed = exc
             raise
+
+    def receive_whole(self, data: memoryview) -> tuple[list[WholeMessage], list[RawMessage]]:
+        """`receive_data` for the steady state of a stream, in one short pass: (the leading messages that
+        came whole, each in one chunk or followed at once by its continuation chunks, with an ordinary
+        timestamp and nothing held from before, as (type_id, stream_id, timestamp, payload)), then
+        `receive_data`'s answer for the rest of the bytes, if any. The chunk stream state ends as
+        `receive_data` alone would leave it. The short pass takes audio and video only: anything else ends it."""
+        if self._buffer or self._pending_bytes or self._failed is not None:
+            return [], self.receive_data(data)
+        size = len(data)
+        pos = 0
+        whole: list[WholeMessage] = []
+        streams = self._streams
+        chunk_size = self.chunk_size
+        while pos < size:
+            first = data[pos]
+            fmt = first >> 6
+            state = streams.get(first & 0x3F)
+            p = pos + 1 + _HEADER_SIZES[fmt]
+            if state is None or state.remaining or p > size:
+                break  # a new chunk stream, a message in the middle, an id above 63 or a cut header
+            if fmt == 3:
+                if state.extended:
+                    break
+                delta, length, type_id, stream_id = state.delta, state.length, state.type_id, state.stream_id
+            else:
+                delta = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+                if delta == EXTENDED_TIMESTAMP:
+                    break
+                length, type_id, stream_id = state.length, state.type_id, state.stream_id
+                if fmt <= 1:
+                    length = (data[pos + 4] << 16) | (data[pos + 5] << 8) | data[pos + 6]
+                    type_id = data[pos + 7]
+                    if fmt == 0:
+                        stream_id = _U32_LE.unpack_from(data, pos + 8)[0]
+            if (type_id != TYPE_AUDIO and type_id != TYPE_VIDEO) or length > self.max_message_size:
+                break
+            end = p + (length if length < chunk_size else chunk_size)
+            if end > size:
+                break
+            if end - p == length:
+                payload = bytes(data[p:end])
+            else:
+                gathered = _gather_continuations(data, data, p, end, length, chunk_size, 0xC0 | (first & 0x3F))
+                if gathered is None:
+                    break
+                end, payload = gathered
+            timestamp = delta if fmt == 0 else (state.timestamp + delta) & 0xFFFFFFFF
+            state.timestamp = timestamp
+            if fmt != 3:
+                state.delta, state.extended = delta, False
+            state.length, state.type_id, state.stream_id = length, type_id, stream_id
+            whole.append((first & 0x3F, type_id, stream_id, timestamp, payload))
+            pos = end
+        return whole, (self.receive_data(data[pos:]) if pos < size else [])
 
     def _fail(self, message: str) -> ProtocolError:
         return ProtocolError(f"RTMP chunk stream: {message}")

@@ -149,3 +149,74 @@ def test_a_new_message_header_in_the_middle_of_a_message_is_a_protocol_error() -
 def test_random_bytes_only_ever_raise_protocol_error(data: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         ChunkReader(max_message_size=4096).receive_data(data)
+
+
+def _receive_whole(reader: ChunkReader, data: bytes) -> list[RawMessage]:
+    whole, rest = reader.receive_whole(memoryview(data))
+    return [RawMessage(csid, ts, type_id, stream_id, payload) for csid, type_id, stream_id, ts, payload in whole] + rest
+
+
+# Mostly what the short pass takes (audio and video on a few chunk streams, repeated steps so headers
+# shrink to type 2 and 3), with some of what it must leave alone.
+media_strategy = st.builds(
+    lambda csid, stream_id, type_id, payload, step: (csid, stream_id, type_id, payload, step),
+    st.sampled_from([4, 6, 6, 63, 64]),
+    st.sampled_from([1, 1, 0]),
+    st.sampled_from([8, 9, 9, 18]),
+    st.sampled_from([5, 5, 5, 0, 300]).flatmap(lambda size: st.binary(min_size=size, max_size=size)),
+    st.sampled_from([0, 21, 33, 33, 33, 0xFFFFFF, 0x1000000]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(media_strategy, min_size=1, max_size=16),
+    st.sampled_from([1, 7, 128, 4096, 65536]),
+    st.lists(st.integers(min_value=0), max_size=6),
+    st.lists(st.booleans(), min_size=16, max_size=16),
+)
+def test_the_short_pass_reads_what_the_general_one_reads(
+    specs: list[tuple[int, int, int, bytes, int]], chunk_size: int, cuts: list[int], together: list[bool]
+) -> None:
+    """`receive_whole` (the relay's fast lane) gives the same messages in the same order as `receive_data`,
+    and leaves the reader in the same state, whether reads end on message boundaries (as an encoder's
+    usually do, which the short pass takes) or anywhere: a wrong timestamp or chunk stream state there would
+    corrupt every later frame."""
+    writer = ChunkWriter()
+    setup = bytearray(writer.set_chunk_size_message(chunk_size))
+    messages: list[bytes] = []
+    clocks: dict[int, int] = {}
+    for csid, stream_id, type_id, payload, step in specs:
+        clocks[csid] = (clocks.get(csid, 0) + step) & 0xFFFFFFFF
+        messages.append(writer.write(csid, clocks[csid], type_id, stream_id, payload))
+    # Reads: one or more whole messages each (`together` joins a message to the one before), then the
+    # random cuts on top.
+    reads: list[bytes] = [bytes(setup)]
+    for index, message in enumerate(messages):
+        if together[index] and index:
+            reads[-1] += message
+        else:
+            reads.append(message)
+    general, short = ChunkReader(), ChunkReader()
+    for read in reads:
+        start = 0
+        for cut in [*sorted({c % (len(read) + 1) for c in cuts if c % 3 == 0}), len(read)]:
+            assert _receive_whole(short, read[start:cut]) == general.receive_data(read[start:cut])
+            start = cut
+    assert short.buffered_bytes == general.buffered_bytes == 0
+    # The same state: one more message with the smallest header reads back the same on both.
+    csid, stream_id, type_id = specs[-1][0], specs[-1][1], specs[-1][2]
+    again = writer.write(csid, clocks[csid] + 40, type_id, stream_id, b"next")
+    assert _receive_whole(short, again) == general.receive_data(again)
+
+
+def test_the_short_pass_takes_the_common_case_itself() -> None:
+    """Not only correct but used: a read of whole audio and video messages is read in the short pass."""
+    writer = ChunkWriter(chunk_size=4096)
+    reader = ChunkReader()
+    setup = writer.set_chunk_size_message(4096) + writer.write(6, 0, 9, 1, bytes(10)) + writer.write(4, 0, 8, 1, b"a")
+    reader.receive_data(setup)
+    read = writer.write(6, 33, 9, 1, bytes(10_000)) + writer.write(4, 21, 8, 1, b"aa")  # fmt 1/2, continuations
+    whole, rest = reader.receive_whole(memoryview(read))
+    assert [(m[0], m[1], m[3], len(m[4])) for m in whole] == [(6, 9, 33, 10_000), (4, 8, 21, 2)]
+    assert rest == []
