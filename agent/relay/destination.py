@@ -64,6 +64,10 @@ DestinationState = Literal["idle", "connecting", "live", "retrying", "rejected"]
 PublisherFactory = Callable[[str], RtmpPublisher]
 
 
+def _nothing_to_settle() -> None:
+    return None
+
+
 class Destination:
     """Forwards the live stream to one ingest. `run()` is its task; `start_stream` / `end_stream` bracket a stream."""
 
@@ -117,6 +121,9 @@ class Destination:
         # again, so a lost connection costs no frames as long as the queue bounds allow.
         self._gop: list[Frame] = []
         self._gop_bytes = 0
+        # Set by the relay: accounts for the frames its fast lane wrote but has not yet noted here (counters,
+        # ledger, replay, latency). Called before anything reads or extends those.
+        self.settle_fast_lane: Callable[[], None] = _nothing_to_settle
 
     # ---------------------------------------------------------------------------------- the stream
 
@@ -132,22 +139,43 @@ class Destination:
         if not self._streaming:
             return
         publisher = self.publisher
-        if (
-            self._forwarding
-            and publisher is not None
-            and publisher.publishing
-            and not self.queue
-            and not (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
-            and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
-        ):
-            # The fast path: the common, uncongested case costs no queueing and no task switch.
+        if publisher is not None and self.can_send_now():
+            # The common, uncongested case costs no queueing and no task switch.
             self._send_now(publisher, frame)
             return
         self.queue.push(frame)
         self._wake.set()
 
+    def can_send_now(self) -> bool:
+        """Whether a frame offered now would be written at once: connected, past the headers, nothing queued,
+        not about to go back to the primary, and the transport's buffer below its high-water mark."""
+        publisher = self.publisher
+        return (
+            self._forwarding
+            and self._streaming
+            and publisher is not None
+            and publisher.publishing
+            and not self.queue
+            and not (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
+            and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
+        )
+
+    # ------------------------------------------------------------------------ the relay's fast lane
+
+    def direct_publisher(self) -> RtmpPublisher | None:
+        """The connection to write to directly, when a frame offered now would be written at once (the
+        relay's fast lane writes there itself, flushes, and reports each frame with `account_for`)."""
+        return self.publisher if self.can_send_now() else None
+
+    def account_for(self, frame: Frame, end_offset: int, sent_at_s: float) -> None:
+        """What `_send_now` notes for each frame, for one the fast lane wrote with `write_unclassified`."""
+        self.frames_out_total += 1
+        self.bytes_out_total += len(frame.payload)
+        self._note_sent(frame, end_offset, sent_at_s)
+
     async def end_stream(self) -> None:
         """The encoder stopped: send what is queued (within `finish_timeout_s`), unpublish, disconnect."""
+        self.settle_fast_lane()
         self._streaming = False
         self._wake.set()
         try:
@@ -211,6 +239,7 @@ class Destination:
         log.warning("ingest %s (%s): %s", self.name, self.rotation.name, self.last_error)
 
     def _new_outage(self, reason: str, *, planned: bool = False) -> Outage:
+        self.settle_fast_lane()
         ledger = self._ledger
         unacked = [] if ledger is None or planned else ledger.unacknowledged()
         replay, self._gop, self._gop_bytes = self._gop, [], 0
@@ -264,6 +293,7 @@ class Destination:
             self._forwarding = True
             return await self._forward_and_watch(publisher, ledger)
         except BaseException as exc:
+            self.settle_fast_lane()  # before the ledger and the GOP are read
             self.queue.holding = True  # from now until a connection takes the stream: keep whole GOPs
             if self._ledger is ledger:
                 self._read_acks(publisher, ledger)  # the last word on what the ingest got
@@ -347,6 +377,7 @@ class Destination:
                     await publisher.wait_lost()
             if not publisher.publishing:
                 raise IngestLost("the ingest closed the connection")
+            self.settle_fast_lane()
             acked, pending = self._read_acks(publisher, ledger)
             now = self._clock()
             if watch.observe(acked, pending, now):
@@ -402,16 +433,21 @@ class Destination:
                 await publisher.drain()
 
     def _send_now(self, publisher: RtmpPublisher, frame: Frame) -> None:
-        """Write one frame and hand it to the transport: the per-frame path, kept short on purpose."""
+        """Write one frame and hand it to the transport."""
+        self.settle_fast_lane()  # what it wrote went first: the ledger and the replay keep that order
         self._write(publisher, frame)
+        end_offset = publisher.bytes_sent
+        publisher.flush()
+        self._note_sent(frame, end_offset, self._clock())
+
+    def _note_sent(self, frame: Frame, end_offset: int, sent_at_s: float) -> None:
         media = frame.kind in _MEDIA_KINDS
         ledger = self._ledger
         if ledger is not None:
-            ledger.wrote(publisher.bytes_sent, frame.timestamp_ms, media)
+            ledger.wrote(end_offset, frame.timestamp_ms, media)
         if media:
             self._remember_for_replay(frame)
-        publisher.flush()
-        self.latencies_s.append(self._clock() - frame.received_at_s)
+        self.latencies_s.append(sent_at_s - frame.received_at_s)
 
     def _remember_for_replay(self, frame: Frame) -> None:
         if frame.kind is FrameKind.VIDEO_KEY:

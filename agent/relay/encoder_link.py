@@ -66,12 +66,30 @@ class EncoderLink(asyncio.BufferedProtocol):
         return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._read_view[:nbytes])
+        lane = self._relay.lane
+        if lane is None or lane.session is not self.session or self._waiting is not None:
+            self.data_received(self._read_view[:nbytes])
+            return
+        # The live stream's steady state (fast_lane.py): media forwarded here, anything else as below.
+        if self._silence is not None:
+            self._silence.last_data_s = self._loop.time()
+        try:
+            rest = lane.forward(self._read_view[:nbytes])
+        except ProtocolError as exc:
+            self._drop(str(exc))
+            return
+        if rest:
+            self._relay.settle()
+            self.session.take_messages(rest)
+            self._pump()
+        elif self.session.connection.has_data_to_send:  # an Acknowledgement fell due
+            self._send_answers()
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Bytes from the encoder (`buffer_updated` passes a view of the read buffer: nothing may keep it)."""
         if self._silence is not None:
             self._silence.last_data_s = self._loop.time()  # one store per read, no timer per read
+        self._relay.settle()  # frames the fast lane forwarded come first, for the classifier too
         try:
             self.session.receive_data(data)
         except ProtocolError as exc:

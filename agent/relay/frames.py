@@ -45,7 +45,9 @@ AVC_END_OF_SEQUENCE: Final = 2
 # Audio.
 SOUND_AAC: Final = 10
 SOUND_EX_HEADER: Final = 9
+AAC_RAW: Final = 1
 AUDIO_EX_SEQUENCE_START: Final = 0
+AUDIO_EX_CODED_FRAMES: Final = 1
 AUDIO_EX_MULTITRACK: Final = 5
 
 _VIDEO_FOURCC: Final = {b"avc1": "avc", b"hvc1": "hevc", b"av01": "av1", b"vp09": "vp9", b"vp08": "vp8"}
@@ -192,6 +194,30 @@ class FrameClassifier:
             self.nal_length_size = (record[4] & 0x03) + 1
         elif codec == "hevc" and len(record) > 21 and record[0] == 1:
             self.nal_length_size = (record[21] & 0x03) + 1
+
+
+def never_cached(type_id: int, body: bytes) -> bool:
+    """Whether a media message is surely neither a sequence header nor metadata (what `HeaderCache` keeps
+    and what the classifier learns the NAL length size from), judged from its first two bytes. The relay's
+    fast lane forwards only such messages and classifies them later; False sends a message down the path
+    that classifies at once, so False is the answer whenever in doubt."""
+    if len(body) < 2:
+        return False
+    b0 = body[0]
+    if type_id == m.VIDEO:
+        if b0 & 0x80:  # E-RTMP: only coded frames (a multitrack body is judged on the slow path)
+            return (b0 & 0x0F) in (EX_CODED_FRAMES, EX_CODED_FRAMES_X)
+        if (b0 & 0x0F) in (CODEC_AVC, CODEC_HEVC_LEGACY):
+            return body[1] == AVC_NALU
+        return True  # the older codecs have no sequence headers
+    if type_id == m.AUDIO:
+        sound_format = b0 >> 4
+        if sound_format == SOUND_AAC:
+            return body[1] == AAC_RAW
+        if sound_format == SOUND_EX_HEADER:
+            return (b0 & 0x0F) == AUDIO_EX_CODED_FRAMES
+        return True
+    return False
 
 
 def audio_kind(body: bytes) -> tuple[FrameKind, str]:

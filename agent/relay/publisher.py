@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from agent.relay.frames import Frame, FrameClassifier, audio_kind
 from agent.rtmp import messages as m
+from agent.rtmp.chunks import RawMessage
 from agent.rtmp.connection import Role, RtmpConnection
 
 # What nginx-rtmp 1.1.4 sends (recorded in the fixtures' rtmp-publish.s2c.bin).
@@ -75,6 +76,23 @@ class PublisherSession:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Raises ProtocolError on malformed input; the connection must then be closed."""
         self._connection.receive_data(data)
+        self._take_events()
+
+    def take_messages(self, raws: list[RawMessage]) -> None:
+        """Whole messages the relay's fast lane read (`connection.receive_messages`) but did not forward itself."""
+        self._connection.take_messages(raws)
+        self._take_events()
+
+    @property
+    def classifier(self) -> FrameClassifier:
+        return self._classifier
+
+    @property
+    def forwarding_media(self) -> bool:
+        """Whether media on the published stream goes straight out as frames (not held for a decision)."""
+        return self.publishing and self._publish_pending is None
+
+    def _take_events(self) -> None:
         now = self._clock()
         classifier = self._classifier
         for event in self._connection.events_received():

@@ -22,6 +22,7 @@ from agent.relay.access import ingest_connector, publish_key_matches
 from agent.relay.destination import Destination, PublisherFactory
 from agent.relay.encoder_link import EncoderLink
 from agent.relay.failover import Resilience, destination_names
+from agent.relay.fast_lane import FastLane
 from agent.relay.frames import Frame, FrameKind, HeaderCache
 from agent.relay.ingress import IngressStats
 from agent.relay.publisher import PublisherSession, PublishRequested
@@ -96,6 +97,9 @@ class Relay:
         self._transports: set[asyncio.Transport] = set()
         self._slot = asyncio.Lock()
         self._live: PublisherSession | None = None
+        self.lane: FastLane | None = None  # the live stream's fast lane (fast_lane.py), while it is live
+        for destination in self.destinations:
+            destination.settle_fast_lane = self.settle
         self.port: int | None = None
 
     @property
@@ -184,19 +188,33 @@ class Relay:
         self.ingress.stream_started(request.encoder)
         for destination in self.destinations:
             destination.start_stream()
+        if self.settings.fast_lane:
+            self.lane = FastLane(session, self.destinations, self._note_frame, self.clock)
         session.accept_publish()
         log.info("relay: %s (%s) is publishing", where, request.encoder or "unknown encoder")
 
     def on_frame(self, frame: Frame) -> None:
+        self.settle()  # the fast lane's frames came first
+        self._note_frame(frame)
+        for destination in self.destinations:
+            destination.offer(frame)
+
+    def _note_frame(self, frame: Frame) -> None:
         if frame.kind in _CACHED_KINDS:
             self.headers.update(frame)
         self.ingress.record(frame)
-        for destination in self.destinations:
-            destination.offer(frame)
+
+    def settle(self) -> None:
+        """Note the frames the fast lane forwarded (fast_lane.py): before anything reads the relay's figures."""
+        lane = self.lane
+        if lane is not None:
+            lane.settle()
 
     async def end_stream(self, session: PublisherSession) -> None:
         if self._live is not session:
             return
+        self.settle()
+        self.lane = None
         session.publishing = False
         self.ingress.stream_ended()
         try:

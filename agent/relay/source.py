@@ -90,6 +90,7 @@ class RelaySource(Source):
 
     def sample(self) -> RelaySample:
         relay, ingress = self.relay, self.relay.ingress
+        relay.settle()  # the frames the fast lane forwarded since the last sample, noted in one pass
         now = self.clock()
         stalled = ingress.check_stall(now)
         destinations = [self._destination_sample(d, now) for d in relay.destinations]

@@ -264,8 +264,10 @@ class RtmpPublisher:
         only when the transport's buffer is full). The pieces go as they are: uvloop writes them with one
         writev, without joining a frame's payload into a new buffer first (asyncio's own loop joins them)."""
         pieces = self._connection.pieces_to_send()
-        if pieces and self._writer is not None and not self._writer.is_closing():
-            self._writer.writelines(pieces)
+        if pieces and self._writer is not None:
+            transport = self._writer.transport  # straight to it: the stream writer adds a call and nothing else
+            if not transport.is_closing():
+                transport.writelines(pieces)
 
     async def drain(self) -> None:
         """Hand queued bytes to the kernel; raises IngestTimeout if the link takes none for `timeout_s`."""

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from agent.errors import ProtocolError
 from agent.rtmp import messages as m
-from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, ChunkWriter
+from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, ChunkWriter, RawMessage, WholeMessage
 from agent.rtmp.handshake import ClientHandshake, ServerHandshake
 
 # Chunk stream ids we send on (free choices; these match what librtmp-based encoders use).
@@ -102,12 +102,38 @@ class RtmpConnection:
             if not self._handshake.complete or not data:
                 return
         self.bytes_received += len(data)
+        self.take_messages(self._reader.receive_data(data))
+        self._acknowledge_if_due()
+
+    def receive_messages(self, data: memoryview) -> tuple[list[WholeMessage], list[RawMessage]]:
+        """Bytes from the peer, once the handshake is complete, as messages NOT yet handled: the leading
+        media messages that came whole (`ChunkReader.receive_whole`), then the rest. The caller forwards
+        the media it can and gives everything else, in order, to `take_messages`. (The relay's fast lane: a
+        media message then costs no event object.) Raises ProtocolError like `receive_data`."""
+        if self._failed is not None:
+            raise self._failed
+        if not self._handshake.complete:
+            raise RuntimeError("receive_messages is for after the handshake: use receive_data")
+        try:
+            received = self._reader.receive_whole(data)
+        except ProtocolError as exc:
+            self._failed = exc
+            raise
+        self.bytes_received += len(data)
+        if self.peer_window_ack_size:
+            self._acknowledge_if_due()
+        return received
+
+    def take_messages(self, raws: list[RawMessage]) -> None:
+        """Handle whole messages (protocol control here; everything becomes an event)."""
         events = self._events
-        for raw in self._reader.receive_data(data):
+        for raw in raws:
             event = m.decode_message(raw)
             if raw.type_id not in _MEDIA_TYPES:
                 self._handle(event)
             events.append(event)
+
+    def _acknowledge_if_due(self) -> None:
         window = self.peer_window_ack_size
         if window and self.bytes_received - self._acked_received >= window:
             self._acked_received = self.bytes_received
@@ -128,6 +154,10 @@ class RtmpConnection:
         return events
 
     # ----------------------------------------------------------------------------------------- output
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._outgoing)
 
     def data_to_send(self) -> bytes:
         pieces = self._outgoing

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.relay.frames import Frame, FrameClassifier, FrameKind, HeaderCache
+from agent.relay.frames import Frame, FrameClassifier, FrameKind, HeaderCache, never_cached
 from agent.rtmp import messages as m
 
 KEY, INTER, DISP, SEQ, OTHER, AUD, META = (
@@ -98,3 +100,32 @@ def test_header_cache_keeps_the_latest_metadata_and_both_sequence_headers_in_sen
     for frame in (audio, video, meta, other_data):
         cache.update(frame)
     assert cache.frames() == [meta, video, audio]
+
+
+CACHED_OR_TEACHING = {FrameKind.SEQUENCE_HEADER, FrameKind.METADATA}
+
+
+@pytest.mark.parametrize(("type_id", "body", "kind", "codec"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_fast_lane_takes_no_header_and_every_plain_picture_or_audio_frame(
+    type_id: int, body: bytes, kind: FrameKind, codec: str
+) -> None:
+    """`never_cached` (what the relay's fast lane forwards before classifying) is never true of a sequence
+    header or metadata, and is true of the ordinary pictures and audio frames of AVC, HEVC, AV1, AAC, Opus."""
+    if kind in CACHED_OR_TEACHING:
+        assert not never_cached(type_id, body)
+    elif type_id in (m.AUDIO, m.VIDEO) and kind is not FrameKind.VIDEO_OTHER:
+        multitrack = type_id == m.VIDEO and body[0] & 0x8F == 0x86  # judged on the slow path, on purpose
+        assert never_cached(type_id, body) is not multitrack
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([m.AUDIO, m.VIDEO, m.DATA_AMF0]), st.binary(max_size=40))
+def test_what_the_fast_lane_takes_never_teaches_the_classifier_or_fills_the_header_cache(
+    type_id: int, body: bytes
+) -> None:
+    classifier = FrameClassifier()
+    classifier.nal_length_size = 3  # so that a sequence header that changes it shows
+    if never_cached(type_id, body):
+        kind, _ = classifier.classify(type_id, body)
+        assert kind not in CACHED_OR_TEACHING
+        assert classifier.nal_length_size == 3
