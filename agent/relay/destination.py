@@ -149,23 +149,25 @@ class Destination:
     def can_send_now(self) -> bool:
         """Whether a frame offered now would be written at once: connected, past the headers, nothing queued,
         not about to go back to the primary, and the transport's buffer below its high-water mark."""
-        publisher = self.publisher
-        return (
-            self._forwarding
-            and self._streaming
-            and publisher is not None
-            and publisher.publishing
-            and not self.queue
-            and not (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
-            and publisher.write_buffer_size <= WRITE_BUFFER_HIGH_BYTES
-        )
+        return self.direct_publisher() is not None
 
     # ------------------------------------------------------------------------ the relay's fast lane
 
     def direct_publisher(self) -> RtmpPublisher | None:
         """The connection to write to directly, when a frame offered now would be written at once (the
         relay's fast lane writes there itself, flushes, and reports each frame with `account_for`)."""
-        return self.publisher if self.can_send_now() else None
+        publisher = self.publisher
+        if (
+            publisher is None
+            or not (self._forwarding and self._streaming and publisher.publishing)
+            or self.queue
+            or (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
+        ):
+            return None
+        transport: Any = publisher.transport
+        if transport is None or transport.get_write_buffer_size() > WRITE_BUFFER_HIGH_BYTES:
+            return None
+        return publisher
 
     def account_for(self, frame: Frame, end_offset: int, sent_at_s: float) -> None:
         """What `_send_now` notes for each frame, for one the fast lane wrote with `write_unclassified`."""

@@ -29,6 +29,7 @@ from agent.relay.frames import Frame, never_cached
 from agent.relay.publisher import STREAM_ID, PublisherSession
 from agent.rtmp import messages as m
 from agent.rtmp.chunks import RawMessage, WholeMessage
+from agent.rtmp.client import RtmpPublisher
 from agent.rtmp.connection import CSID_AUDIO, CSID_VIDEO
 
 # Settled on the spot beyond this many unsettled frames (about 6 s of a 30 fps stream with audio), should
@@ -79,8 +80,13 @@ class FastLane:
         whole, raws = self._connection.receive_messages(data)
         if not whole:
             return raws
-        publishers = [destination.direct_publisher() for destination in self._destinations]
-        if not self.session.forwarding_media or None in publishers:
+        publishers: list[RtmpPublisher] = []
+        for destination in self._destinations:  # a loop, not a comprehension: one function call less
+            publisher = destination.direct_publisher()
+            if publisher is None:
+                return _raw(whole, 0) + raws
+            publishers.append(publisher)
+        if not self.session.forwarding_media:
             return _raw(whole, 0) + raws
         received_at_s = self._clock()
         unsettled = self._unsettled
@@ -93,13 +99,10 @@ class FastLane:
             csid = CSID_VIDEO if type_id == m.VIDEO else CSID_AUDIO
             ends = []
             for publisher in publishers:
-                assert publisher is not None
-                connection = publisher.connection
-                connection.send_message(csid, timestamp_ms, type_id, publisher.stream_id or STREAM_ID, payload)
-                ends.append(connection.bytes_sent)
+                stream_id = publisher.stream_id or STREAM_ID
+                ends.append(publisher.connection.forward_media(csid, timestamp_ms, type_id, stream_id, payload))
             unsettled.append((message, received_at_s, 0.0, ends))
         for publisher in publishers:
-            assert publisher is not None
             publisher.flush()
         sent_at_s = self._clock()
         for index in range(first_unsettled, len(unsettled)):

@@ -63,6 +63,7 @@ class RtmpPublisher:
         self._connection = RtmpConnection(Role.CLIENT)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self.transport: asyncio.BaseTransport | None = None  # the writer's, once connected: for the fast path
         self._read_task: asyncio.Task[None] | None = None
         self._handshake_done = asyncio.Event()
         self._results: dict[float, asyncio.Future[m.Command]] = {}
@@ -143,6 +144,7 @@ class RtmpPublisher:
                 )
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
             raise connect_failure(url, exc, self.timeout_s) from exc
+        self.transport = self._writer.transport
         self._read_task = asyncio.create_task(self._read_loop(), name="rtmp-publisher-read")
         self._stage = "handshake"
         self._flush()
@@ -264,10 +266,9 @@ class RtmpPublisher:
         only when the transport's buffer is full). The pieces go as they are: uvloop writes them with one
         writev, without joining a frame's payload into a new buffer first (asyncio's own loop joins them)."""
         pieces = self._connection.pieces_to_send()
-        if pieces and self._writer is not None:
-            transport = self._writer.transport  # straight to it: the stream writer adds a call and nothing else
-            if not transport.is_closing():
-                transport.writelines(pieces)
+        transport: Any = self.transport  # straight to it: the stream writer adds a call and nothing else
+        if pieces and transport is not None and not transport.is_closing():
+            transport.writelines(pieces)
 
     async def drain(self) -> None:
         """Hand queued bytes to the kernel; raises IngestTimeout if the link takes none for `timeout_s`."""

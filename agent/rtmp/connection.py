@@ -184,6 +184,12 @@ class RtmpConnection:
             raise RuntimeError("cannot send RTMP messages before the handshake completes")
         self.bytes_sent += self._writer.write_into(self._outgoing, csid, timestamp, type_id, stream_id, payload)
 
+    def forward_media(self, csid: int, timestamp: int, type_id: int, stream_id: int, payload: bytes) -> int:
+        """`send_message` for a relay forwarding a live stream (so past the handshake, unchecked): returns
+        `bytes_sent` after it, where the message ends in this connection's byte stream."""
+        self.bytes_sent += self._writer.write_into(self._outgoing, csid, timestamp, type_id, stream_id, payload)
+        return self.bytes_sent
+
     def send_set_chunk_size(self, chunk_size: int) -> None:
         if not self._handshake.complete:
             raise RuntimeError("cannot send RTMP messages before the handshake completes")
