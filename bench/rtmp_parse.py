@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.rtmp.chunks import ChunkWriter
+from agent.rtmp.chunk_writer import ChunkWriter
 from agent.rtmp.connection import Role, RtmpConnection
 from agent.rtmp.synthetic import SyntheticStream
 

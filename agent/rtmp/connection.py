@@ -12,7 +12,8 @@ from typing import Any, Final
 
 from agent.errors import ProtocolError
 from agent.rtmp import messages as m
-from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, ChunkWriter, RawMessage, WholeMessage
+from agent.rtmp.chunk_writer import ChunkWriter
+from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, RawMessage, WholeMessage
 from agent.rtmp.handshake import ClientHandshake, ServerHandshake
 
 # Chunk stream ids we send on (free choices; these match what librtmp-based encoders use).

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ProtocolError
-from agent.rtmp.chunks import ChunkReader, ChunkWriter, RawMessage
+from agent.rtmp.chunk_writer import ChunkWriter
+from agent.rtmp.chunks import ChunkReader, RawMessage
 
 message_strategy = st.builds(
     lambda csid, stream_id, type_id, payload, step: (csid, stream_id, type_id, payload, step),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from agent.errors import ProtocolError
 from agent.rtmp import messages as m
-from agent.rtmp.chunks import ChunkWriter
+from agent.rtmp.chunk_writer import ChunkWriter
 from agent.rtmp.connection import Role, RtmpConnection
 
 
