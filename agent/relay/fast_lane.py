@@ -36,9 +36,9 @@ from agent.rtmp.connection import CSID_AUDIO, CSID_VIDEO
 # nothing that settles run for that long: the backlog's memory stays bounded whatever happens.
 MAX_UNSETTLED_FRAMES: Final = 512
 
-# One frame forwarded but not yet noted: the message, when it was read, when it was flushed, and where it
-# ends in each destination's byte stream (in the order of `destinations`).
-_Unsettled = tuple[WholeMessage, float, float, list[int]]
+# One read's frames forwarded but not yet noted: the messages, when they were read, when they were flushed,
+# and where each ends in each destination's byte stream (message by message, destination by destination).
+_Unsettled = tuple[list[WholeMessage], float, float, list[int]]
 
 
 def _raw(whole: list[WholeMessage], start: int) -> list[RawMessage]:
@@ -65,11 +65,12 @@ class FastLane:
         self._note_frame = note_frame  # the relay's own bookkeeping of a frame in (ingress counters)
         self._clock = clock
         self._unsettled: list[_Unsettled] = []
+        self._unsettled_frames = 0
         self.frames_settled_total = 0  # frames that went through the lane (counted when noted, off the hot path)
 
     @property
     def unsettled(self) -> int:
-        return len(self._unsettled)
+        return self._unsettled_frames
 
     def forward(self, data: memoryview) -> list[RawMessage]:
         """Bytes from the encoder: the whole media messages among them forwarded; the rest returned, from the
@@ -89,27 +90,24 @@ class FastLane:
         if not self.session.forwarding_media:
             return _raw(whole, 0) + raws
         received_at_s = self._clock()
-        unsettled = self._unsettled
-        first_unsettled = len(unsettled)
+        ends: list[int] = []  # per message, per destination
         for index, message in enumerate(whole):
             _, type_id, stream_id, timestamp_ms, payload = message
             if stream_id != STREAM_ID or not never_cached(type_id, payload):
                 raws = _raw(whole, index) + raws
+                whole = whole[:index]
                 break
             csid = CSID_VIDEO if type_id == m.VIDEO else CSID_AUDIO
-            ends = []
             for publisher in publishers:
                 stream_id = publisher.stream_id or STREAM_ID
                 ends.append(publisher.connection.forward_media(csid, timestamp_ms, type_id, stream_id, payload))
-            unsettled.append((message, received_at_s, 0.0, ends))
         for publisher in publishers:
             publisher.flush()
-        sent_at_s = self._clock()
-        for index in range(first_unsettled, len(unsettled)):
-            message, received_at_s, _, ends = unsettled[index]
-            unsettled[index] = (message, received_at_s, sent_at_s, ends)
-        if len(unsettled) > MAX_UNSETTLED_FRAMES:
-            self.settle()
+        if whole:
+            self._unsettled.append((whole, received_at_s, self._clock(), ends))
+            self._unsettled_frames += len(whole)
+            if self._unsettled_frames > MAX_UNSETTLED_FRAMES:
+                self.settle()
         return raws
 
     def settle(self) -> None:
@@ -118,13 +116,18 @@ class FastLane:
         if not unsettled:
             return
         self._unsettled = []
-        self.frames_settled_total += len(unsettled)
+        self.frames_settled_total += self._unsettled_frames
+        self._unsettled_frames = 0
         classify = self.session.classifier.classify
         note_frame = self._note_frame
         destinations = self._destinations
-        for (_, type_id, _, timestamp_ms, payload), received_at_s, sent_at_s, ends in unsettled:
-            kind, codec = classify(type_id, payload)
-            frame = Frame(type_id, timestamp_ms, payload, kind, codec, received_at_s)
-            note_frame(frame)
-            for destination, end_offset in zip(destinations, ends, strict=True):
-                destination.account_for(frame, end_offset, sent_at_s)
+        count = len(destinations)
+        for messages, received_at_s, sent_at_s, ends in unsettled:
+            for index, (_, type_id, _, timestamp_ms, payload) in enumerate(messages):
+                kind, codec = classify(type_id, payload)
+                frame = Frame(type_id, timestamp_ms, payload, kind, codec, received_at_s)
+                note_frame(frame)
+                for destination, end_offset in zip(
+                    destinations, ends[index * count : (index + 1) * count], strict=True
+                ):
+                    destination.account_for(frame, end_offset, sent_at_s)

@@ -110,11 +110,9 @@ class RtmpConnection:
         """Bytes from the peer, once the handshake is complete, as messages NOT yet handled: the leading
         media messages that came whole (`ChunkReader.receive_whole`), then the rest. The caller forwards
         the media it can and gives everything else, in order, to `take_messages`. (The relay's fast lane: a
-        media message then costs no event object.) Raises ProtocolError like `receive_data`."""
-        if self._failed is not None:
-            raise self._failed
-        if not self._handshake.complete:
-            raise RuntimeError("receive_messages is for after the handshake: use receive_data")
+        media message then costs no event object.) Raises ProtocolError like `receive_data` (the reader
+        remembers a failure and raises it again). Only once the handshake is complete: not checked here, to
+        keep the per-frame path short; the relay takes this path only for a stream that is publishing."""
         try:
             received = self._reader.receive_whole(data)
         except ProtocolError as exc:
