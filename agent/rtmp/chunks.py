@@ -109,7 +109,7 @@ class ChunkReader:
     def receive_whole(self, data: memoryview) -> tuple[list[WholeMessage], list[RawMessage]]:
         """`receive_data` for the steady state of a stream, in one short pass: (the leading messages that
         came whole, each in one chunk or followed at once by its continuation chunks, with an ordinary
-        timestamp and nothing held from before, as (type_id, stream_id, timestamp, payload)), then
+        timestamp and nothing held from before, as `WholeMessage` tuples), then
         `receive_data`'s answer for the rest of the bytes, if any. The chunk stream state ends as
         `receive_data` alone would leave it. The short pass takes audio and video only: anything else ends it."""
         if self._buffer or self._pending_bytes or self._failed is not None:
