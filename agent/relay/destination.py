@@ -304,6 +304,7 @@ class Destination:
                 self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
             raise
         finally:
+            self.settle_fast_lane()  # into this connection's ledger, before it goes
             self._forwarding = False
             self.publisher = None
             self._ledger = None
