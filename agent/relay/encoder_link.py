@@ -82,7 +82,7 @@ class EncoderLink(asyncio.BufferedProtocol):
             self._relay.settle()
             self.session.take_messages(rest)
             self._pump()
-        elif self.session.connection.has_data_to_send:  # an Acknowledgement fell due
+        elif lane.answer_due:  # an Acknowledgement fell due
             self._send_answers()
 
     def data_received(self, data: bytes | memoryview) -> None:

@@ -11,7 +11,9 @@ second: the relay's sample, the connection watch, the general path and any loss 
 first, so nothing reads those figures before they are whole.
 
 The lane is taken only when it changes nothing the encoder or the ingest sees: the stream is live and not
-waiting for a decision, every destination would write the frame at once (connected, nothing queued, buffer
+waiting for a decision (the relay holds a lane only from the moment it accepts a publish until the stream
+ends, and the encoder's link takes the general path while a decision or the stream's end is pending; a
+second publish on the same connection arrives as a command, which the general path takes), every destination would write the frame at once (connected, nothing queued, buffer
 below its mark), and each message is audio or video on the published stream that is surely not a sequence
 header or metadata (`never_cached`: the header cache and the classifier's NAL length size stay current
 without settling). Anything else, from the first message that does not qualify, goes down the general path
@@ -66,6 +68,7 @@ class FastLane:
         self._clock = clock
         self._unsettled: list[_Unsettled] = []
         self._unsettled_frames = 0
+        self.answer_due = False  # the last read left the encoder owed an Acknowledgement (in data_to_send)
         self.frames_settled_total = 0  # frames that went through the lane (counted when noted, off the hot path)
 
     @property
@@ -78,7 +81,7 @@ class FastLane:
         Raises ProtocolError on malformed input, as the general path does.
 
         Kept to one short function on purpose: each call and attribute a frame touches costs on cold caches."""
-        whole, raws = self._connection.receive_messages(data)
+        whole, raws, self.answer_due = self._connection.receive_messages(data)
         if not whole:
             return raws
         publishers: list[RtmpPublisher] = []
@@ -87,8 +90,6 @@ class FastLane:
             if publisher is None:
                 return _raw(whole, 0) + raws
             publishers.append(publisher)
-        if not self.session.forwarding_media:
-            return _raw(whole, 0) + raws
         received_at_s = self._clock()
         ends: list[int] = []  # per message, per destination
         for index, message in enumerate(whole):

@@ -87,11 +87,6 @@ class PublisherSession:
     def classifier(self) -> FrameClassifier:
         return self._classifier
 
-    @property
-    def forwarding_media(self) -> bool:
-        """Whether media on the published stream goes straight out as frames (not held for a decision)."""
-        return self.publishing and self._publish_pending is None
-
     def _take_events(self) -> None:
         now = self._clock()
         classifier = self._classifier

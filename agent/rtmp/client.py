@@ -60,7 +60,7 @@ class RtmpPublisher:
         self.chunk_size = chunk_size
         self.ack_window_bytes = ack_window_bytes  # ask the ingest to acknowledge every N bytes (nginx honours it)
         self._ssl_context = ssl_context
-        self._connection = RtmpConnection(Role.CLIENT)
+        self.connection = RtmpConnection(Role.CLIENT)  # the protocol state (read it; the publisher drives it)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.transport: asyncio.BaseTransport | None = None  # the writer's, once connected: for the fast path
@@ -84,11 +84,11 @@ class RtmpPublisher:
 
     @property
     def bytes_sent(self) -> int:
-        return self._connection.bytes_sent
+        return self.connection.bytes_sent
 
     @property
     def bytes_received(self) -> int:
-        return self._connection.bytes_received
+        return self.connection.bytes_received
 
     @property
     def write_buffer_size(self) -> int:
@@ -101,10 +101,6 @@ class RtmpPublisher:
     def socket(self) -> Any:
         """The connected socket (asyncio's TransportSocket: has fileno() and getsockopt()), or None."""
         return None if self._writer is None else self._writer.get_extra_info("socket")
-
-    @property
-    def connection(self) -> RtmpConnection:
-        return self._connection
 
     async def wait_lost(self) -> None:
         """Returns once the connection is gone (the ingest closed it, or it failed); at once if it is."""
@@ -155,7 +151,7 @@ class RtmpPublisher:
         )
 
     async def _publish(self) -> None:
-        url, conn = self.url, self._connection
+        url, conn = self.url, self.connection
         conn.send_set_chunk_size(self.chunk_size)
         self._stage = "connect"
         result = await self._call(
@@ -213,7 +209,7 @@ class RtmpPublisher:
             with contextlib.suppress(RuntimeError):
                 if self.publishing and self.stream_id is not None:
                     self._command("FCUnpublish", None, self.url.stream_key)
-                    self._connection.send_command("deleteStream", self._transaction(), None, float(self.stream_id))
+                    self.connection.send_command("deleteStream", self._transaction(), None, float(self.stream_id))
                     self._flush()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(min(self.timeout_s, 2.0)):
@@ -244,15 +240,15 @@ class RtmpPublisher:
     # ----------------------------------------------------------------------------------------- media
 
     async def send_metadata(self, metadata: dict[str, Any]) -> None:
-        self._connection.send_metadata(metadata, stream_id=self._require_stream())
+        self.connection.send_metadata(metadata, stream_id=self._require_stream())
         await self.drain()
 
     async def send_audio(self, timestamp_ms: int, payload: bytes) -> None:
-        self._connection.send_audio(timestamp_ms, payload, stream_id=self._require_stream())
+        self.connection.send_audio(timestamp_ms, payload, stream_id=self._require_stream())
         await self.drain()
 
     async def send_video(self, timestamp_ms: int, payload: bytes) -> None:
-        self._connection.send_video(timestamp_ms, payload, stream_id=self._require_stream())
+        self.connection.send_video(timestamp_ms, payload, stream_id=self._require_stream())
         await self.drain()
 
     async def send_frame(self, frame: MediaFrame) -> None:
@@ -265,7 +261,7 @@ class RtmpPublisher:
         """Hand what the protocol produced to the transport without waiting (the relay writes, then drains
         only when the transport's buffer is full). The pieces go as they are: uvloop writes them with one
         writev, without joining a frame's payload into a new buffer first (asyncio's own loop joins them)."""
-        pieces = self._connection.pieces_to_send()
+        pieces = self.connection.pieces_to_send()
         transport: Any = self.transport  # straight to it: the stream writer adds a call and nothing else
         if pieces and transport is not None and not transport.is_closing():
             transport.writelines(pieces)
@@ -293,7 +289,7 @@ class RtmpPublisher:
 
     def _command(self, name: str, command_object: Any, *arguments: Any) -> float:
         transaction = self._transaction()
-        self._connection.send_command(name, transaction, command_object, *arguments)
+        self.connection.send_command(name, transaction, command_object, *arguments)
         self._flush()
         return transaction
 
@@ -301,7 +297,7 @@ class RtmpPublisher:
         transaction = self._transaction()
         future: asyncio.Future[m.Command] = asyncio.get_running_loop().create_future()
         self._results[transaction] = future
-        self._connection.send_command(name, transaction, command_object, *arguments)
+        self.connection.send_command(name, transaction, command_object, *arguments)
         self._flush()
         try:
             return await self._wait(future, self._timeout_message(name))
@@ -309,7 +305,7 @@ class RtmpPublisher:
             self._results.pop(transaction, None)
 
     def _flush(self) -> None:
-        data = self._connection.data_to_send()
+        data = self.connection.data_to_send()
         if data and self._writer is not None and not self._writer.is_closing():
             self._writer.write(data)
 
@@ -352,10 +348,10 @@ class RtmpPublisher:
                 if not data:
                     cause = EOFError()
                     break
-                self._connection.receive_data(data)
-                if self._connection.handshake_complete:
+                self.connection.receive_data(data)
+                if self.connection.handshake_complete:
                     self._handshake_done.set()
-                for event in self._connection.events_received():
+                for event in self.connection.events_received():
                     self._dispatch(event)
                 self._flush()
         except ProtocolError as exc:

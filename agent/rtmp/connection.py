@@ -106,11 +106,12 @@ class RtmpConnection:
         self.take_messages(self._reader.receive_data(data))
         self._acknowledge_if_due()
 
-    def receive_messages(self, data: memoryview) -> tuple[list[WholeMessage], list[RawMessage]]:
+    def receive_messages(self, data: memoryview) -> tuple[list[WholeMessage], list[RawMessage], bool]:
         """Bytes from the peer, once the handshake is complete, as messages NOT yet handled: the leading
         media messages that came whole (`ChunkReader.receive_whole`), then the rest. The caller forwards
         the media it can and gives everything else, in order, to `take_messages`. (The relay's fast lane: a
-        media message then costs no event object.) Raises ProtocolError like `receive_data` (the reader
+        media message then costs no event object.) The third value says an Acknowledgement fell due and
+        waits in `data_to_send`. Raises ProtocolError like `receive_data` (the reader
         remembers a failure and raises it again). Only once the handshake is complete: not checked here, to
         keep the per-frame path short; the relay takes this path only for a stream that is publishing."""
         try:
@@ -119,9 +120,11 @@ class RtmpConnection:
             self._failed = exc
             raise
         self.bytes_received += len(data)
-        if self.peer_window_ack_size:
-            self._acknowledge_if_due()
-        return received
+        window = self.peer_window_ack_size
+        if window and self.bytes_received - self._acked_received >= window:  # as _acknowledge_if_due, inline
+            self._acknowledge()
+            return received[0], received[1], True
+        return received[0], received[1], False
 
     def take_messages(self, raws: list[RawMessage]) -> None:
         """Handle whole messages (protocol control here; everything becomes an event)."""
@@ -135,8 +138,11 @@ class RtmpConnection:
     def _acknowledge_if_due(self) -> None:
         window = self.peer_window_ack_size
         if window and self.bytes_received - self._acked_received >= window:
-            self._acked_received = self.bytes_received
-            self._send(CSID_CONTROL, 0, m.ACKNOWLEDGEMENT, 0, m.u32_body(self.bytes_received))
+            self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        self._acked_received = self.bytes_received
+        self._send(CSID_CONTROL, 0, m.ACKNOWLEDGEMENT, 0, m.u32_body(self.bytes_received))
 
     def _handle(self, event: m.Event) -> None:
         if isinstance(event, m.WindowAckSize):
@@ -153,10 +159,6 @@ class RtmpConnection:
         return events
 
     # ----------------------------------------------------------------------------------------- output
-
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._outgoing)
 
     def data_to_send(self) -> bytes:
         pieces = self._outgoing
