@@ -138,8 +138,8 @@ class Destination:
         drop it or older ones). Never blocks."""
         if not self._streaming:
             return
-        publisher = self.publisher
-        if publisher is not None and self.can_send_now():
+        publisher = self.direct_publisher()
+        if publisher is not None:
             # The common, uncongested case costs no queueing and no task switch.
             self._send_now(publisher, frame)
             return
@@ -170,7 +170,7 @@ class Destination:
         return publisher
 
     def account_for(self, frame: Frame, end_offset: int, sent_at_s: float) -> None:
-        """What `_send_now` notes for each frame, for one the fast lane wrote with `write_unclassified`."""
+        """What `_send_now` notes for each frame, for one the fast lane wrote itself (to `direct_publisher()`)."""
         self.frames_out_total += 1
         self.bytes_out_total += len(frame.payload)
         self._note_sent(frame, end_offset, sent_at_s)

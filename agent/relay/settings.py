@@ -74,7 +74,7 @@ class RelaySettings(Section):
     fast_lane: bool = Field(
         True,
         description="Forward a live stream's media as it is read and note it about once a second "
-        "(agent/relay/fast_lane.py: about a third less CPU); false notes every frame as it passes.",
+        "(agent/relay/fast_lane.py: about 15 % less CPU); false notes every frame as it passes.",
     )
 
     @model_validator(mode="after")
