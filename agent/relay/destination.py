@@ -23,14 +23,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final, Literal
 
-from agent.beat import next_beat
 from agent.errors import ProtocolError
 from agent.models import IngestSwitch, TcpInfo
 from agent.models.base import utc_now
-from agent.net.tcpinfo import read_bytes_acked, read_tcp_info
+from agent.net.tcpinfo import read_tcp_info
 from agent.redact import redact
+from agent.relay.connection_watch import read_acks, watch_connection
 from agent.relay.failover import (
-    AckWatch,
     IngestLost,
     IngestRotation,
     Outage,
@@ -53,9 +52,6 @@ TCP_NOTSENT_LOWAT: Final[int | None] = getattr(socket, "TCP_NOTSENT_LOWAT", None
 NOTSENT_LOWAT_BYTES: Final = 128 * 1024
 WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
 LATENCY_SAMPLES: Final = 4096
-# How often the connection watch reads the kernel's acknowledged bytes (the stall rule, the ledger of what
-# the ingest has). A lost connection wakes it at once; the stall rule is measured in seconds (relay.stall_s).
-WATCH_INTERVAL_S: Final = 0.5
 SWITCH_HISTORY: Final = 64
 # Media in the sense of the ledger and the GOP kept for replay: pictures and audio (not headers, metadata).
 _MEDIA_KINDS: Final = PICTURE_KINDS | {FrameKind.AUDIO}
@@ -298,7 +294,7 @@ class Destination:
             self.settle_fast_lane()  # before the ledger and the GOP are read
             self.queue.holding = True  # from now until a connection takes the stream: keep whole GOPs
             if self._ledger is ledger:
-                self._read_acks(publisher, ledger)  # the last word on what the ingest got
+                read_acks(publisher, ledger, self.queue)  # the last word on what the ingest got
             publisher.abort()  # lost or cancelled: nothing polite can get through
             if self._ledger is ledger and self._outage is None and self._streaming:
                 self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
@@ -349,7 +345,13 @@ class Destination:
 
     async def _forward_and_watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
         forward = asyncio.create_task(self._forward(publisher, ledger), name=f"relay-forward:{self.name}")
-        watch = asyncio.create_task(self._watch(publisher, ledger), name=f"relay-watch:{self.name}")
+        watch = asyncio.create_task(
+            watch_connection(
+                publisher, ledger, self.queue, stall_s=self.resilience.stall_s, clock=self._clock,
+                before_reading=self.settle_fast_lane,
+            ),
+            name=f"relay-watch:{self.name}",
+        )  # fmt: skip
         probe: asyncio.Task[None] | None = None
         self._probe = None
         if self.rotation.on_backup and self.resilience.return_to_primary == "after_probe":
@@ -369,39 +371,6 @@ class Destination:
             return forward.result()
         watch.result()  # raises IngestLost
         raise IngestLost("the connection watch ended")
-
-    async def _watch(self, publisher: RtmpPublisher, ledger: SentLedger) -> None:
-        """The loss rules: the ingest closed the connection, or acknowledged nothing for stall_s while data waited."""
-        watch = AckWatch(self.resilience.stall_s, self._clock())
-        while True:
-            with contextlib.suppress(TimeoutError):
-                # On the agent's beat (agent/beat.py): every other look shares the 1 Hz wake-up.
-                async with asyncio.timeout(next_beat(time.monotonic(), WATCH_INTERVAL_S) - time.monotonic()):
-                    await publisher.wait_lost()
-            if not publisher.publishing:
-                raise IngestLost("the ingest closed the connection")
-            self.settle_fast_lane()
-            acked, pending = self._read_acks(publisher, ledger)
-            now = self._clock()
-            if watch.observe(acked, pending, now):
-                raise IngestLost(
-                    f"nothing acknowledged for {watch.waited_s(now):.1f} s while "
-                    f"{self.queue.duration_ms} ms of media waited (relay.stall_s = {self.resilience.stall_s:g})"
-                )
-
-    def _read_acks(self, publisher: RtmpPublisher, ledger: SentLedger) -> tuple[int, bool]:
-        """(progress marker, whether data waits), and the ledger told what the ingest has."""
-        sent = publisher.bytes_sent
-        sock: Any = publisher.socket
-        kernel_acked = None if sock is None else read_bytes_acked(sock)
-        if kernel_acked is not None:
-            # bytes_acked counts the handshake (and the SYN) too; ours counts chunk-stream bytes.
-            acked = min(max(0, kernel_acked - 1 - publisher.connection.handshake_bytes_sent), sent)
-            ledger.acked(acked)
-            return acked, len(self.queue) > 0 or acked < sent
-        # No TCP_INFO (macOS, Windows): progress is the kernel taking our bytes.
-        ledger.acked(publisher.peer_acknowledged_bytes or 0)
-        return sent - publisher.write_buffer_size, len(self.queue) > 0 or publisher.write_buffer_size > 0
 
     async def _forward(self, publisher: RtmpPublisher, ledger: SentLedger) -> str:
         queue = self.queue
