@@ -65,6 +65,24 @@ def written_lines(logs: Path) -> list[str]:
     return [line for path in sorted(logs.glob("*.jsonl")) for line in path.read_text().splitlines()]
 
 
+async def _wait_for_every_line(receiver: WebhookReceiver, logs: Path, workdir: Path, what: str) -> None:
+    """Until the receiver has as many lines as the health logs hold; on a timeout, say how far it got and
+    what syslog-ng said (this failed once in CI under load, with too little to go on)."""
+    try:
+        await async_wait_until(lambda: len(received_lines(receiver)) >= len(written_lines(logs)), 30, what)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}: {_how_far(receiver, logs, workdir)}") from exc
+
+
+def _how_far(receiver: WebhookReceiver, logs: Path, workdir: Path) -> str:
+    stderr = (workdir / "syslog-ng.stderr").read_text(errors="replace")[-2000:]
+    files = {path.name: len(path.read_text().splitlines()) for path in sorted(logs.glob("*.jsonl"))}
+    return (
+        f"{len(received_lines(receiver))} lines received in {len(receiver.received)} requests, "
+        f"{len(written_lines(logs))} written {files}; syslog-ng said: {stderr!r}"
+    )
+
+
 async def test_syslog_ng_ships_every_line_unchanged_and_resumes_after_a_restart(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
@@ -82,7 +100,7 @@ async def test_syslog_ng_ships_every_line_unchanged_and_resumes_after_a_restart(
             .replace("http://127.0.0.1:9200/streamhealth", receiver.url("/bulk"))
         )
         with syslog_ng(config, tmp_path):
-            await async_wait_until(lambda: len(received_lines(receiver)) >= len(written_lines(logs)), 30, "lines")
+            await _wait_for_every_line(receiver, logs, tmp_path, "lines")
         assert received_lines(receiver) == written_lines(logs)
         assert receiver.received[0].headers["content-type"] == "application/x-ndjson"
 
@@ -90,7 +108,7 @@ async def test_syslog_ng_ships_every_line_unchanged_and_resumes_after_a_restart(
             agent.publish("system", system_sample())
             agent.tick()
         with syslog_ng(config, tmp_path):
-            await async_wait_until(lambda: len(received_lines(receiver)) >= len(written_lines(logs)), 30, "the rest")
+            await _wait_for_every_line(receiver, logs, tmp_path, "the rest")
             await asyncio.sleep(1.5)  # a resend would come with the first batch
         assert received_lines(receiver) == written_lines(logs)  # each line once, in order
     finally:
