@@ -160,7 +160,7 @@ class Destination:
             or (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
         ):
             return None
-        transport: Any = publisher.transport
+        transport = publisher.transport
         if transport is None or transport.get_write_buffer_size() > WRITE_BUFFER_HIGH_BYTES:
             return None
         return publisher

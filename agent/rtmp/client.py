@@ -63,7 +63,7 @@ class RtmpPublisher:
         self.connection = RtmpConnection(Role.CLIENT)  # the protocol state (read it; the publisher drives it)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self.transport: asyncio.BaseTransport | None = None  # the writer's, once connected: for the fast path
+        self.transport: asyncio.WriteTransport | None = None  # the writer's, once connected: for the fast path
         self._read_task: asyncio.Task[None] | None = None
         self._handshake_done = asyncio.Event()
         self._results: dict[float, asyncio.Future[m.Command]] = {}
@@ -262,7 +262,7 @@ class RtmpPublisher:
         only when the transport's buffer is full). The pieces go as they are: uvloop writes them with one
         writev, without joining a frame's payload into a new buffer first (asyncio's own loop joins them)."""
         pieces = self.connection.pieces_to_send()
-        transport: Any = self.transport  # straight to it: the stream writer adds a call and nothing else
+        transport = self.transport  # straight to it: the stream writer adds a call and nothing else
         if pieces and transport is not None and not transport.is_closing():
             transport.writelines(pieces)
 
