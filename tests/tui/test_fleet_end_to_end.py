@@ -5,6 +5,7 @@ Prometheus discovery points at each agent's real /metrics, and a killed agent tu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -116,7 +117,17 @@ async def test_the_fleet_view_follows_real_agents_through_a_real_collector(
             for group in groups:
                 scraped = await http.get(f"http://{group['targets'][0]}/metrics")
                 assert "streamhealth_cpu_usage_ratio" in scraped.text
-            fleet_metrics = (await http.get(f"{url}/metrics")).text
+
+            async def fleet_has_cpu_of_studio_a() -> bool:
+                # The collector's /metrics follows the records shipped so far: the tick that first carries
+                # a CPU figure (psutil needs two readings) may still be on its way. Failed once in CI.
+                nonlocal fleet_metrics
+                fleet_metrics = (await http.get(f"{url}/metrics")).text
+                return 'streamhealth_cpu_usage_ratio{agent="studio-a"}' in fleet_metrics
+
+            fleet_metrics = ""
+            with contextlib.suppress(TimeoutError):
+                await async_wait_until(fleet_has_cpu_of_studio_a, 20, "studio-a's CPU in the fleet's /metrics")
         assert 'streamhealth_cpu_usage_ratio{agent="studio-a"}' in fleet_metrics
 
         # Enter: studio-a's Live screen, fed by the collector's forwarding of its records.
