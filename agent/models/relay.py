@@ -115,6 +115,14 @@ class RelaySample(Sample):
     ingest_unreachable: bool = Field(
         False, description="Publishing, but no ingest takes the stream (reconnecting or failing over)."
     )
+    holding: bool = Field(
+        False, description="The encoder was lost mid-stream; the relay holds the ingest's session with the slate."
+    )
+    hold_remaining_s: float | None = Field(None, description="Seconds until the hold ends the stream.")
+    held_total_s: float = Field(0.0, description="Seconds the relay held the broadcast with the slate this stream.")
+    slate_note: str | None = Field(
+        None, description="Why no slate can be sent (disconnect protection off), when that is so."
+    )
     destinations: list[RelayDestinationSample] = Field(default_factory=list)
     ingest_switches: list[IngestSwitch] = Field(
         default_factory=list, description="Reconnects and failovers since the previous sample (each becomes an alert)."

@@ -12,7 +12,9 @@ from pydantic import Field
 
 from agent.models.alerts import Alert, OverallState
 from agent.models.base import SCHEMA_VERSION, Contract
+from agent.models.capacity import CapacityEstimate
 from agent.models.encoder import FfmpegSample, ObsSample
+from agent.models.incidents import Incident
 from agent.models.network import NetworkSample
 from agent.models.relay import RelaySample
 from agent.models.reports import BandwidthResult
@@ -81,3 +83,9 @@ class HealthSnapshot(Contract):
     alerts: list[Alert] = Field(default_factory=list, description="Active alerts, most severe first.")
     shipping: ShippingState | None = Field(None, description="Shipping to a collector, when [ship] is set.")
     logging: LoggingStatus | None = Field(None, description="The health log: written, failing (disk full?) or off.")
+    upload_capacity: CapacityEstimate | None = Field(
+        None, description="The best evidence of what the uplink carries, with its source (a bound when app-limited)."
+    )
+    incidents: list[Incident] = Field(
+        default_factory=list, description="What happened in the last 10 minutes, newest first."
+    )
