@@ -12,6 +12,8 @@ import socket
 import threading
 from collections.abc import Iterator
 
+from agent.net.sockstate import is_open
+
 
 def target_name(host: str, port: int) -> str:
     """The one spelling of a target everywhere (samples, metrics, this registry): host:port, [v6]:port."""
@@ -47,7 +49,7 @@ class LiveConnections:
         """The most recent open socket registered for `target`, if any."""
         with self._lock:
             for sock in reversed(self._sockets.get(target, [])):
-                if sock.fileno() >= 0:
+                if is_open(sock):
                     return sock
         return None
 

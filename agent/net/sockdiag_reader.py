@@ -13,6 +13,7 @@ import socket
 
 from agent import os_features
 from agent.net.sockdiag import NETLINK_SOCK_DIAG, DumpParser, SockDiagError, TcpDiagRecord, dump_request
+from agent.net.sockstate import SOCKET_GONE
 
 _RECEIVE_BUFFER = 65536
 _TIMEOUT_S = 0.5
@@ -58,7 +59,7 @@ class SockDiagReader:
         try:
             local_port = sock.getsockname()[1]
             remote_address, remote_port = sock.getpeername()[:2]
-        except OSError:
+        except SOCKET_GONE:  # closed (either event loop's socket, sockstate.py): no record
             return None
         records = self.read(str(remote_address), int(remote_port))
         return next((record for record in records if record.local_port == local_port), None)

@@ -12,6 +12,7 @@ import struct
 
 from agent import os_features
 from agent.models import TcpInfo
+from agent.net.sockstate import SOCKET_GONE
 
 _BUFFER = 256
 # struct tcp_info (linux/tcp.h): 8 one-byte fields, 24 u32, then u64 pacing_rate, max_pacing_rate,
@@ -63,13 +64,14 @@ def parse_tcp_info(raw: bytes) -> TcpInfo | None:
 
 
 def read_tcp_info(sock: socket.socket) -> TcpInfo | None:
-    """TCP_INFO of a connected socket, or None (not on this platform, closed socket, not TCP)."""
+    """TCP_INFO of a connected socket, or None (not on this platform, closed or closing socket on any event
+    loop, not TCP)."""
     option = os_features.current().tcp_info
     if option is None:
         return None
     try:
         raw = sock.getsockopt(socket.IPPROTO_TCP, option, _BUFFER)
-    except OSError:
+    except SOCKET_GONE:  # closed under us (sockstate.py): unknown, never an error
         return None
     return parse_tcp_info(raw)
 
@@ -82,7 +84,7 @@ def read_bytes_acked(sock: socket.socket) -> int | None:
         return None
     try:
         raw = sock.getsockopt(socket.IPPROTO_TCP, option, _BYTES_ACKED + 8)
-    except OSError:
+    except SOCKET_GONE:  # closed under us (sockstate.py): unknown, never an error
         return None
     return int(_U64.unpack_from(raw, _BYTES_ACKED)[0]) if len(raw) >= _BYTES_ACKED + 8 else None
 

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 from agent.errors import ProtocolError
 from agent.models import IngestSwitch, TcpInfo
 from agent.models.base import utc_now
+from agent.net.sockstate import SOCKET_GONE
 from agent.net.tcpinfo import read_tcp_info
 from agent.redact import redact
 from agent.relay.connection_watch import read_acks, watch_connection
@@ -445,5 +446,5 @@ class Destination:
         sock = publisher.socket
         if sock is None or TCP_NOTSENT_LOWAT is None:
             return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(*SOCKET_GONE):  # closed already: the session ends on its own
             sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
