@@ -1,7 +1,10 @@
 """AMF0, the value encoding of RTMP commands and metadata: encode Python values, decode peer bytes.
 
 Decoding never trusts the peer: any malformed input (truncation, unknown markers, absurd nesting)
-raises `agent.errors.ProtocolError` and nothing else. Not a general AMF library: AMF3, references and
+raises `agent.errors.ProtocolError` and nothing else, and so does input past the bounds that keep one
+message's decoding to a few milliseconds of the event loop (`MAX_VALUES` values, `MAX_DEPTH` levels,
+strings of `MAX_STRING_BYTES`): a `connect` holding a strict array of 4 M empty objects is refused at its
+count, before any of them is built. Not a general AMF library: AMF3, references and
 typed objects are rejected, as no RTMP publisher or ingest we talk to sends them.
 
 Python mapping: float/int <-> number, bool <-> boolean, str <-> string / long string, None <-> null,
@@ -31,6 +34,11 @@ LONG_STRING: Final = 0x0C
 
 # Deep enough for any real command, shallow enough that a hostile peer cannot exhaust the stack.
 MAX_DEPTH: Final = 32
+# Values in one message (each property, array element and nested object counts): a connect or onMetaData
+# holds a few dozen. 2048 empty objects decode in about 2 ms here; a message past it is refused, not decoded.
+MAX_VALUES: Final = 2048
+# One string's bytes: metadata and descriptions are short; a peer's long string is refused above this.
+MAX_STRING_BYTES: Final = 1024 * 1024
 
 _DOUBLE = struct.Struct(">d")
 _U16 = struct.Struct(">H")
@@ -139,20 +147,20 @@ def _encode_value(out: bytearray, value: Any, depth: int) -> None:
 # ---------------------------------------------------------------------------------------------- decoding
 
 
-def decode_all(data: bytes | bytearray | memoryview) -> list[Any]:
-    """Decode every value in `data` (a whole command or data message body)."""
-    view = memoryview(data)
+def decode_all(data: bytes | bytearray | memoryview, *, max_values: int = MAX_VALUES) -> list[Any]:
+    """Decode every value in `data` (a whole command or data message body), at most `max_values` in all."""
+    decoder = _Decoder(memoryview(data), max_values)
     values: list[Any] = []
     offset = 0
-    while offset < len(view):
-        value, offset = decode(view, offset)
+    while offset < len(decoder.view):
+        value, offset = decoder.value(offset, 0)
         values.append(value)
     return values
 
 
-def decode(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Any, int]:
+def decode(data: bytes | bytearray | memoryview, offset: int = 0, *, max_values: int = MAX_VALUES) -> tuple[Any, int]:
     """Decode one value at `offset`; return it and the offset just past it."""
-    return _decode_value(memoryview(data), offset, 0)
+    return _Decoder(memoryview(data), max_values).value(offset, 0)
 
 
 def _need(view: memoryview, offset: int, size: int, what: str) -> None:
@@ -160,67 +168,91 @@ def _need(view: memoryview, offset: int, size: int, what: str) -> None:
         raise ProtocolError(f"AMF0 {what} truncated at byte {offset}")
 
 
-def _decode_string(view: memoryview, offset: int, length_size: int) -> tuple[str, int]:
-    _need(view, offset, length_size, "string length")
-    length = _U16.unpack_from(view, offset)[0] if length_size == 2 else _U32.unpack_from(view, offset)[0]
-    offset += length_size
-    _need(view, offset, length, "string")
-    # Real peers occasionally send Latin-1 descriptions: keep going rather than drop the connection.
-    return bytes(view[offset : offset + length]).decode("utf-8", errors="replace"), offset + length
+class _Decoder:
+    """One message's decoding: the bytes, and how many more values the bound lets it build."""
 
+    __slots__ = ("left", "max_values", "view")
 
-def _decode_properties(view: memoryview, offset: int, depth: int, into: dict[str, Any]) -> int:
-    while True:
-        key, offset = _decode_string(view, offset, 2)
-        _need(view, offset, 1, "property marker")
-        if not key and view[offset] == OBJECT_END:
-            return offset + 1
-        into[key], offset = _decode_value(view, offset, depth + 1)
+    def __init__(self, view: memoryview, max_values: int) -> None:
+        self.view = view
+        self.max_values = max_values
+        self.left = max_values
 
+    def _spend(self, count: int, offset: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise ProtocolError(f"AMF0 message holds more than {self.max_values} values (at byte {offset})")
 
-def _decode_value(view: memoryview, offset: int, depth: int) -> tuple[Any, int]:
-    if depth > MAX_DEPTH:
-        raise ProtocolError(f"AMF0 values nested deeper than {MAX_DEPTH} levels")
-    _need(view, offset, 1, "type marker")
-    marker = view[offset]
-    offset += 1
-    if marker == NUMBER:
-        _need(view, offset, 8, "number")
-        return _DOUBLE.unpack_from(view, offset)[0], offset + 8
-    if marker == BOOLEAN:
-        _need(view, offset, 1, "boolean")
-        return view[offset] != 0, offset + 1
-    if marker == STRING:
-        return _decode_string(view, offset, 2)
-    if marker == LONG_STRING:
-        return _decode_string(view, offset, 4)
-    if marker == NULL:
-        return None, offset
-    if marker == UNDEFINED_MARKER:
-        return UNDEFINED, offset
-    if marker == OBJECT:
-        obj: dict[str, Any] = {}
-        return obj, _decode_properties(view, offset, depth, obj)
-    if marker == ECMA_ARRAY:
-        _need(view, offset, 4, "ECMA array count")
-        # The count is advisory (encoders get it wrong); the object-end marker is what ends the array.
-        array = EcmaArray()
-        return array, _decode_properties(view, offset + 4, depth, array)
-    if marker == STRICT_ARRAY:
-        _need(view, offset, 4, "strict array count")
-        count = _U32.unpack_from(view, offset)[0]
-        offset += 4
-        # Every element takes at least one byte: refuse counts the remaining bytes cannot hold.
-        _need(view, offset, count, "strict array")
-        items: list[Any] = []
-        for _ in range(count):
-            item, offset = _decode_value(view, offset, depth + 1)
-            items.append(item)
-        return items, offset
-    if marker == DATE:
-        _need(view, offset, 10, "date")
-        epoch_ms, timezone_min = _DATE_TAIL.unpack_from(view, offset)
-        return Date(epoch_ms, timezone_min), offset + 10
-    if marker == OBJECT_END:
-        raise ProtocolError(f"AMF0 object-end marker outside an object at byte {offset - 1}")
-    raise ProtocolError(f"unsupported AMF0 type marker 0x{marker:02x} at byte {offset - 1}")
+    def string(self, offset: int, length_size: int) -> tuple[str, int]:
+        view = self.view
+        _need(view, offset, length_size, "string length")
+        length = _U16.unpack_from(view, offset)[0] if length_size == 2 else _U32.unpack_from(view, offset)[0]
+        if length > MAX_STRING_BYTES:
+            raise ProtocolError(f"AMF0 string of {length} bytes at byte {offset} exceeds {MAX_STRING_BYTES}")
+        offset += length_size
+        _need(view, offset, length, "string")
+        # Real peers occasionally send Latin-1 descriptions: keep going rather than drop the connection.
+        return bytes(view[offset : offset + length]).decode("utf-8", errors="replace"), offset + length
+
+    def properties(self, offset: int, depth: int, into: dict[str, Any]) -> int:
+        view = self.view
+        while True:
+            key, offset = self.string(offset, 2)
+            _need(view, offset, 1, "property marker")
+            if not key and view[offset] == OBJECT_END:
+                return offset + 1
+            into[key], offset = self.value(offset, depth + 1)
+
+    def value(self, offset: int, depth: int) -> tuple[Any, int]:
+        if depth > MAX_DEPTH:
+            raise ProtocolError(f"AMF0 values nested deeper than {MAX_DEPTH} levels")
+        view = self.view
+        _need(view, offset, 1, "type marker")
+        self._spend(1, offset)
+        marker = view[offset]
+        offset += 1
+        if marker == NUMBER:
+            _need(view, offset, 8, "number")
+            return _DOUBLE.unpack_from(view, offset)[0], offset + 8
+        if marker == BOOLEAN:
+            _need(view, offset, 1, "boolean")
+            return view[offset] != 0, offset + 1
+        if marker == STRING:
+            return self.string(offset, 2)
+        if marker == LONG_STRING:
+            return self.string(offset, 4)
+        if marker == NULL:
+            return None, offset
+        if marker == UNDEFINED_MARKER:
+            return UNDEFINED, offset
+        if marker == OBJECT:
+            obj: dict[str, Any] = {}
+            return obj, self.properties(offset, depth, obj)
+        if marker == ECMA_ARRAY:
+            _need(view, offset, 4, "ECMA array count")
+            # The count is advisory (encoders get it wrong); the object-end marker is what ends the array.
+            array = EcmaArray()
+            return array, self.properties(offset + 4, depth, array)
+        if marker == STRICT_ARRAY:
+            _need(view, offset, 4, "strict array count")
+            count = _U32.unpack_from(view, offset)[0]
+            offset += 4
+            # Every element takes at least one byte, and counts against the bound: refuse a count that the
+            # remaining bytes or values cannot hold before building any element.
+            _need(view, offset, count, "strict array")
+            if count > self.left:
+                raise ProtocolError(
+                    f"AMF0 strict array of {count} elements at byte {offset - 5} exceeds {self.max_values} values"
+                )
+            items: list[Any] = []
+            for _ in range(count):
+                item, offset = self.value(offset, depth + 1)
+                items.append(item)
+            return items, offset
+        if marker == DATE:
+            _need(view, offset, 10, "date")
+            epoch_ms, timezone_min = _DATE_TAIL.unpack_from(view, offset)
+            return Date(epoch_ms, timezone_min), offset + 10
+        if marker == OBJECT_END:
+            raise ProtocolError(f"AMF0 object-end marker outside an object at byte {offset - 1}")
+        raise ProtocolError(f"unsupported AMF0 type marker 0x{marker:02x} at byte {offset - 1}")

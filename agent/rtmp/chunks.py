@@ -3,8 +3,11 @@
 The reader takes bytes as they arrive and returns whole messages; a chunk that is only partly there is
 left in the buffer untouched until the rest arrives, so cutting the input anywhere gives the same
 messages. It honours Set Chunk Size and Abort itself (they change how the following bytes parse) and
-bounds what a peer can make us hold: messages above `max_message_size`, or more than
-`max_pending_bytes` of unfinished messages across chunk streams, are a `ProtocolError`.
+bounds what a peer can make us hold, whatever chunk size it announces: an audio or video message above
+`max_message_size`, any other message (commands, data, control) above `max_command_size`, or more than
+`max_pending_bytes` held (unfinished messages across chunk streams plus an incomplete chunk) is a
+`ProtocolError`. The bounds can change between reads (`set_limits`: the relay raises them once a stream
+publishes).
 Everything else about messages (commands, acks, media) lives in `messages.py`.
 """
 
@@ -44,6 +47,17 @@ class RawMessage:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """What a peer may make the reader hold: audio/video messages up to `max_message_size` bytes, any
+    other message up to `max_command_size`, and `max_pending_bytes` of unfinished messages and incomplete
+    chunk in all."""
+
+    max_message_size: int
+    max_command_size: int
+    max_pending_bytes: int
+
+
 # A media message read whole by `ChunkReader.receive_whole`: (chunk stream id, type id, message stream id,
 # timestamp in ms, payload): what a `RawMessage` holds, without building one.
 WholeMessage = tuple[int, int, int, int, bytes]
@@ -74,10 +88,12 @@ class ChunkReader:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_pending_bytes: int | None = None,
+        max_command_size: int | None = None,
     ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_size = max_message_size
         self.max_pending_bytes = max_pending_bytes if max_pending_bytes is not None else 2 * max_message_size
+        self.max_command_size = max_command_size if max_command_size is not None else max_message_size
         self._buffer = bytearray()
         self._streams: dict[int, _InStream] = {}
         self._pending_bytes = 0
@@ -88,19 +104,30 @@ class ChunkReader:
         """Bytes held: an incomplete chunk plus unfinished messages (what the bounds limit)."""
         return len(self._buffer) + self._pending_bytes
 
+    def set_limits(self, limits: ReadLimits) -> None:
+        """New bounds for what follows (what is already held is checked against them at the next read)."""
+        self.max_message_size = limits.max_message_size
+        self.max_command_size = limits.max_command_size
+        self.max_pending_bytes = limits.max_pending_bytes
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[RawMessage]:
         if self._failed is not None:
             raise self._failed
         try:
             if self._buffer:
                 self._buffer += data
-                return self._parse()
-            # Nothing held from before (the usual case: reads end on chunk boundaries): parse the new
-            # bytes where they are, and keep only what is left of them.
-            with memoryview(data) as view:
-                messages, pos = self._parse_chunks(data, view)
-                if pos < len(view):
-                    self._buffer += view[pos:]
+                messages = self._parse()
+            else:
+                # Nothing held from before (the usual case: reads end on chunk boundaries): parse the new
+                # bytes where they are, and keep only what is left of them.
+                with memoryview(data) as view:
+                    messages, pos = self._parse_chunks(data, view)
+                    if pos < len(view):
+                        self._buffer += view[pos:]
+            if self._buffer and len(self._buffer) + self._pending_bytes > self.max_pending_bytes:
+                # An incomplete chunk counts too: with a huge chunk size, a message is one chunk that
+                # would otherwise sit in the buffer unbounded until it is whole.
+                raise self._fail(f"more than {self.max_pending_bytes} bytes held in unfinished messages")
             return messages
         except ProtocolError as exc:
             self._failed = exc
@@ -231,9 +258,11 @@ class ChunkReader:
                     # which shows as the 4 bytes not matching. Then they are payload.
                     p += 4
             if not continuing:
-                if length > self.max_message_size:
+                limit = self.max_message_size if type_id in (TYPE_AUDIO, TYPE_VIDEO) else self.max_command_size
+                if length > limit:
                     raise self._fail(
-                        f"message of {length} bytes on chunk stream {csid} exceeds the {self.max_message_size} byte limit"
+                        f"message of type {type_id} and {length} bytes on chunk stream {csid} exceeds "
+                        f"the {limit} byte limit"
                     )
                 remaining = length
             else:

@@ -13,7 +13,7 @@ from typing import Any, Final
 from agent.errors import ProtocolError
 from agent.rtmp import messages as m
 from agent.rtmp.chunk_writer import ChunkWriter
-from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, RawMessage, WholeMessage
+from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, RawMessage, ReadLimits, WholeMessage
 from agent.rtmp.handshake import ClientHandshake, ServerHandshake
 
 # Chunk stream ids we send on (free choices; these match what librtmp-based encoders use).
@@ -44,6 +44,7 @@ class RtmpConnection:
         role: Role,
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        read_limits: ReadLimits | None = None,
         epoch_ms: int = 0,
         handshake_random: bytes | None = None,
     ) -> None:
@@ -54,6 +55,8 @@ class RtmpConnection:
             else ServerHandshake(epoch_ms, handshake_random)
         )
         self._reader = ChunkReader(max_message_size=max_message_size)
+        if read_limits is not None:
+            self._reader.set_limits(read_limits)
         self._writer = ChunkWriter()
         first = self._handshake.data_to_send()
         # What to send, as pieces joined once in data_to_send: a forwarded frame's payload is copied once,
@@ -82,6 +85,10 @@ class RtmpConnection:
     @property
     def out_chunk_size(self) -> int:
         return self._writer.chunk_size
+
+    def set_read_limits(self, limits: ReadLimits) -> None:
+        """Bound what the peer may make us hold from now on (the relay raises them when a stream publishes)."""
+        self._reader.set_limits(limits)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes from the peer. Raises ProtocolError on malformed input; the connection is then dead."""
