@@ -7,7 +7,11 @@ that was a large part of the relay's CPU beside nginx-rtmp's. Here only what mus
 publish, finishing a stream, a full send buffer) leaves the fast path: reading pauses, a task does the
 waiting, and reading resumes. The protocol work stays in `publisher.py` (sans-I/O); the relay's decisions in
 `relay.py`. Malformed input, a handshake that never completes or an encoder that goes silent closes this
-connection with a log line, and nothing else.
+connection with a log line (rate-limited per peer address, `peer_log.py`), and nothing else.
+
+Until it publishes, a connection is anybody's: it reads into a small buffer and may hold little
+(`publisher.limits_before_publish`), and its handshake has a deadline counted from the connection, not from
+its last byte. The read buffer grows, and the bounds rise to `relay.max_frame_bytes`, once it publishes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from agent.errors import ProtocolError
 from agent.relay.frames import Frame
 from agent.relay.publisher import PublisherEvent, PublisherSession, PublishRequested, PublishStopped
 from agent.relay.settings import RelaySettings
+from agent.rtmp.chunks import ReadLimits
 
 if TYPE_CHECKING:
     from agent.relay.relay import Relay
@@ -27,6 +32,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.relay.relay")  # the relay's log lines, as before this module existed
 
 READ_BUFFER_BYTES: Final = 256 * 1024  # asyncio's own largest read; a 6 Mbit/s keyframe fits in one
+# Before publishing: a handshake packet or a command at a time (2,000 idle connections held 437 MB with
+# 256 KiB each).
+SMALL_READ_BUFFER_BYTES: Final = 16 * 1024
+
+
+def stream_limits(settings: RelaySettings) -> ReadLimits:
+    """What a publishing encoder's connection may make the relay hold (the `relay.max_*` settings)."""
+    return ReadLimits(
+        max_message_size=settings.max_frame_bytes,
+        max_command_size=settings.max_data_message_bytes,
+        max_pending_bytes=2 * settings.max_frame_bytes + settings.max_data_message_bytes,
+    )
 
 
 class EncoderLink(asyncio.BufferedProtocol):
@@ -40,9 +57,10 @@ class EncoderLink(asyncio.BufferedProtocol):
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
         self._loop = asyncio.get_running_loop()
-        self.session = PublisherSession(clock=relay.clock)
+        self.session = PublisherSession(clock=relay.clock, stream_limits=stream_limits(relay.settings))
         self.transport: asyncio.Transport | None = None
         self.where = "an encoder"
+        self.peer_host = "an encoder"  # the address its log lines are rate-limited by
         self._silence: _SilenceWatch | None = None
         self._waiting: asyncio.Task[None] | None = None  # publish decision / stream end in progress
         self._backlog: list[PublisherEvent] = []
@@ -50,7 +68,7 @@ class EncoderLink(asyncio.BufferedProtocol):
         self._answer_timer: asyncio.TimerHandle | None = None
         self._lost = False
         self.closed: asyncio.Future[None] = self._loop.create_future()
-        self._read_view = memoryview(bytearray(READ_BUFFER_BYTES))
+        self._read_view = memoryview(bytearray(SMALL_READ_BUFFER_BYTES))
 
     # ---------------------------------------------------------------------------------- asyncio's calls
 
@@ -58,12 +76,18 @@ class EncoderLink(asyncio.BufferedProtocol):
         # uvloop's transports do not subclass asyncio.Transport but have the same methods.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self.where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "an encoder"
+        if isinstance(peer, tuple):
+            self.where, self.peer_host = f"{peer[0]}:{peer[1]}", str(peer[0])
         self._silence = _SilenceWatch(self._relay.settings, self.session, self.transport)
         self._relay.link_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_view
+        view = self._read_view
+        if (len(view) == READ_BUFFER_BYTES) is not self.session.publishing:  # it began or stopped publishing
+            view = self._read_view = memoryview(
+                bytearray(READ_BUFFER_BYTES if self.session.publishing else SMALL_READ_BUFFER_BYTES)
+            )
+        return view
 
     def buffer_updated(self, nbytes: int) -> None:
         lane = self._relay.lane
@@ -125,9 +149,17 @@ class EncoderLink(asyncio.BufferedProtocol):
             if silence.expired is not None:
                 self._relay.ingress.connections_dropped_total += 1
                 what, limit = silence.expired
-                log.warning("relay: closing the connection from %s: it did not %s within %g s", self.where, what, limit)
+                self._relay.peer_log.warning(
+                    self.peer_host,
+                    "relay: closing the connection from %s: it did not %s within %g s",
+                    self.where,
+                    what,
+                    limit,
+                )
         if exc is not None and not isinstance(exc, ProtocolError):
-            log.info("relay: connection from %s lost: %s", self.where, exc)
+            self._relay.peer_log.line(
+                logging.INFO, self.peer_host, "relay: connection from %s lost: %s", self.where, exc
+            )
         self._relay.spawn_handler(self._finish(), "relay-connection-end")
 
     # ------------------------------------------------------------------------------------- internals
@@ -176,15 +208,24 @@ class EncoderLink(asyncio.BufferedProtocol):
     def _answers_timed_out(self) -> None:
         self._answer_timer = None
         self._relay.ingress.connections_dropped_total += 1
-        log.warning("relay: closing the connection from %s: it took none of our answers", self.where)
+        self._relay.peer_log.warning(
+            self.peer_host, "relay: closing the connection from %s: it took none of our answers", self.where
+        )
         if self.transport is not None:
             self.transport.abort()
 
     def _drop(self, reason: str) -> None:
         self._relay.ingress.connections_dropped_total += 1
-        log.warning("relay: closing the connection from %s: %s", self.where, reason)
+        self._relay.peer_log.warning(self.peer_host, "relay: closing the connection from %s: %s", self.where, reason)
         if self.transport is not None:
             self.transport.close()
+
+    def evict(self, reason: str) -> None:
+        """Close a connection that has not published, to make room (relay.max_connections)."""
+        self._relay.ingress.connections_dropped_total += 1
+        self._relay.peer_log.warning(self.peer_host, "relay: closing the connection from %s: %s", self.where, reason)
+        if self.transport is not None:
+            self.transport.abort()
 
     def _pause_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing() and self.transport.is_reading():
@@ -207,16 +248,17 @@ class EncoderLink(asyncio.BufferedProtocol):
 
 
 class _SilenceWatch:
-    """Closes a connection whose encoder sends nothing for too long: `handshake_timeout_s` before the
-    handshake completes, `idle_timeout_s` after. One task per connection: during the handshake it wakes about
-    once a second (the limit changes when it completes); after, only when the limit could have passed, so a
-    live stream costs one wake-up per `idle_timeout_s`, not one a second."""
+    """Closes a connection whose handshake is not done `handshake_timeout_s` after it opened (a deadline: a
+    byte every few seconds does not extend it), or whose encoder then sends nothing for `idle_timeout_s`.
+    One task per connection: during the handshake it wakes about once a second (the limit changes when it
+    completes); after, only when the limit could have passed, so a live stream costs one wake-up per
+    `idle_timeout_s`, not one a second."""
 
     def __init__(self, settings: RelaySettings, session: PublisherSession, transport: asyncio.Transport) -> None:
         self._settings = settings
         self._session = session
         self._transport = transport
-        self.last_data_s = asyncio.get_running_loop().time()
+        self.opened_s = self.last_data_s = asyncio.get_running_loop().time()
         self.expired: tuple[str, float] | None = None
         self._task: asyncio.Task[Any] = asyncio.create_task(self._watch(), name="relay-silence-watch")
 
@@ -229,7 +271,8 @@ class _SilenceWatch:
         loop = asyncio.get_running_loop()
         while True:
             what, limit = self._limit()
-            silent_s = loop.time() - self.last_data_s
+            since = self.last_data_s if self._session.handshake_complete else self.opened_s
+            silent_s = loop.time() - since
             if silent_s > limit:
                 self.expired = (what, limit)
                 self._transport.abort()  # connection_lost follows

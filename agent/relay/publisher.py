@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from agent.peer_text import printable
 from agent.relay.frames import Frame, FrameClassifier, audio_kind
 from agent.rtmp import messages as m
-from agent.rtmp.chunks import RawMessage
+from agent.rtmp.chunks import RawMessage, ReadLimits
 from agent.rtmp.connection import Role, RtmpConnection
 
 # What nginx-rtmp 1.1.4 sends (recorded in the fixtures' rtmp-publish.s2c.bin).
@@ -28,6 +29,24 @@ SERVER_FMS_VERSION: Final = "FMS/3,0,1,123"
 SERVER_CAPABILITIES: Final = 31.0
 STREAM_ID: Final = 1  # nginx hands out stream id 1 to a publisher; so do we
 MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024 - 1  # the 24-bit length field's limit: an 8K keyframe fits
+# Until a publish is accepted, nobody has shown a key: a connection may hold no more than a command needs
+# (OBS's connect is about 300 bytes). Audio and video keep the stream's size limit (an encoder may send its
+# first keyframe right behind publish), but what is held of them counts against the same small bound.
+COMMAND_BYTES_BEFORE_PUBLISH: Final = 64 * 1024
+HELD_BYTES_BEFORE_PUBLISH: Final = 128 * 1024
+# Once publishing, what the relay's settings allow (relay.max_frame_bytes and friends); these are for a
+# session built without them (tests, benchmarks).
+STREAM_LIMITS: Final = ReadLimits(
+    max_message_size=MAX_MESSAGE_SIZE, max_command_size=1024 * 1024, max_pending_bytes=2 * MAX_MESSAGE_SIZE
+)
+
+
+def limits_before_publish(stream: ReadLimits) -> ReadLimits:
+    return ReadLimits(
+        max_message_size=stream.max_message_size,
+        max_command_size=min(COMMAND_BYTES_BEFORE_PUBLISH, stream.max_command_size),
+        max_pending_bytes=HELD_BYTES_BEFORE_PUBLISH,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +70,17 @@ _MEDIA_EVENTS: Final = (m.AudioMessage, m.VideoMessage)
 
 
 class PublisherSession:
-    """One encoder connection in the server role. Feed `receive_data`, collect `events()`, send `data_to_send()`."""
+    """One encoder connection in the server role. Feed `receive_data`, collect `events()`, send `data_to_send()`.
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._connection = RtmpConnection(Role.SERVER, max_message_size=MAX_MESSAGE_SIZE)
+    What the peer may make it hold is small until a publish is accepted (`limits_before_publish`), then
+    `stream_limits` while it publishes, and small again once it stops or is refused."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, stream_limits: ReadLimits = STREAM_LIMITS
+    ) -> None:
+        self._stream_limits = stream_limits
+        self._limits_before_publish = limits_before_publish(stream_limits)
+        self._connection = RtmpConnection(Role.SERVER, read_limits=self._limits_before_publish)
         self._classifier = FrameClassifier()
         self._clock = clock
         self._events: list[PublisherEvent] = []
@@ -123,6 +149,7 @@ class PublisherSession:
             return
         self._publish_pending = None
         self.publishing = True
+        self._connection.set_read_limits(self._stream_limits)
         self._status(command.stream_id, "status", "NetStream.Publish.Start", "Start publishing")
         self._events.extend(self._held)  # returned by the next `events()`
         self._held.clear()
@@ -151,9 +178,9 @@ class PublisherSession:
         if name == "connect":
             info: dict[str, Any] = command.command_object if isinstance(command.command_object, dict) else {}
             app = info.get("app")
-            self.app = app if isinstance(app, str) else ""
+            self.app = printable(app) if isinstance(app, str) else ""  # shown in logs, the API, the TUI
             flash = info.get("flashVer")
-            self.encoder = flash if isinstance(flash, str) else None
+            self.encoder = printable(flash) if isinstance(flash, str) else None
             encoding = info.get("objectEncoding")
             conn.send_window_ack_size(SERVER_WINDOW_ACK_SIZE)
             conn.send_set_peer_bandwidth(SERVER_PEER_BANDWIDTH, m.LIMIT_DYNAMIC)
@@ -183,6 +210,7 @@ class PublisherSession:
         elif name in ("deleteStream", "closeStream"):
             if self.publishing:
                 self.publishing = False
+                self._connection.set_read_limits(self._limits_before_publish)
                 self._status(STREAM_ID, "status", "NetStream.Unpublish.Success", "Stop publishing")
                 self._events.append(PublishStopped(name))
         elif name in ("releaseStream", "FCPublish", "FCUnpublish", "_checkbw", "getStreamLength"):

@@ -25,6 +25,7 @@ from agent.relay.failover import Resilience, destination_names
 from agent.relay.fast_lane import FastLane
 from agent.relay.frames import Frame, FrameKind, HeaderCache
 from agent.relay.ingress import IngressStats
+from agent.relay.peer_log import PeerLog
 from agent.relay.publisher import PublisherSession, PublishRequested
 from agent.relay.queue import QueueLimits
 from agent.relay.settings import RelaySettings
@@ -95,6 +96,9 @@ class Relay:
         # stream) runs in a handler task, never cancelled: close() ends the connections instead.
         self._handlers: set[asyncio.Task[None]] = set()
         self._transports: set[asyncio.Transport] = set()
+        # Open connections, oldest first: past relay.max_connections the oldest that is not publishing goes.
+        self._links: dict[EncoderLink, None] = {}
+        self.peer_log = PeerLog(log)  # per-connection warnings, rate-limited per peer address
         self._slot = asyncio.Lock()
         self._live: PublisherSession | None = None
         self.lane: FastLane | None = None  # the live stream's fast lane (fast_lane.py), while it is live
@@ -151,10 +155,16 @@ class Relay:
     def link_opened(self, link: EncoderLink) -> None:
         if link.transport is not None:
             self._transports.add(link.transport)
+        self._links[link] = None
+        if len(self._links) > self.settings.max_connections:
+            oldest = next((other for other in self._links if other.session is not self._live), None)
+            if oldest is not None:
+                oldest.evict(f"more than {self.settings.max_connections} connections (relay.max_connections)")
 
     def link_closed(self, link: EncoderLink) -> None:
         if link.transport is not None:
             self._transports.discard(link.transport)
+        self._links.pop(link, None)
 
     def spawn_handler(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         """A connection's closing work (ending its stream): never cancelled, awaited by close()."""

@@ -51,7 +51,26 @@ class RelaySettings(Section):
     chunk_size: int = Field(65536, ge=128, le=16 * 1024 * 1024)
     stall_ms: int = Field(2000, gt=0, le=60_000)
     idle_timeout_s: float = Field(10.0, gt=0, le=600)
-    handshake_timeout_s: float = Field(5.0, gt=0, le=60)
+    handshake_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="An encoder connection must finish the RTMP handshake this long after it opens."
+    )
+    # What one encoder may make the relay hold (agent/relay/encoder_link.py). Before it publishes, a
+    # connection gets far less: 64 KiB commands, 128 KiB held, whatever these say.
+    max_frame_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=16 * 1024 * 1024 - 1,
+        description="The largest audio/video message a publishing encoder may send (a 4K keyframe is about 2 MB).",
+    )
+    max_data_message_bytes: int = Field(
+        1024 * 1024,
+        ge=4 * 1024,
+        le=16 * 1024 * 1024 - 1,
+        description="The largest command or data message (onMetaData, onTextData) a publishing encoder may send.",
+    )
+    max_connections: int = Field(
+        32, ge=2, le=10_000, description="Encoder connections at once; past it, the oldest not publishing is closed."
+    )
     ingest_timeout_s: float = Field(10.0, gt=0, le=120)
     finish_timeout_s: float = Field(5.0, ge=0, le=120)
     # Resilience toward the ingest (agent/relay/failover.py).
