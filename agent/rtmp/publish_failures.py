@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 
 from agent.errors import ProtocolError
+from agent.peer_text import printable
 from agent.redact import MARK, redact
 from agent.rtmp import messages as m
 from agent.rtmp.errors import IngestConnectionLost, IngestRejected, IngestUnreachable
@@ -59,7 +60,7 @@ def describe_status(url: RtmpUrl, command: m.Command) -> str:
     """An onStatus / _error answer as `code description`, scrubbed."""
     info = command.info
     text = " ".join(str(part) for part in (info.get("code"), info.get("description")) if part) or command.name
-    return scrub(url, text)
+    return scrub(url, printable(text))  # the ingest's own words go to the log, the API and the TUI
 
 
 def lost_error(url: RtmpUrl, stage: str, cause: BaseException | None) -> Exception:

@@ -14,6 +14,9 @@ from agent.errors import ConfigError
 from agent.redact import MARK, redact, redact_url
 
 DEFAULT_PORTS: Final = {"rtmp": 1935, "rtmps": 443}
+# Schemes an error message may name (a user who pasted the wrong kind of URL); any other "scheme" may be
+# the start of a key (`live_123:abc` parses as one).
+_NAMED_SCHEMES: Final = frozenset({*DEFAULT_PORTS, "rtmpt", "rtmpe", "rtmpts", "srt", "rtsp", "http", "https", "udp"})
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,26 @@ def parse_rtmp_url(url: str) -> RtmpUrl:
 
 
 def _shown_url(url: str) -> str:
-    """A URL fit for an error message even when it is malformed: everything after the app is redacted."""
+    """A URL fit for an error message whatever its shape: scheme (if rtmp:// or rtmps://), host and port,
+    and the application name only when a key follows it; any other path, the query, user info and a
+    malformed port are redacted. (`rtmp://host/KEY` and a bare key have no app: their one path segment
+    may well be the key.)"""
     parts = urlsplit(url.strip())
-    host = parts.netloc.rpartition("@")[2]
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if scheme not in _NAMED_SCHEMES or not host:
+        return MARK
+    try:
+        port = parts.port
+    except ValueError:
+        port, host = None, f"{host}:{MARK}"
+    if port is not None:
+        host = f"{host}:{port}"
     app, _, rest = parts.path.lstrip("/").partition("/")
-    tail = f"/{MARK}" if rest or parts.query else ""
-    return redact(f"{parts.scheme}://{host}/{app}{tail}" if app else f"{parts.scheme}://{host}")
+    if rest and app:
+        path = f"/{app}/{MARK}"
+    elif parts.path.strip("/") or parts.query or parts.fragment:
+        path = f"/{MARK}"
+    else:
+        path = ""
+    return redact(f"{scheme}://{host}{path}")
