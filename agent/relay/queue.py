@@ -169,6 +169,8 @@ class MediaQueue:
             self._purge({FrameKind.VIDEO_DISPOSABLE}, DropReason.DISPOSABLE)
         while (self.duration_ms > limits.max_ms or self.size_bytes > limits.max_bytes) and self._drop_head_gop():
             pass
+        if self.size_bytes > limits.max_bytes:
+            self._drop_superseded_headers()
         self.peak_bytes = max(self.peak_bytes, self.size_bytes)
         self.peak_ms = max(self.peak_ms, self.duration_ms)
 
@@ -223,6 +225,27 @@ class MediaQueue:
         kept.extend(items)
         self._frames = kept
         return dropped_any
+
+    def _drop_superseded_headers(self) -> None:
+        """The byte bound counts everything held: with no media left to drop, sequence headers and data
+        messages that a newer one of the same kind replaces go, oldest first, until it holds (300 sequence
+        headers of 1 MB toward an unreachable ingest took a 64 MiB queue to 286 MiB)."""
+        newest: dict[tuple[FrameKind, int], int] = {}
+        for sequence, frame in self._frames:
+            if frame.kind not in _MEDIA:
+                newest[(frame.kind, frame.type_id)] = sequence
+        kept: deque[tuple[int, Frame]] = deque()
+        for sequence, frame in self._frames:
+            if (
+                self.size_bytes > self.limits.max_bytes
+                and frame.kind not in _MEDIA
+                and newest[(frame.kind, frame.type_id)] != sequence
+            ):
+                self._count_drop(frame, DropReason.QUEUE_FULL)
+                self.size_bytes -= frame.size_bytes
+            else:
+                kept.append((sequence, frame))
+        self._frames = kept
 
     def drop_until_keyframe(self) -> list[Frame]:
         """Before a new ingest connection: drop queued media up to the oldest queued keyframe (it would not
