@@ -82,21 +82,23 @@ class LogsSettings(Section):
 
 class SystemSourceSettings(Section):
     enabled: bool = True
-    interval_s: float | None = Field(None, gt=0, le=60)
+    # Minimums on every interval that scans the machine or sends traffic: 0.001 took a whole core and made
+    # 1,663 TCP connects to the ingest in 16 s.
+    interval_s: float | None = Field(None, ge=0.1, le=60)
     recordings_dir: ExpandedPath = Field(default_factory=Path.home)
     top_processes_count: int = Field(5, ge=0, le=50)
-    process_scan_interval_s: float = Field(5.0, gt=0, le=300)
+    process_scan_interval_s: float = Field(5.0, ge=0.2, le=300)
 
 
 class NetworkSourceSettings(Section):
     enabled: bool = True
-    interval_s: float = Field(2.0, gt=0, le=300)
+    interval_s: float = Field(2.0, ge=1.0, le=300)  # each round probes the ingest (TCP connect, ICMP)
     timeout_s: float = Field(2.0, gt=0, le=30)
     extra_targets: list[str] = Field(default_factory=list, max_length=32)
     icmp: bool = True
     upload_users: bool = True
-    link_scan_interval_s: float = Field(10.0, gt=0, le=600)
-    upload_users_interval_s: float = Field(30.0, gt=0, le=3600)
+    link_scan_interval_s: float = Field(10.0, ge=1.0, le=600)
+    upload_users_interval_s: float = Field(30.0, ge=5.0, le=3600)  # reads every socket on the machine
 
 
 def _check_obs_url(url: str) -> str:
@@ -126,8 +128,8 @@ class ObsSourceSettings(Section):
     enabled: bool = True
     url: Annotated[str, AfterValidator(_check_obs_url)] = "ws://127.0.0.1:4455"
     password: SecretStr | None = None
-    poll_interval_s: float = Field(1.0, gt=0, le=60)
-    fast_poll_interval_s: float = Field(0.25, gt=0, le=60)
+    poll_interval_s: float = Field(1.0, ge=0.1, le=60)
+    fast_poll_interval_s: float = Field(0.25, ge=0.1, le=60)
     fast_poll_congestion_ratio: float = Field(0.05, ge=0, le=1)
     request_timeout_s: float = Field(3.0, gt=0, le=60)
     max_backoff_s: float = Field(30.0, ge=1, le=3600)
@@ -141,7 +143,7 @@ class FfmpegSourceSettings(Section):
     progress_file: ExpandedPath | None = None
     http_endpoint: bool = True
     window_s: float = Field(10.0, gt=0, le=600)
-    file_poll_interval_s: float = Field(0.5, gt=0, le=60)
+    file_poll_interval_s: float = Field(0.5, ge=0.1, le=60)
     stale_after_s: float = Field(5.0, gt=0, le=600)
 
 
@@ -150,7 +152,7 @@ class UplinkSourceSettings(Section):
 
     enabled: bool = True
     interval_s: float = Field(0.25, ge=0.05, le=10)
-    discover_interval_s: float = Field(2.0, gt=0, le=60)
+    discover_interval_s: float = Field(2.0, ge=0.2, le=60)  # walks the processes and their sockets
     find_encoder_processes: bool = True
 
 
