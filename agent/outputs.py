@@ -8,7 +8,7 @@ not grow with every new destination.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,13 +53,13 @@ class Outputs:
             self.notifier = Notifier(self.settings.notify)
             self.sinks.append(self.notifier)
 
-    def background_work(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        """The tasks the outputs need while the agent runs (name, coroutine)."""
-        work: list[tuple[str, Coroutine[Any, Any, None]]] = []
+    def background_work(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
+        """The tasks the outputs need while the agent runs (name, what starts it: started again if it ends)."""
+        work: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
         if self.notifier is not None:
-            work.append(("notify", self.notifier.run()))
+            work.append(("notify", self.notifier.run))
         if self.shipper is not None:
-            work.append(("shipper", self.shipper.run()))
+            work.append(("shipper", self.shipper.run))
         return work
 
     async def send_last_notifications(self) -> None:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from agent import __version__, os_features
 from agent.api.events import EventBus
+from agent.backoff import Backoff
 from agent.beat import after_peers, sleep_until_next_beat
 from agent.history import History
 from agent.jobs import Jobs
@@ -50,6 +51,7 @@ from agent.rules import RuleEvaluator
 from agent.sessions.recorder import SessionRecorder
 from agent.settings import Settings
 from agent.sources import Source, build_sources
+from agent.supervise import Supervisor
 
 if TYPE_CHECKING:
     from agent.logs.writer import HealthLogWriter
@@ -62,6 +64,9 @@ log = logging.getLogger(__name__)
 RECENTLY_CLEARED_KEPT = 100
 STOP_TIMEOUT_S = 5.0
 _SEVERITY_ORDER = {"critical": 0, "warning": 1}
+# What stops when one of the outputs' tasks ends (agent/outputs.py): the supervisor's alert.
+_OUTPUT_TASKS = {"shipper": "the shipper stopped sending records to the collector",
+                 "notify": "the notifier stopped sending notifications"}  # fmt: skip
 
 
 def _default_rules(settings: Settings) -> RuleEvaluator:
@@ -133,6 +138,13 @@ class Agent:
         self._startup_deadline: float | None = None
         self._measured = not self._awaited_sources
         self._tasks: list[asyncio.Task[None]] = []
+        # The long-lived tasks (sources, shipper, notifier; the relay's destinations through its own, adopted):
+        # one that ends unexpectedly is logged, alerted and restarted (agent/supervise.py).
+        self.supervisor = Supervisor()
+        for source in self.sources:
+            child = getattr(source, "supervisor", None)
+            if isinstance(child, Supervisor):
+                self.supervisor.adopt(child)
         self._stopped = False
         self._prompt_tick_pending = False
         # One live stream at a time: tags records with its id and writes its summary when it ends.
@@ -155,11 +167,11 @@ class Agent:
         self.outputs.open(started_at=self.started_at, pid=self.pid)
         self.emit(RunStarted(at=self.started_at, agent=self._agent_info()))
         for name, work in self.outputs.background_work():
-            self._tasks.append(asyncio.create_task(work, name=name))
+            self._tasks.append(self.supervisor.spawn(name, work, what=_OUTPUT_TASKS.get(name)))
         awaited = [s.stale_after_s for s in self.sources if s.name in self._awaited_sources]
         self._startup_deadline = self.clock() + max(awaited, default=0.0)
         for source in self.sources:
-            self._tasks.append(asyncio.create_task(self._supervise(source), name=f"source:{source.name}"))
+            self._tasks.append(self._supervise(source))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="tick"))
 
     async def stop(self, reason: str = "stopped") -> None:
@@ -188,21 +200,19 @@ class Agent:
         self.emit(RunStopped(at=utc_now(), reason=reason, uptime_s=round(self.clock() - self.started_monotonic, 3)))
         await self.outputs.close()
 
-    async def _supervise(self, source: Source) -> None:
-        """Run a source; if it ever returns or crashes, say so and restart it with a capped backoff."""
-        restarts = 0
-        while True:
-            try:
-                await source.run(self)
-                message = "stopped unexpectedly"
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("source %s crashed", source.name)
-                message = f"crashed: {type(exc).__name__}: {exc}"
-            restarts += 1
-            self.report_failure(source.name, f"{message}; restarting")
-            await asyncio.sleep(min(2.0**restarts, 30.0))
+    def _supervise(self, source: Source) -> asyncio.Task[None]:
+        """Run a source; if it ever returns or crashes: logged, alerted, reported as its failure, restarted."""
+
+        def crashed(reason: str) -> None:
+            self.report_failure(source.name, f"crashed: {reason}; restarting")
+
+        return self.supervisor.spawn(
+            f"source:{source.name}",
+            lambda: source.run(self),
+            what=f"the {source.name} source stopped measuring",
+            backoff=Backoff(2.0, 30.0),
+            on_end=crashed,
+        )
 
     async def _tick_forever(self) -> None:
         """Tick on the beat (agent/beat.py): the sources woken with it publish first, then the tick judges."""
@@ -289,7 +299,7 @@ class Agent:
         for record in [] if prompt else self.sessions.before_tick(snapshot, now):
             self.emit(record)
         if self.rules is not None:
-            changes = self.rules.evaluate(snapshot, self.history, monotonic_s=now)
+            changes = self.rules.evaluate(snapshot, self.history, monotonic_s=now) + self.supervisor.take_changes()
             for change in changes:
                 if change.change == "cleared":
                     self._recently_cleared.appendleft(change.alert)
@@ -399,7 +409,8 @@ class Agent:
     def active_alerts(self) -> list[Alert]:
         if self.rules is None:
             return []
-        return sorted(self.rules.active_alerts(), key=lambda alert: (_SEVERITY_ORDER[alert.severity], alert.since))
+        alerts = self.rules.active_alerts() + self.supervisor.active_alerts()
+        return sorted(alerts, key=lambda alert: (_SEVERITY_ORDER[alert.severity], alert.since))
 
     def recently_cleared_alerts(self) -> list[Alert]:
         return list(self._recently_cleared)
