@@ -115,6 +115,12 @@ class RelaySample(Sample):
     ingest_unreachable: bool = Field(
         False, description="Publishing, but no ingest takes the stream (reconnecting or failing over)."
     )
+    going_nowhere: bool = Field(
+        False, description="Publishing, and for more than relay.stall_s no destination was live or connecting."
+    )
+    going_nowhere_reason: str | None = Field(
+        None, description="While going_nowhere: each destination's state and why (redacted)."
+    )
     holding: bool = Field(
         False, description="The encoder was lost mid-stream; the relay holds the ingest's session with the slate."
     )

@@ -191,12 +191,31 @@ class Destination:
     # --------------------------------------------------------------------------------- the task
 
     async def run(self) -> None:
-        """Until cancelled: for each stream, connect and forward; on loss reconnect, fail over, resume."""
+        """Until cancelled: for each stream, connect and forward; on loss reconnect, fail over, resume.
+        Never ends otherwise: if it does (a bug), the relay's supervisor (agent/supervise.py) calls
+        `task_ended` and runs it again, and the stream goes on from its queue."""
+        if self._streaming:
+            self._finished.clear()  # started again mid-stream: end_stream waits for this task once more
         try:
             await self._run()
         finally:
             self.state = "idle"
             self._finished.set()  # nobody waits for a stream to finish sending once this task is gone
+
+    def task_ended(self, reason: str) -> None:
+        """The forwarding task ended unexpectedly: the stream keeps its queue and the GOP being sent (sent
+        again from its keyframe by the next connection), as after any lost connection."""
+        self.settle_fast_lane()
+        self._forwarding = False
+        publisher, self.publisher, self._ledger = self.publisher, None, None
+        if publisher is not None:
+            publisher.abort()
+        self.last_error = f"the relay's task for this ingest ended ({reason}); starting it again"
+        if self._streaming:
+            self.rotation.failed()  # the failover clock runs from here, as for a lost connection
+            self.queue.holding = True
+            if self._outage is None:
+                self._outage = self._new_outage(self.last_error)
 
     async def _run(self) -> None:
         rotation = self.rotation
@@ -218,6 +237,9 @@ class Destination:
             except IngestRejected as exc:
                 self._failed(exc, "rejected")
             except (IngestError, ProtocolError, OSError, IngestLost, TimeoutError) as exc:
+                self._failed(exc, "retrying")
+            except Exception as exc:  # a bug, not the network: still only this connection's loss
+                log.exception("ingest %s (%s): the session failed unexpectedly", self.name, rotation.name)
                 self._failed(exc, "retrying")
             else:
                 if outcome == "return":
@@ -274,7 +296,7 @@ class Destination:
         publisher = self._connect(rotation.urls[index])
         ledger = SentLedger()
         try:
-            attempt_s = rotation.attempt_timeout_s(self.timeout_s)
+            attempt_s = rotation.attempt_timeout_s(self.timeout_s, self.resilience.stall_s)
             try:
                 async with asyncio.timeout(attempt_s):
                     await publisher.start()
@@ -292,13 +314,12 @@ class Destination:
             self._forwarding = True
             return await self._forward_and_watch(publisher, ledger)
         except BaseException as exc:
-            self.settle_fast_lane()  # before the ledger and the GOP are read
-            self.queue.holding = True  # from now until a connection takes the stream: keep whole GOPs
-            if self._ledger is ledger:
-                read_acks(publisher, ledger, self.queue)  # the last word on what the ingest got
-            publisher.abort()  # lost or cancelled: nothing polite can get through
-            if self._ledger is ledger and self._outage is None and self._streaming:
-                self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
+            try:
+                self._note_loss(publisher, ledger, exc)
+            except Exception:  # examining the loss must never turn it into the task's end (issue 25)
+                log.exception("ingest %s: accounting for the lost connection failed", self.name)
+            finally:
+                publisher.abort()  # lost or cancelled: nothing polite can get through
             raise
         finally:
             self.settle_fast_lane()  # into this connection's ledger, before it goes
@@ -306,6 +327,16 @@ class Destination:
             self.publisher = None
             self._ledger = None
             await publisher.close()
+
+    def _note_loss(self, publisher: RtmpPublisher, ledger: SentLedger, exc: BaseException) -> None:
+        """What the lost connection took with it: the ledger's last word, the outage, the GOP to send again."""
+        self.settle_fast_lane()  # before the ledger and the GOP are read
+        self.queue.holding = True  # from now until a connection takes the stream: keep whole GOPs
+        if self._ledger is not ledger:
+            return
+        read_acks(publisher, ledger, self.queue)  # the last word on what the ingest got (None once closed)
+        if self._outage is None and self._streaming:
+            self._outage = self._new_outage(redact(str(exc)) or type(exc).__name__)
 
     def _resume(self) -> None:
         """A new connection: drop what cannot decode without the lost one, send the headers, record the switch."""

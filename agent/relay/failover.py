@@ -227,10 +227,14 @@ class IngestRotation:
             backoff = min(backoff, max(until_failover, 0.0))
         return backoff
 
-    def attempt_timeout_s(self, default_s: float) -> float:
-        """A connection attempt may not hold up the failover (a silent host never refuses)."""
-        if self._failing_since is None or len(self.urls) == 1:
+    def attempt_timeout_s(self, default_s: float, silent_s: float | None = None) -> float:
+        """A connection attempt may not hold up the failover (a silent host never refuses): with a backup to
+        go to, a first attempt gets `silent_s` (relay.stall_s, as a silent connection would), later ones
+        what is left until the failover (at least a second)."""
+        if len(self.urls) == 1:
             return default_s
+        if self._failing_since is None:
+            return default_s if silent_s is None else min(default_s, silent_s)
         left = self._failing_since + self.failover_after_s - self._clock()
         return min(default_s, max(left, 1.0))
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
+from agent.backoff import Backoff
 from agent.errors import SourceUnavailable
 from agent.redact import register_secret
 from agent.relay.access import ingest_connector, publish_key_matches
@@ -29,6 +30,7 @@ from agent.relay.peer_log import PeerLog
 from agent.relay.publisher import PublisherSession, PublishRequested
 from agent.relay.queue import QueueLimits
 from agent.relay.settings import RelaySettings
+from agent.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Relay:
             for urls, name in zip(groups, names, strict=True)
         ]
         self._server: asyncio.Server | None = None
+        self.supervisor = Supervisor()  # the destinations' tasks (agent/supervise.py); the runtime adopts it
         self._tasks: set[asyncio.Task[None]] = set()
         # Each encoder connection is an EncoderLink (encoder_link.py); the work when one closes (ending its
         # stream) runs in a handler task, never cancelled: close() ends the connections instead.
@@ -123,8 +126,13 @@ class Relay:
             )
             raise RelayUnavailable(f"the relay cannot listen on {host}:{port}: {reason} ({hint})") from exc
         self.port = self._server.sockets[0].getsockname()[1]
-        for destination in self.destinations:
-            self._spawn(destination.run(), f"relay-destination:{destination.name}")
+        for destination in self.destinations:  # under the supervisor: a task that ends is alerted and restarted
+            task = self.supervisor.spawn(
+                f"relay-destination:{destination.name}", destination.run, what=f"the relay stopped forwarding to "
+                f"{destination.name}", severity="critical", backoff=Backoff(0.25, 5.0), on_end=destination.task_ended,
+            )  # fmt: skip
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # "uvloop" or "asyncio"
         log.info("relay listening on %s:%s (event loop: %s)", host, self.port, loop)
 

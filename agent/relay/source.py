@@ -15,11 +15,13 @@ from typing import ClassVar, Final
 from agent.beat import sleep_until_next_beat
 from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.relay.destination import Destination
+from agent.relay.going_nowhere import GoingNowhere
 from agent.relay.queue import DropReason
 from agent.relay.relay import Relay, RelayUnavailable
 from agent.relay.settings import RelaySettings
 from agent.settings import IngestSettings
 from agent.sources.base import SampleSink, Source
+from agent.supervise import Supervisor
 
 LISTEN_RETRY_S: Final = 10.0
 
@@ -69,6 +71,12 @@ class RelaySource(Source):
         self.clock = clock
         self._previous: _Reading | None = None
         self._destination_previous: dict[str, tuple[float, int]] = {}
+        self._going_nowhere = GoingNowhere(settings.stall_s)
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The relay's task supervisor: the runtime adopts it, so a destination's task ending is an alert."""
+        return self.relay.supervisor
 
     @property
     def stale_after_s(self) -> float:
@@ -107,6 +115,7 @@ class RelaySource(Source):
             fps = round((reading.pictures - previous.pictures) / elapsed, 2)
             dropped_per_s = round((reading.dropped - previous.dropped) / elapsed, 2)
         first = destinations[0]
+        nowhere = self._going_nowhere.observe(ingress.publishing, relay.destinations, now)
         tcp = first.tcp_info
         drift = ingress.av_drift_ms
         return RelaySample(
@@ -141,6 +150,8 @@ class RelaySource(Source):
             publishers_refused_total=ingress.publishers_refused_total,
             connections_dropped_total=ingress.connections_dropped_total,
             ingest_unreachable=ingress.publishing and primary.state in ("retrying", "rejected", "connecting"),
+            going_nowhere=nowhere is not None,
+            going_nowhere_reason=nowhere,
             destinations=destinations,
             ingest_switches=self._new_switches(),
         )

@@ -314,6 +314,7 @@ class RuleEngine:
             "obs": snapshot.obs,
             "ffmpeg": snapshot.ffmpeg,
             "uplink": snapshot.uplink,
+            "relay": snapshot.relay,
             "bandwidth": snapshot.bandwidth,
             "shipping": snapshot.shipping,
             "sources": snapshot.sources,
