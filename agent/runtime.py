@@ -25,6 +25,7 @@ from agent.api.events import EventBus
 from agent.backoff import Backoff
 from agent.beat import after_peers, sleep_until_next_beat
 from agent.history import History
+from agent.incidents import IncidentLog
 from agent.jobs import Jobs
 from agent.models import (
     AgentInfo,
@@ -132,6 +133,7 @@ class Agent:
         self._latest: dict[str, Sample] = {}
         self._health = {s.name: _SourceHealth(s.name, s.stale_after_s) for s in self.sources}
         self._recently_cleared: deque[Alert] = deque(maxlen=RECENTLY_CLEARED_KEPT)
+        self.incidents = IncidentLog()  # what happened, for the technician's timeline (snapshot and API)
         # Start-up: "starting" until every source that measures on its own has reported (a sample or a
         # failure), or until the slowest of them should have (its stale_after_s after start()).
         self._awaited_sources = {s.name for s in self.sources if not s.waits_for_peer}
@@ -239,6 +241,7 @@ class Agent:
         health.consecutive_failures = 0
         self._set_state(health, "ok")
         self.history.record(sample.taken_at.timestamp(), sample.metrics(), monotonic_s=self.clock())
+        self.incidents.observe_sample(sample)
         if isinstance(sample, RelaySample):
             for switch in sample.ingest_switches:  # events, not conditions: one alert each, and a log line
                 self.emit(AlertRecord(at=switch.at, change=AlertChange(change="raised", alert=switch_alert(switch))))
@@ -303,7 +306,9 @@ class Agent:
             for change in changes:
                 if change.change == "cleared":
                     self._recently_cleared.appendleft(change.alert)
-                self.emit(AlertRecord(at=utc_now(), change=change))
+                at = utc_now()
+                self.incidents.observe_alert(change, at)
+                self.emit(AlertRecord(at=at, change=change))
             if changes:
                 snapshot = self._build_snapshot()
         self._snapshot = snapshot
@@ -347,6 +352,7 @@ class Agent:
 
     def _build_snapshot(self) -> HealthSnapshot:
         alerts = self.active_alerts()
+        taken_at = utc_now()
         samples: dict[str, Any] = {
             name: sample for name, sample in self._latest.items() if isinstance(sample, _SNAPSHOT_SAMPLES.get(name, ()))
         }
@@ -354,13 +360,14 @@ class Agent:
         # construct, do not validate it all again, once or twice a second.
         return HealthSnapshot.model_construct(
             bandwidth=self._last_bandwidth(),
-            taken_at=utc_now(),
+            taken_at=taken_at,
             agent=self._agent_info(),
             overall=overall_state(alerts, measured=self._has_measured()),
             sources={name: self._status_of(health) for name, health in self._health.items()},
             alerts=alerts,
             shipping=self.shipper.state() if self.shipper is not None else None,
             logging=self.outputs.logging_status(),
+            incidents=self.incidents.recent(taken_at),
             **samples,
         )
 

@@ -26,6 +26,7 @@ from agent.api.auth import BearerTokenMiddleware
 from agent.api.bandwidth_routes import bandwidth_endpoints
 from agent.api.encoder_routes import encoder_endpoints
 from agent.api.errors import http_error
+from agent.api.incident_routes import incident_endpoints
 from agent.api.limits import BodyLimitMiddleware
 from agent.api.openapi import DocumentRoutes
 from agent.api.preflight_routes import preflight_endpoints
@@ -112,6 +113,7 @@ def api_endpoints(agent: Agent) -> list[Endpoint[Any, Any]]:
         *preflight_endpoints(agent, API_PREFIX),
         *session_endpoints(agent, API_PREFIX),
         *encoder_endpoints(agent, API_PREFIX),
+        *incident_endpoints(agent, API_PREFIX),
     ]
 
 

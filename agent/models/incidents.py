@@ -35,3 +35,11 @@ class Incident(Contract):
     kind: IncidentKind
     severity: Literal["info", "warning", "critical"] = "info"
     text: str = Field(description="One line, with its numbers: 'uplink slowed: 1.2 Mb/s for 2.6 Mb/s sent'.")
+
+
+class IncidentList(Contract):
+    """The agent's whole run (GET /api/v1/incidents): the History screen's incident timeline."""
+
+    incidents: list[Incident] = Field(description="Newest first.")
+    since: datetime = Field(description="When the agent started: the list covers the run from then.")
+    let_go: int = Field(0, description="Older incidents no longer kept (the list is bounded).")
