@@ -37,6 +37,7 @@ from agent.models import (
     SourceStateRecord,
     TickRecord,
 )
+from agent.models.incidents import IncidentList
 from tui.messages import (
     AlertChanged,
     ConnectionChanged,
@@ -216,6 +217,10 @@ class AgentClient:
 
     async def session(self, session_id: str) -> SessionDetail:
         return await self._get(f"{self.api}/sessions/{session_id}", SessionDetail)
+
+    async def incidents(self) -> IncidentList:
+        """The agent's whole run of incidents (the snapshot carries the last 10 minutes)."""
+        return await self._get(f"{self.api}/incidents", IncidentList)
 
     async def start_preflight(self, platform: str, duration_s: float, bandwidth: bool) -> str:
         """Start a preflight on the agent; returns its job id. Progress and the report arrive as events."""

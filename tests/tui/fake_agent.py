@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from agent.models import PreflightStarted, RunDetail, RunSummary, SessionDetail
+from agent.models.incidents import IncidentList
 
 _CLOSE = object()
 
@@ -26,6 +27,7 @@ class FakeAgent:
         self.runs: list[RunSummary] = []
         self.run_details: dict[str, RunDetail] = {}
         self.sessions: list[SessionDetail] = []
+        self.incidents: IncidentList | None = None
         self.stream_connections = 0
         self._streams: list[asyncio.Queue[object]] = []
 
@@ -86,6 +88,8 @@ class FakeAgent:
             if detail is None:
                 return httpx.Response(404, json={"error": "not found"})
             return httpx.Response(200, content=detail.model_dump_json())
+        if path == "/api/v1/incidents" and self.incidents is not None:
+            return httpx.Response(200, content=self.incidents.model_dump_json())
         if path == "/api/v1/sessions":
             listed = [session.model_dump(mode="json", exclude={"alerts_timeline", "alerts_truncated"})
                       for session in self.sessions]  # fmt: skip

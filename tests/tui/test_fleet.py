@@ -22,7 +22,7 @@ from tui.fleet_render import drops_cell, row_cells, visible_rows
 from tui.screens.fleet import FleetScreen
 from tui.widgets.fleet_table import FleetTable
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(80, 24), (100, 30), (130, 40)]
 
 
 class FakeCollector:

@@ -67,9 +67,9 @@ def test_relay_tile_turns_critical_while_the_relay_drops_and_says_why() -> None:
     calm = relay_tile(with_relay(relay_sample()), DashboardState())
     assert calm.level == "ok" and calm.headline == "120 ms queued"
     dropping = relay_tile(with_relay(relay_sample(queue_ms=950, dropped=48, per_s=12.0)), DashboardState())
-    assert dropping.level == "critical"
+    assert dropping.level == "critical" and dropping.headline == "DROPPING 12/s"  # never "950 ms queued" beside drops
     text = " ".join(str(line) for line in dropping.lines)
-    assert "48 (inter 48)" in text and "38 ms rtx 17" in text and "5.9" in text
+    assert "48 (inter 48)" in text and "RTT 38 ms, rtx 17" in text and "5.9" in text and "queue   950 ms" in text
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

@@ -15,7 +15,7 @@ from tests.tui.fake_agent import FakeAgent
 from tui.app import StreamHealthApp, build_app
 from tui.client import AgentClient
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(80, 24), (100, 30), (130, 40)]
 
 
 def make_app(agent: FakeAgent | None = None) -> tuple[StreamHealthApp, AgentClient]:

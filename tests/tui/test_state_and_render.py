@@ -131,8 +131,23 @@ def test_sources_tile_says_obs_is_not_connected_instead_of_ok() -> None:
     closed = ObsSample(connection="not_connected", connection_detail="nothing answers at ws://127.0.0.1:4455")
     snapshot = data.bare_snapshot().model_copy(update={"obs": closed, "sources": {"obs": status}})
     level, label, detail = source_view(status, snapshot)
-    assert (level, label) == ("warning", "NOT CONNECTED")
+    assert (level, label) == ("warning", "UNREACHABLE")
     assert detail is not None and "4455" in detail
     connected = data.bare_snapshot().model_copy(update={"obs": ObsSample(connection="connected")})
     assert source_view(status, connected)[:2] == ("ok", "OK")
-    assert source_view(SourceStatus(name="ffmpeg", state="starting"), connected)[1] == "WAITING"
+    assert source_view(SourceStatus(name="ffmpeg", state="starting"), connected)[1] == "NOT USED"
+    assert source_view(SourceStatus(name="network", state="starting"), connected)[1] == "WAITING"
+
+
+def test_a_source_nobody_uses_is_quiet_and_does_not_count_against_ok() -> None:
+    from agent.models import SourceStatus
+    from tui.render.tiles.sources import sources_tile
+    from tui.state import DashboardState
+
+    snap = data.snapshot()
+    waiting_ffmpeg = SourceStatus(name="ffmpeg", state="starting")
+    view = sources_tile(
+        snap.model_copy(update={"sources": {**snap.sources, "ffmpeg": waiting_ffmpeg}}), DashboardState()
+    )
+    assert (view.headline, view.level) == ("3/3 ok", "ok")
+    assert view.lines[-1].plain == "ffmpeg   not used"

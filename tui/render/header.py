@@ -13,7 +13,10 @@ def stream_state(snapshot: HealthSnapshot | None) -> tuple[str, Level]:
     """OFFLINE / LIVE h:mm:ss / RECONNECTING, from the encoder that knows."""
     if snapshot is None:
         return "NO DATA", "nodata"
-    obs, ffmpeg = snapshot.obs, snapshot.ffmpeg
+    obs, ffmpeg, relay = snapshot.obs, snapshot.ffmpeg, snapshot.relay
+    if relay is not None and relay.holding:  # the encoder is gone; the audience sees the slate
+        left = f" {relay.hold_remaining_s:.0f}s LEFT" if relay.hold_remaining_s is not None else ""
+        return f"ON SLATE{left}", "critical"
     if obs is not None and obs.connection == "connected":
         if obs.reconnecting:
             return "RECONNECTING", "critical"
@@ -22,6 +25,8 @@ def stream_state(snapshot: HealthSnapshot | None) -> tuple[str, Level]:
         return "OFFLINE", "nodata"
     if ffmpeg is not None and not ffmpeg.ended:
         return f"LIVE {fmt_duration(ffmpeg.out_time_s)}", "ok"
+    if relay is not None and relay.publishing:
+        return "LIVE", "ok"
     return "OFFLINE", "nodata"
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 def fmt_bps(bps: float | None) -> str:
     if bps is None:
         return "—"
+    if bps >= 1e9:
+        return f"{bps / 1e9:.2f} Gb/s"
     if bps >= 1e6:
         return f"{bps / 1e6:.2f} Mb/s"
     return f"{bps / 1e3:.0f} kb/s"

@@ -12,8 +12,10 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from agent.models import RunDetail, RunSummary
+from agent.models.incidents import IncidentList
 from tui.client import AgentRequestError
 from tui.render import badge, fmt_duration
+from tui.render.incidents import incident_line
 from tui.screens.base import DashboardScreen
 from tui.screens.session_view import SESSION_COLUMNS, session_row, session_text
 
@@ -60,8 +62,25 @@ def timeline_text(detail: RunDetail) -> Text:
     return text
 
 
+def incidents_text(found: IncidentList) -> Text:
+    text = Text(f"Incidents since the agent started at {found.since:%Y-%m-%d %H:%M:%S} UTC", style="bold")
+    text.append(f", newest first ({len(found.incidents)})\n", style="dim")
+    if found.let_go:
+        text.append(f"({found.let_go} older ones no longer kept)\n", style="dim")
+    if not found.incidents:
+        text.append("Nothing happened.", style="green")
+    for incident in found.incidents:
+        text.append_text(incident_line(incident))
+        text.append("\n")
+    return text
+
+
 class HistoryScreen(DashboardScreen):
-    BINDINGS = [Binding("r", "reload", "Reload"), Binding("v", "switch_list", "Sessions/Runs")]
+    BINDINGS = [
+        Binding("r", "reload", "Reload"),
+        Binding("v", "switch_list", "Sessions/Runs"),
+        Binding("i", "incidents", "Incidents"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,6 +125,19 @@ class HistoryScreen(DashboardScreen):
         self.query_one("#timeline", Static).update(f"Choose a {what}.")
         self.query_one("#sessions" if showing_sessions else "#runs", DataTable).focus()
         self.action_reload()
+
+    # --- incidents ------------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="incidents")
+    async def action_incidents(self) -> None:
+        """The whole run's incident timeline (the Live strip keeps 10 minutes) in the lower box."""
+        box = self.query_one("#timeline", Static)
+        try:
+            found = await self.shapp.client.incidents()
+        except AgentRequestError as exc:
+            box.update(Text(f"Could not load the incidents: {exc}", style="yellow"))
+            return
+        box.update(incidents_text(found))
 
     # --- sessions ------------------------------------------------------------------------------------
 

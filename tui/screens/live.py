@@ -1,4 +1,5 @@
-"""The Live screen (default): stream state and six tiles with sparklines (seven with the relay), glanceable at 80x24."""
+"""The Live screen (default): stream state, six tiles with sparklines (seven with the relay) and the incident
+strip in the grid's last row, glanceable at 80x24."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from textual.containers import Grid
 
 from tui.render import live_tiles
 from tui.screens.base import DashboardScreen
+from tui.widgets.incident_strip import IncidentStrip
 from tui.widgets.metric_tile import MetricTile
 
 TILE_KEYS = ("bitrate", "dropped", "cpu", "ingest", "headroom", "sources", "relay")
@@ -18,6 +20,7 @@ class LiveScreen(DashboardScreen):
         with Grid(id="tiles"):
             for key in TILE_KEYS:
                 yield MetricTile(id=f"tile-{key}", classes="tile level-nodata")
+            yield IncidentStrip(id="incidents", classes="tile")
         yield from self.compose_footer()
 
     def redraw(self) -> None:
@@ -27,7 +30,13 @@ class LiveScreen(DashboardScreen):
             tile.display = not view.hidden
             shown += not view.hidden
             tile.view = view
-        rows = (shown + 2) // 3
+        strip = self.query_one(IncidentStrip)
+        snapshot = self.state.snapshot
+        strip.incidents = tuple(snapshot.incidents) if snapshot is not None else ()
+        span = 3 - shown % 3  # the strip fills the last row: beside the relay tile, or the whole row
+        if strip.styles.column_span != span:
+            strip.styles.column_span = span
+        rows = (shown + span) // 3
         grid = self.query_one("#tiles", Grid)
         if grid.styles.grid_size_rows != rows:
-            grid.styles.grid_size_rows = rows  # the relay tile adds a row when the agent runs the relay
+            grid.styles.grid_size_rows = rows

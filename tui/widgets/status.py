@@ -35,9 +35,11 @@ class StatusHeader(Widget):
         right = Text(self.agent_label, style="dim")
         if state is not None and not state.connected:
             right = Text(state.connection.state.upper(), style="bold yellow")
+        if left.cell_len + 1 + right.cell_len > self.content_size.width:
+            right = Text("")  # which agent matters less than the stream's state: never cut either in half
         grid = Table.grid(expand=True)
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-        grid.add_column(justify="right", no_wrap=True, overflow="ellipsis")
+        grid.add_column(no_wrap=True, overflow="crop")
+        grid.add_column(justify="right", no_wrap=True, overflow="crop")
         grid.add_row(left, right)
         return grid
 

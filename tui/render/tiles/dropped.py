@@ -15,7 +15,7 @@ def dropped_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
     if obs is not None and obs.connection == "connected":
         causes = [
             ("network", obs.frames_dropped_network_ratio_10s, obs.frames_dropped_network_total),
-            ("encoding", obs.frames_skipped_encoding_ratio_10s, obs.frames_skipped_encoding_total),
+            ("encode", obs.frames_skipped_encoding_ratio_10s, obs.frames_skipped_encoding_total),
             ("render", obs.frames_missed_rendering_ratio_10s, obs.frames_missed_rendering_total),
         ]
     elif ffmpeg is not None:

@@ -36,7 +36,7 @@ def destination_row(destination: RelayDestinationSample) -> Text:
     if switch is not None:
         parts.append(f"{switch.kind} {switch.at:%H:%M:%S}")
     level = destination_level(destination)
-    return detail_row(f"{destination.name} ", " ".join(parts), level if level != "ok" else None)
+    return detail_row(destination.name, " ".join(parts), level if level != "ok" else None)
 
 
 def destination_notes(relay: RelaySample) -> list[str]:

@@ -36,20 +36,23 @@ def uplink_level(snapshot: HealthSnapshot | None) -> Level:
 
 
 def uplink_rows(snapshot: HealthSnapshot | None) -> list[Text]:
-    """Two rows while a stream connection is read; one saying why not otherwise; none without the source."""
+    """Short rows while a stream connection is read, most telling first (a short tile keeps the first);
+    one saying why not otherwise; none without the source."""
     uplink = snapshot.uplink if snapshot else None
     if snapshot is None or uplink is None:
         return []
     if uplink.state not in ("ok", "congested"):
         return [detail_row("uplink", uplink.note or uplink.state)]
     level = uplink_level(snapshot)
-    rtt = f"RTT {fmt_ms(uplink.rtt_ms)} (base {fmt_ms(uplink.min_rtt_ms)}), {fmt_bytes(uplink.unsent_bytes)} unsent"
-    rows = [detail_row("uplink", rtt, level)]
+    mark = level if level != "ok" else None
+    rows = [detail_row("uplink", f"RTT {fmt_ms(uplink.rtt_ms)}, base {fmt_ms(uplink.min_rtt_ms)}", mark)]
     stream = stream_bitrate_bps(snapshot)
-    delivery = f"{fmt_bps(uplink.delivery_rate_bps)}" + (f" for {fmt_bps(stream)} sent" if stream else "")
+    delivery = fmt_bps(uplink.delivery_rate_bps) + (f" for {fmt_bps(stream)}" if stream else "")
+    rows.append(detail_row("carries", delivery, mark))
+    if uplink.unsent_bytes:
+        rows.append(detail_row("unsent", fmt_bytes(uplink.unsent_bytes), mark))
     if uplink.congested and uplink.suggested_video_bitrate_kbps:
-        delivery += f"; fits {uplink.suggested_video_bitrate_kbps} kbps video"
+        rows.append(detail_row("fits", f"{uplink.suggested_video_bitrate_kbps} kbps video", mark))
     elif uplink.recovered_at_s_ago is not None:
-        delivery += f"; recovered {uplink.recovered_at_s_ago:.0f} s ago"
-    rows.append(detail_row("delivery", delivery, level))
+        rows.append(detail_row("back", f"recovered {uplink.recovered_at_s_ago:.0f} s ago"))
     return rows
