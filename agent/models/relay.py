@@ -81,6 +81,8 @@ class RelaySample(Sample):
     NOT_HISTORY: ClassVar[frozenset[str]] = frozenset(
         {"stalls_total", "publishers_refused_total", "bytes_in_total", "bytes_out_total"}
     )
+    # The encoder lost (or back) is judged at once, not at the next tick: its alert is due within 1 s.
+    PROMPT_FIELDS: ClassVar[tuple[str, ...]] = ("holding",)
 
     listen: str = Field(description="HOST:PORT the relay listens on.")
     publishing: bool = Field(False, description="An encoder is publishing to the relay.")

@@ -99,6 +99,9 @@ class SessionSummary(Contract):
     frames_dropped: list[FramesDropped] = Field(default_factory=list)
     encoder_reconnects: int = 0
     relay_failovers: int = Field(0, description="0 until the relay exists.")
+    held_s: float = Field(
+        0.0, description="Seconds the relay held the broadcast with its slate while the encoder was lost."
+    )
     rtt_p50_ms: float | None = None
     rtt_p95_ms: float | None = None
     jitter_p95_ms: float | None = None

@@ -6,7 +6,8 @@ costs a wake-up (a future, a task step, a second loop iteration and epoll_wait) 
 that was a large part of the relay's CPU beside nginx-rtmp's. Here only what must wait (deciding on a
 publish, finishing a stream, a full send buffer) leaves the fast path: reading pauses, a task does the
 waiting, and reading resumes. The protocol work stays in `publisher.py` (sans-I/O); the relay's decisions in
-`relay.py`. Malformed input, a handshake that never completes or an encoder that goes silent closes this
+`relay.py`, reached through `LinkOwner`, the few calls a connection makes (the relay implements it; this
+module does not know the relay). Malformed input, a handshake that never completes or an encoder that goes silent closes this
 connection with a log line (rate-limited per peer address, `peer_log.py`), and nothing else.
 
 Until it publishes, a connection is anybody's: it reads into a small buffer and may hold little
@@ -18,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Protocol, cast
 
 from agent.errors import ProtocolError
+from agent.relay.fast_lane import FastLane
 from agent.relay.frames import Frame
+from agent.relay.peer_log import PeerLog
 from agent.relay.publisher import PublisherEvent, PublisherSession, PublishRequested, PublishStopped
 from agent.relay.settings import RelaySettings
 from agent.rtmp.chunks import ReadLimits
-
-if TYPE_CHECKING:
-    from agent.relay.relay import Relay
 
 log = logging.getLogger("agent.relay.relay")  # the relay's log lines, as before this module existed
 
@@ -46,6 +47,43 @@ def stream_limits(settings: RelaySettings) -> ReadLimits:
     )
 
 
+class LinkOwner(Protocol):
+    """What an encoder connection needs from the relay (relay.py's `Relay` implements it)."""
+
+    settings: RelaySettings
+    clock: Callable[[], float]
+    peer_log: PeerLog
+
+    @property
+    def lane(self) -> FastLane | None:
+        """The live stream's fast lane, if any: a link whose session it serves forwards through it."""
+        ...
+
+    def settle(self) -> None: ...
+
+    def on_frame(self, frame: Frame) -> None: ...
+
+    async def on_publish(self, session: PublisherSession, request: PublishRequested, where: str) -> None: ...
+
+    async def end_stream(self, session: PublisherSession) -> None:
+        """The encoder stopped cleanly (deleteStream / closeStream)."""
+        ...
+
+    async def on_lost(self, session: PublisherSession) -> None:
+        """The connection has ended (after a clean stop, or without one: the encoder was lost)."""
+        ...
+
+    def link_opened(self, link: EncoderLink) -> None: ...
+
+    def link_closed(self, link: EncoderLink) -> None: ...
+
+    def spawn_handler(self, coroutine: Coroutine[Any, Any, None], name: str) -> None: ...
+
+    def connection_dropped(self) -> None:
+        """Counts a connection closed for bad input or silence."""
+        ...
+
+
 class EncoderLink(asyncio.BufferedProtocol):
     """One encoder connection. `closed` completes when the connection is gone and the stream (if it was
     the live one) has been ended; the relay waits for it on shutdown.
@@ -54,7 +92,7 @@ class EncoderLink(asyncio.BufferedProtocol):
     chunks are parsed (frames are copied out of it), instead of allocating a new bytes object the size of
     asyncio's largest read (256 kB) for every read and shrinking it."""
 
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: LinkOwner) -> None:
         self._relay = relay
         self._loop = asyncio.get_running_loop()
         self.session = PublisherSession(clock=relay.clock, stream_limits=stream_limits(relay.settings))
@@ -147,7 +185,7 @@ class EncoderLink(asyncio.BufferedProtocol):
         if silence is not None:
             silence.stop()
             if silence.expired is not None:
-                self._relay.ingress.connections_dropped_total += 1
+                self._relay.connection_dropped()
                 what, limit = silence.expired
                 self._relay.peer_log.warning(
                     self.peer_host,
@@ -207,7 +245,7 @@ class EncoderLink(asyncio.BufferedProtocol):
 
     def _answers_timed_out(self) -> None:
         self._answer_timer = None
-        self._relay.ingress.connections_dropped_total += 1
+        self._relay.connection_dropped()
         self._relay.peer_log.warning(
             self.peer_host, "relay: closing the connection from %s: it took none of our answers", self.where
         )
@@ -215,14 +253,14 @@ class EncoderLink(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _drop(self, reason: str) -> None:
-        self._relay.ingress.connections_dropped_total += 1
+        self._relay.connection_dropped()
         self._relay.peer_log.warning(self.peer_host, "relay: closing the connection from %s: %s", self.where, reason)
         if self.transport is not None:
             self.transport.close()
 
     def evict(self, reason: str) -> None:
         """Close a connection that has not published, to make room (relay.max_connections)."""
-        self._relay.ingress.connections_dropped_total += 1
+        self._relay.connection_dropped()
         self._relay.peer_log.warning(self.peer_host, "relay: closing the connection from %s: %s", self.where, reason)
         if self.transport is not None:
             self.transport.abort()
@@ -240,7 +278,7 @@ class EncoderLink(asyncio.BufferedProtocol):
             waiting = self._waiting
             if waiting is not None:
                 await asyncio.wait({waiting})
-            await self._relay.end_stream(self.session)  # if it was the live stream
+            await self._relay.on_lost(self.session)  # if it was the live stream: held or ended
         finally:
             self._relay.link_closed(self)
             if not self.closed.done():

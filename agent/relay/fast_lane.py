@@ -60,8 +60,12 @@ class FastLane:
         destinations: Sequence[Destination],
         note_frame: Callable[[Frame], None],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        timestamp_offset_ms: int = 0,
     ) -> None:
         self.session = session
+        # Added to every timestamp (mod 2^32): an encoder that took over a held broadcast (hold.py).
+        self._offset_ms = timestamp_offset_ms
         self._connection = session.connection
         self._destinations = tuple(destinations)
         self._note_frame = note_frame  # the relay's own bookkeeping of a frame in (ingress counters)
@@ -91,6 +95,7 @@ class FastLane:
                 return _raw(whole, 0) + raws
             publishers.append(publisher)
         received_at_s = self._clock()
+        offset_ms = self._offset_ms
         ends: list[int] = []  # per message, per destination
         for index, message in enumerate(whole):
             _, type_id, stream_id, timestamp_ms, payload = message
@@ -99,6 +104,8 @@ class FastLane:
                 whole = whole[:index]
                 break
             csid = CSID_VIDEO if type_id == m.VIDEO else CSID_AUDIO
+            if offset_ms:
+                timestamp_ms = (timestamp_ms + offset_ms) & 0xFFFFFFFF
             for publisher in publishers:
                 stream_id = publisher.stream_id or STREAM_ID
                 ends.append(publisher.connection.forward_media(csid, timestamp_ms, type_id, stream_id, payload))
@@ -123,8 +130,11 @@ class FastLane:
         note_frame = self._note_frame
         destinations = self._destinations
         count = len(destinations)
+        offset_ms = self._offset_ms
         for messages, received_at_s, sent_at_s, ends in unsettled:
             for index, (_, type_id, _, timestamp_ms, payload) in enumerate(messages):
+                if offset_ms:
+                    timestamp_ms = (timestamp_ms + offset_ms) & 0xFFFFFFFF
                 kind, codec = classify(type_id, payload)
                 frame = Frame(type_id, timestamp_ms, payload, kind, codec, received_at_s)
                 note_frame(frame)

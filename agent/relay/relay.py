@@ -5,6 +5,11 @@ NetStream.Publish.BadName, as nginx-rtmp refuses it). Each connection is an `Enc
 an asyncio Protocol: malformed or hostile input, a handshake that never completes or an encoder that goes
 silent closes that connection with a log line, and nothing else. The protocol work is in `publisher.py`;
 the sending in `destination.py`; the decisions (who may publish, when a stream ends) here.
+
+A *broadcast* is what the ingest sees: from the first publish to the end of the stream there. An encoder
+that stops cleanly (deleteStream) ends it at once; one whose connection is lost (a reset, a timeout, a
+crash) leaves it held with the slate (hold.py) for up to `relay.hold_s`, and an encoder that publishes
+meanwhile takes it over at its first keyframe, its timestamps moved to continue the broadcast's.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, Final
 
+from agent import paths
 from agent.backoff import Backoff
 from agent.errors import SourceUnavailable
 from agent.redact import register_secret
@@ -25,11 +32,14 @@ from agent.relay.encoder_link import EncoderLink
 from agent.relay.failover import Resilience, destination_names
 from agent.relay.fast_lane import FastLane
 from agent.relay.frames import Frame, FrameKind, HeaderCache
+from agent.relay.hold import Hold, SwitchBack, restamped
 from agent.relay.ingress import IngressStats
 from agent.relay.peer_log import PeerLog
 from agent.relay.publisher import PublisherSession, PublishRequested
 from agent.relay.queue import QueueLimits
 from agent.relay.settings import RelaySettings
+from agent.relay.slate import Slate, SlateCache, slate_unavailable_reason
+from agent.relay.stream_shape import NoSlate, StreamShape, shape_of
 from agent.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -41,6 +51,13 @@ SECRET_LOOKING_KEY_LENGTH: Final = 16  # a new publish waits this long for the p
 
 
 _CACHED_KINDS: Final = frozenset({FrameKind.SEQUENCE_HEADER, FrameKind.METADATA})  # what HeaderCache keeps
+SHAPE_SETTLE_S: Final = 0.5  # after a video sequence header, the audio one and metadata follow: then make the slate
+SLATE_WAIT_S: Final = 3.0  # an encoder lost while its slate is still being made: wait this long for it
+SLATE_GAP_FRAMES: Final = 3  # the slate starts this many frame times after the last frame (B-frames' PTS)
+
+
+def _nothing() -> None:
+    return None
 
 
 class RelayUnavailable(SourceUnavailable):
@@ -55,9 +72,26 @@ class Relay:
         *,
         connect: PublisherFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        slate_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        # Disconnect protection (hold.py): said at start-up when it cannot work, else slates by stream shape.
+        self.slate_note = slate_unavailable_reason(settings.hold_s)
+        self.slates = (
+            SlateCache(slate_dir or paths.user_data_dir() / "slates", settings.slate_image)
+            if self.slate_note is None
+            else None
+        )
+        self.stream_slate_note: str | None = None  # why this stream's shape has no slate
+        self._shape_timer: asyncio.TimerHandle | None = None
+        self._hold: Hold | None = None
+        self._offset_ms = 0  # added to the live encoder's timestamps: it took over a held broadcast
+        self._held_before_s = 0.0  # earlier holds of this broadcast
+        self.slate_frames_total = 0
+        # Called when the relay's state changes between samples (an encoder lost, back, a hold ended), so
+        # its source can publish at once: the alert must not wait for the next tick.
+        self.on_change: Callable[[], None] = _nothing
         self.headers = HeaderCache()
         self.ingress = IngressStats(settings.stall_ms / 1000)
         limits = QueueLimits(
@@ -105,6 +139,7 @@ class Relay:
         self._slot = asyncio.Lock()
         self._live: PublisherSession | None = None
         self.lane: FastLane | None = None  # the live stream's fast lane (fast_lane.py), while it is live
+        self._hold_task: asyncio.Task[None] | None = None
         for destination in self.destinations:
             destination.settle_fast_lane = self.settle
         self.port: int | None = None
@@ -112,6 +147,27 @@ class Relay:
     @property
     def listening(self) -> bool:
         return self._server is not None
+
+    @property
+    def holding(self) -> bool:
+        return self._hold is not None
+
+    def hold_remaining_s(self) -> float | None:
+        hold = self._hold
+        return None if hold is None else hold.remaining_s()
+
+    def held_total_s(self) -> float:
+        """Seconds the current (or last) broadcast was held with the slate."""
+        hold = self._hold
+        return self._held_before_s + (hold.held_s() if hold is not None else 0.0)
+
+    def note(self) -> str | None:
+        """Why no slate would be sent if the encoder were lost now, when that is so."""
+        if self.slate_note is not None:
+            return self.slate_note
+        if self.stream_slate_note is not None:
+            return self.stream_slate_note
+        return None
 
     async def start(self) -> None:
         host, port = self.settings.host, self.settings.port
@@ -174,6 +230,9 @@ class Relay:
             self._transports.discard(link.transport)
         self._links.pop(link, None)
 
+    def connection_dropped(self) -> None:
+        self.ingress.connections_dropped_total += 1
+
     def spawn_handler(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         """A connection's closing work (ending its stream): never cancelled, awaited by close()."""
         task = asyncio.create_task(coroutine, name=name)
@@ -189,6 +248,9 @@ class Relay:
             log.warning("relay: refused a publisher from %s: wrong stream key (relay.publish_key)", where)
             session.reject_publish(description="Wrong stream key")
             return
+        if self._hold is not None and self._live is None:
+            self._take_over(session, request, where)
+            return
         acquired = False
         live = self._live
         if live is None or not live.publishing:  # free, or the last stream is still being sent out: wait
@@ -203,6 +265,9 @@ class Relay:
             return
         self._live = session
         self.headers.clear()
+        self._offset_ms = 0
+        self._held_before_s = 0.0
+        self.stream_slate_note = None
         self.ingress.stream_started(request.encoder)
         for destination in self.destinations:
             destination.start_stream()
@@ -211,8 +276,25 @@ class Relay:
         session.accept_publish()
         log.info("relay: %s (%s) is publishing", where, request.encoder or "unknown encoder")
 
+    def _take_over(self, session: PublisherSession, request: PublishRequested, where: str) -> None:
+        """An encoder publishes while the broadcast is held: it goes on the air at its first keyframe."""
+        hold = self._hold
+        assert hold is not None
+        self._live = session
+        hold.switch = SwitchBack()
+        self.ingress.stream_started(request.encoder)
+        session.accept_publish()
+        log.info("relay: %s (%s) publishes: back from the slate at its first keyframe", where, request.encoder)
+        self.on_change()
+
     def on_frame(self, frame: Frame) -> None:
         self.settle()  # the fast lane's frames came first
+        hold = self._hold
+        if hold is not None:
+            self._while_held(hold, frame)
+            return
+        if self._offset_ms:
+            frame = restamped(frame, self._offset_ms)
         self._note_frame(frame)
         for destination in self.destinations:
             destination.offer(frame)
@@ -220,7 +302,152 @@ class Relay:
     def _note_frame(self, frame: Frame) -> None:
         if frame.kind in _CACHED_KINDS:
             self.headers.update(frame)
+            if frame.kind is FrameKind.SEQUENCE_HEADER and self.slates is not None:
+                self._shape_may_change()
         self.ingress.record(frame)
+
+    # ------------------------------------------------------------------------- holding with the slate
+
+    def _shape_may_change(self) -> None:
+        """New sequence headers: make (or load) the slate for the stream's shape now, so it is ready
+        before the encoder is lost. Once the audio header and metadata that follow have arrived."""
+        if self._shape_timer is None:
+            self._shape_timer = asyncio.get_running_loop().call_later(SHAPE_SETTLE_S, self._prepare_slate)
+
+    def _prepare_slate(self) -> None:
+        self._shape_timer = None
+        if self.slates is None or self._hold is not None:
+            return
+        try:
+            shape = shape_of(self.headers)
+        except NoSlate as exc:
+            self.stream_slate_note = f"no slate for this stream: {exc}; a lost encoder ends the stream"
+            log.warning("relay: %s", self.stream_slate_note)
+            return
+        self.stream_slate_note = None
+        self.slates.prepare(shape)
+
+    async def _slate_now(self) -> Slate | None:
+        """The slate for the stream the ingest has seen, or None (and why, in stream_slate_note)."""
+        if self.slates is None:
+            return None
+        try:
+            shape: StreamShape = shape_of(self.headers)
+        except NoSlate as exc:
+            self.stream_slate_note = f"no slate for this stream: {exc}; a lost encoder ends the stream"
+            return None
+        slate = self.slates.ready(shape) or await self.slates.get(shape, SLATE_WAIT_S)
+        if slate is None:
+            failure = self.slates.failures.get(shape, "it was not ready in time")
+            self.stream_slate_note = f"no slate for this stream: {failure}"
+        return slate
+
+    def _continue_at_ms(self, slate: Slate) -> int:
+        """Where the slate starts: after the last frame the encoder sent (a few frame times on, so no
+        picture's presentation time, B-frames' included, comes after the slate's first)."""
+        ingress = self.ingress
+        last = max((ts for ts in (ingress.last_video_ts_ms, ingress.last_audio_ts_ms) if ts is not None), default=0)
+        video = slate.shape.video
+        return last + round(SLATE_GAP_FRAMES * 1000 * video.fps_den / video.fps_num)
+
+    def _send_slate(self, frame: Frame) -> None:
+        if frame.kind is FrameKind.SEQUENCE_HEADER:
+            self.headers.update(frame)  # what a new ingest connection must get first while the slate plays
+        self.slate_frames_total += 1
+        for destination in self.destinations:
+            destination.offer(frame)
+
+    def _while_held(self, hold: Hold, frame: Frame) -> None:
+        """A frame from the encoder that took over a held broadcast, before or at its first keyframe."""
+        self.ingress.record(frame)
+        switch = hold.switch
+        if switch is None:
+            return
+        back = switch.offer(frame, hold.player.end_ms())
+        if back is None:
+            return
+        frames, self._offset_ms = back
+        hold.stop()
+        self._held_before_s += hold.held_s()
+        self._hold = None
+        self._cancel_hold_task()
+        log.info(
+            "relay: the encoder is back on the air after %.1f s of slate (%d of its frames before its keyframe dropped)",
+            hold.held_s(),
+            switch.frames_dropped,
+        )
+        for back_frame in frames:
+            self._note_frame(back_frame)
+            for destination in self.destinations:
+                destination.offer(back_frame)
+        live = self._live
+        if self.settings.fast_lane and live is not None:
+            self.lane = FastLane(
+                live, self.destinations, self._note_frame, self.clock, timestamp_offset_ms=self._offset_ms
+            )
+        self.on_change()
+
+    def _cancel_hold_task(self) -> None:
+        task = self._hold_task
+        self._hold_task = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def on_lost(self, session: PublisherSession) -> None:
+        """An encoder connection has ended. If it was publishing (no deleteStream), its encoder was lost
+        mid-stream: hold the broadcast with the slate, or end it where there is no slate."""
+        if self._live is not session:
+            return
+        if not session.publishing:  # it stopped cleanly (deleteStream) just before the connection ended
+            await self.end_stream(session)
+            return
+        self.settle()
+        self.lane = None
+        session.publishing = False
+        self._live = None
+        self.ingress.stream_ended()
+        if self._hold is not None:  # the encoder that took over was lost before its first keyframe
+            self._hold.switch = None
+            log.warning("relay: the returning encoder was lost before its first keyframe; the slate goes on")
+            return
+        slate = await self._slate_now()
+        if slate is None or self._live is not None:
+            log.warning("relay: the encoder was lost mid-stream; %s: ending the stream", self.note() or "no slate")
+            await self._end_broadcast()
+            return
+        hold = Hold(
+            slate,
+            start_ms=self._continue_at_ms(slate),
+            hold_s=self.settings.hold_s,
+            send=self._send_slate,
+            clock=self.clock,
+        )
+        self._hold = hold
+        self._hold_task = asyncio.create_task(self._run_hold(hold), name="relay-hold")
+        self._tasks.add(self._hold_task)
+        self._hold_task.add_done_callback(self._tasks.discard)
+        log.warning(
+            "relay: the encoder was lost mid-stream: holding the broadcast with the slate (%s) for up to %g s",
+            slate.shape.describe(),
+            self.settings.hold_s,
+        )
+        self.on_change()
+
+    async def _run_hold(self, hold: Hold) -> None:
+        await hold.run()  # cancelled when an encoder takes over, or when the relay closes
+        if self._hold is not hold:
+            return
+        self._held_before_s += hold.held_s()
+        self._hold = None
+        self._hold_task = None
+        pending = self._live
+        if pending is not None:  # back, but no keyframe within the grace: its stream has nowhere to go
+            pending.publishing = False
+            self._live = None
+            self.ingress.stream_ended()
+        log.warning("relay: no encoder came back within relay.hold_s = %g s: ending the stream", self.settings.hold_s)
+        await self._end_broadcast()
+        self.on_change()
 
     def settle(self) -> None:
         """Note the frames the fast lane forwarded (fast_lane.py): before anything reads the relay's figures."""
@@ -229,11 +456,23 @@ class Relay:
             lane.settle()
 
     async def end_stream(self, session: PublisherSession) -> None:
+        """The encoder stopped cleanly (deleteStream): the broadcast ends at once, held or not."""
         if self._live is not session:
             return
+        session.publishing = False
+        hold = self._hold
+        if hold is not None:
+            hold.stop()
+            self._held_before_s += hold.held_s()
+            self._hold = None
+            self._cancel_hold_task()
+            self.on_change()
+        await self._end_broadcast()
+
+    async def _end_broadcast(self) -> None:
         self.settle()
         self.lane = None
-        session.publishing = False
+        self._offset_ms = 0
         self.ingress.stream_ended()
         try:
             await asyncio.gather(*(destination.end_stream() for destination in self.destinations))

@@ -30,6 +30,13 @@ def _check_ca_file(path: Path) -> Path:
     return path
 
 
+def _check_slate_image(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (a PNG or JPEG picture for the slate)")
+    return path
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -89,6 +96,12 @@ class RelaySettings(Section):
     event_loop: Literal["auto", "asyncio"] = Field(
         "auto",
         description="auto: uvloop while the relay runs, where installed (less CPU per frame, ~2 MB more RSS).",
+    )
+    # Disconnect protection (agent/relay/hold.py): an encoder lost without unpublishing leaves the broadcast
+    # held with a "be right back" slate this long; 0 ends the stream at once, as a clean stop does.
+    hold_s: float = Field(120.0, ge=0, le=3600, description="Hold a lost encoder's broadcast with the slate this long.")
+    slate_image: Annotated[Path, AfterValidator(_check_slate_image)] | None = Field(
+        None, description="A picture (PNG, JPEG) for the slate instead of 'BE RIGHT BACK'; scaled to the stream."
     )
     fast_lane: bool = Field(
         True,

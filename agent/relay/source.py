@@ -7,6 +7,7 @@ snapshot and the TUI show, and tries again every `LISTEN_RETRY_S`; the rest of t
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from agent.sources.base import SampleSink, Source
 from agent.supervise import Supervisor
 
 LISTEN_RETRY_S: Final = 10.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +42,10 @@ def _percentile_ms(ordered: list[float], fraction: float) -> float | None:
     if not ordered:
         return None
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 3)
+
+
+def _round_s(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _drops(destination: Destination) -> RelayDrops:
@@ -72,6 +78,8 @@ class RelaySource(Source):
         self._previous: _Reading | None = None
         self._destination_previous: dict[str, tuple[float, int]] = {}
         self._going_nowhere = GoingNowhere(settings.stall_s)
+        self._sink: SampleSink | None = None
+        self.relay.on_change = self._publish_now
 
     @property
     def supervisor(self) -> Supervisor:
@@ -82,7 +90,16 @@ class RelaySource(Source):
     def stale_after_s(self) -> float:
         return max(3 * self.interval_s, LISTEN_RETRY_S + self.interval_s)
 
+    def _publish_now(self) -> None:
+        """The encoder was lost or is back, or a hold ended: a sample now, not at the next beat, so the
+        alert comes within a second (the sample's `holding` asks the agent for a prompt tick)."""
+        if self._sink is not None:
+            self._sink.publish(self.name, self.sample())
+
     async def run(self, sink: SampleSink) -> None:
+        self._sink = sink
+        if self.relay.slate_note is not None:
+            log.warning("relay: %s", self.relay.slate_note)
         while not self.relay.listening:
             try:
                 await self.relay.start()
@@ -115,7 +132,7 @@ class RelaySource(Source):
             fps = round((reading.pictures - previous.pictures) / elapsed, 2)
             dropped_per_s = round((reading.dropped - previous.dropped) / elapsed, 2)
         first = destinations[0]
-        nowhere = self._going_nowhere.observe(ingress.publishing, relay.destinations, now)
+        nowhere = self._going_nowhere.observe(ingress.publishing or relay.holding, relay.destinations, now)
         tcp = first.tcp_info
         drift = ingress.av_drift_ms
         return RelaySample(
@@ -149,7 +166,12 @@ class RelaySource(Source):
             ingest_delivery_rate_bps=float(tcp.delivery_rate_bps) if tcp and tcp.delivery_rate_bps else None,
             publishers_refused_total=ingress.publishers_refused_total,
             connections_dropped_total=ingress.connections_dropped_total,
-            ingest_unreachable=ingress.publishing and primary.state in ("retrying", "rejected", "connecting"),
+            ingest_unreachable=(ingress.publishing or relay.holding)
+            and primary.state in ("retrying", "rejected", "connecting"),
+            holding=relay.holding,
+            hold_remaining_s=_round_s(relay.hold_remaining_s()),
+            held_total_s=round(relay.held_total_s(), 3),
+            slate_note=relay.note(),
             going_nowhere=nowhere is not None,
             going_nowhere_reason=nowhere,
             destinations=destinations,

@@ -32,9 +32,10 @@ def ffmpeg_live(snapshot: HealthSnapshot) -> bool:
 
 
 def relay_live(snapshot: HealthSnapshot) -> bool:
-    """An encoder is publishing to the agent's relay (agent/relay/)."""
+    """An encoder is publishing to the agent's relay (agent/relay/), or the relay holds the broadcast with
+    its slate while the encoder is lost: to the viewers the stream goes on."""
     relay = snapshot.relay
-    return relay is not None and relay.publishing
+    return relay is not None and (relay.publishing or relay.holding)
 
 
 LIVE_INDICATORS: dict[LiveOrigin, LiveIndicator] = {"obs": obs_live, "ffmpeg": ffmpeg_live, "relay": relay_live}

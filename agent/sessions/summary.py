@@ -149,6 +149,8 @@ class SessionAccumulator:
         self.alerts: dict[tuple[str, Severity], int] = {}
         self.encoder_reconnects = 0
         self.relay_failovers = 0
+        self.held_s = 0.0
+        self._held_reading: float | None = None
         self.outage_s = 0.0
         self.longest_outage: TimeSpan | None = None
         self._outage_start: datetime | None = None
@@ -169,6 +171,7 @@ class SessionAccumulator:
         self._first_tick_at = self._first_tick_at or snapshot.taken_at
         self._last_tick_at = snapshot.taken_at
         counts = self._count_frames(snapshot)  # frames are counted at once: they are facts either way
+        self._count_held(snapshot)
         if not live_origins(snapshot):
             self._pending.append((snapshot, *counts))
             if len(self._pending) > MAX_PENDING_TICKS:  # only when rebuilding a log with no end: bounded
@@ -198,6 +201,19 @@ class SessionAccumulator:
             dropped += counters.dropped.total - before[0]
             frames = max(frames, counters.of_frames.total - before[1])
         return dropped, frames
+
+    def _count_held(self, snapshot: HealthSnapshot) -> None:
+        """The relay's held time (per broadcast, back to 0 at the next one), summed over the session. The
+        first reading counts only if it is a hold in progress: an earlier broadcast's is not this session's."""
+        relay = snapshot.relay
+        if relay is None:
+            return
+        value, last = relay.held_total_s, self._held_reading
+        if last is None:
+            self.held_s += value if relay.holding else 0.0
+        else:
+            self.held_s += value - last if value >= last else value
+        self._held_reading = value
 
     def _apply(self, snapshot: HealthSnapshot, dropped: int, frames: int, *, live: bool) -> None:
         at = snapshot.taken_at
@@ -339,6 +355,7 @@ class SessionAccumulator:
             ],
             encoder_reconnects=self.encoder_reconnects,
             relay_failovers=self.relay_failovers,
+            held_s=round(self.held_s, 1),
             rtt_p50_ms=_round(self.rtt_sketch.quantile(0.5), 2),
             rtt_p95_ms=_round(self.rtt_sketch.quantile(0.95), 2),
             jitter_p95_ms=_round(self.jitter_sketch.quantile(0.95), 2),

@@ -20,7 +20,7 @@ from tests.agent.relay.test_relay_nginx import ffmpeg_test_pattern
 
 @contextlib.asynccontextmanager
 async def relay_with_backups(urls: list[str], **settings: object) -> AsyncIterator[Relay]:
-    relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0", **settings}), urls)
+    relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0", "hold_s": 0, **settings}), urls)
     await relay.start()
     try:
         yield relay

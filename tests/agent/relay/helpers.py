@@ -12,7 +12,8 @@ from agent.relay.settings import RelaySettings
 
 @contextlib.asynccontextmanager
 async def running_relay(ingest_url: str, **settings: object) -> AsyncIterator[Relay]:
-    relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0", **settings}), [ingest_url])
+    """Disconnect protection is off (hold_s = 0) unless a test asks for it: a lost encoder ends the stream."""
+    relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0", "hold_s": 0, **settings}), [ingest_url])
     await relay.start()
     try:
         yield relay
