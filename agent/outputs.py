@@ -124,6 +124,7 @@ class Outputs:
         if ship.url is not None:
             from agent.ship.shipper import Shipper  # httpx and the shipper only for agents that ship
 
-            self.shipper = Shipper(ship, directory, self.sequencer.agent_id)
+            sequencer = self.sequencer
+            self.shipper = Shipper(ship, directory, sequencer.agent_id, seq_written=lambda: sequencer.next_seq - 1)
             writer.retention_guard = self.shipper
             self.sinks.append(self.shipper)

@@ -45,6 +45,14 @@ class ShippingState(Contract):
         0, description="Lines deleted by log retention before they were shipped (the hard cap was reached)."
     )
     lines_skipped_total: int = Field(0, description="Torn or unreadable log lines that could not be shipped.")
+    collector_last_seq: int | None = Field(
+        None, description="The highest seq the collector said it holds for this agent (its last acknowledgement)."
+    )
+    collector_ahead_by_seqs: int = Field(
+        0,
+        description="How far collector_last_seq is past every seq this agent has written (0: it is not). Above 0, "
+        "the collector holds records under this agent's id that this agent never sent.",
+    )
 
 
 class IngestAck(Contract):

@@ -5,6 +5,8 @@ that it is committed, and the collector stores each `(agent_id, seq)` once. Unre
 and 429 are retried with a capped, jittered backoff (Retry-After honoured), in order. A 4xx is not
 retried blindly: a refused token waits for a long pause and says why; a batch whose content is refused
 (400 / 422, or 413 down to one line) is kept in `ship-rejected/` with the reason, and shipping goes on.
+A collector that claims seqs this agent never wrote (another agent under this id, forged records) is said
+(`collector_ahead_by_seqs`, an alert), and its word is not taken for where to start: the logs are resent.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from agent.models import IngestAck, ShippingState, ShippingStateName, utc_now
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
 from agent.redact import redact
 from agent.ship.cursor import Cursor, load_cursor, save_cursor
+from agent.ship.sequence import highest_seq_in_logs
 from agent.ship.settings import ShipSettings
-from agent.ship.spool import Batch, LogSpool, Position
+from agent.ship.spool import Batch, LogSpool, Position, line_seq
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,9 @@ class Shipper:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         jitter: Callable[[], float] = random.random,
+        seq_written: Callable[[], int] | None = None,
     ) -> None:
+        """`seq_written`: the highest seq this agent has stamped (default: the highest in its logs)."""
         assert settings.url is not None and settings.token is not None
         self.settings = settings
         self.directory = directory
@@ -54,6 +59,9 @@ class Shipper:
         self.spool = LogSpool(directory)
         self._transport = transport
         self._jitter = jitter
+        self._seq_written = seq_written or (lambda: highest_seq_in_logs(directory))
+        self._collector_last_seq: int | None = None
+        self._collector_ahead_by = 0
         self._acked: Position | None = None
         self._acked_seq: int | None = None
         self._batch_lines = settings.batch_max_lines
@@ -98,6 +106,8 @@ class Shipper:
             batches_set_aside_total=self._set_aside,
             unshipped_lines_deleted_total=self._unshipped_deleted,
             lines_skipped_total=self._skipped,
+            collector_last_seq=self._collector_last_seq,
+            collector_ahead_by_seqs=self._collector_ahead_by,
         )
 
     def may_delete(self, path: Path, total_bytes: int) -> bool:
@@ -185,6 +195,10 @@ class Shipper:
         ack = None
         while ack is None:
             ack = await self._send_until_answered(http, [])
+        if self._collector_ahead_by > 0:
+            self._acked_seq = 0  # its last_seq is not this agent's: resend the logs (it keeps each line once)
+            log.warning("no shipping cursor, and the collector's last seq is not this agent's: resending the logs")
+            return
         self._acked_seq = ack.last_seq or 0
         log.info("no shipping cursor: the collector holds this agent up to seq %d; starting after it", self._acked_seq)
 
@@ -218,6 +232,7 @@ class Shipper:
                     else:
                         self._state, self._connected, self._last_error = "connected", True, None
                         self._last_ack_at = utc_now()
+                        await self._check_last_seq(ack, lines)
                         return ack
                 elif response.status_code == 429 or response.status_code >= 500 or response.status_code == 408:
                     retry_after = _retry_after_s(response)
@@ -228,6 +243,26 @@ class Shipper:
             attempt += 1
             self._retries += 1
             await asyncio.sleep(self._backoff_s(attempt, retry_after))
+
+    async def _check_last_seq(self, ack: IngestAck, lines: list[bytes]) -> None:
+        """Compare the collector's last_seq with what this agent wrote: past it, the records are not ours."""
+        if ack.last_seq == self._collector_last_seq and self._collector_ahead_by == 0:
+            return  # unchanged and fine: the common case costs nothing
+        self._collector_last_seq = ack.last_seq
+        sent = line_seq(lines[-1]) if lines else None
+        if ack.last_seq is None or (sent is not None and ack.last_seq <= sent):
+            self._collector_ahead_by = 0  # up to what this very batch carried: ours
+            return
+        written = await asyncio.to_thread(self._seq_written)
+        ahead_by = max(0, ack.last_seq - written)
+        if ahead_by > 0 and self._collector_ahead_by == 0:
+            log.error(
+                "the collector says it holds this agent's records up to seq %d, but this agent has written only up "
+                "to %d: another agent ships under this agent's id (a copied log folder?) or the records are forged",
+                ack.last_seq,
+                written,
+            )
+        self._collector_ahead_by = ahead_by
 
     def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
         capped = min(self.settings.max_backoff_s, 2.0 ** (attempt - 1))
