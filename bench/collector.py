@@ -35,7 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.collector.helpers import add_tokens
+from tests.collector.helpers import add_agent_tokens, add_tokens
 from tests.peers.postgres import postgres_available, postgres_server
 from tests.peers.wait import free_port, port_open, wait_until
 
@@ -242,11 +242,12 @@ def run_case(
     paced: bool,
     template: str,
 ) -> Result:
-    token = asyncio.run(add_tokens(database_url))[0]
+    # An agent token writes under one agent id: each simulated agent has its own (bound on its first batch).
+    tokens = asyncio.run(add_agent_tokens(database_url, [f"bench-{i:05d}" for i in range(streams)]))
     result = Result(name)
     with collectors(database_url, n_collectors) as running:
         handles = [psutil.Process(process.pid) for _, process in running]
-        agents = [Agent(i, running[i % len(running)][0], token, template) for i in range(streams)]
+        agents = [Agent(i, running[i % len(running)][0], tokens[i], template) for i in range(streams)]
         size_before = database_bytes(database_url)
         cpu_before = sum(h.cpu_times().user + h.cpu_times().system for h in handles)
         database_before = postgres_cpu_s()

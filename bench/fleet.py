@@ -162,7 +162,7 @@ def spread(values: list[float]) -> str:
 SENT = {"records": 0, "failed": 0}
 
 
-async def ship_forever(url: str, token: str, agents: int, batch_s: float, stop: asyncio.Event) -> None:
+async def ship_forever(url: str, tokens: list[str], agents: int, batch_s: float, stop: asyncio.Event) -> None:
     """Each simulated agent: its own keep-alive HTTP/1.1 connection, a batch every `batch_s`, paced.
 
     Raw asyncio streams rather than httpx: one httpx client posting 500 requests a second spends more CPU
@@ -195,7 +195,7 @@ async def ship_forever(url: str, token: str, agents: int, batch_s: float, stop: 
                 lines.append(template.replace("999999999", str(seq), 1).replace("@AT@", at))
             body = gzip.compress("".join(line + "\n" for line in lines).encode(), compresslevel=1)
             head = (
-                f"POST {INGEST_PATH} HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer {token}\r\n"
+                f"POST {INGEST_PATH} HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer {tokens[index]}\r\n"
                 f"{AGENT_ID_HEADER}: bench-{index:04d}\r\n{AGENT_NAME_HEADER}: agent-{index:04d}\r\n"
                 f"Content-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
             )
@@ -242,12 +242,14 @@ async def fleet_states(url: str, token: str) -> str:
 
 
 def run_with_collector(agents: int, seconds: float, size: tuple[int, int], batch_s: float) -> None:
-    from tests.collector.helpers import add_tokens
+    from tests.collector.helpers import add_agent_tokens, add_tokens
     from tests.peers.wait import free_port, port_open, wait_until
 
     with tempfile.TemporaryDirectory() as folder:
         database = f"sqlite:///{folder}/collector.sqlite3"
-        agent_token, reader_token = asyncio.run(add_tokens(database))
+        _, reader_token = asyncio.run(add_tokens(database))
+        # An agent token writes under one agent id: each simulated agent has its own.
+        agent_tokens = asyncio.run(add_agent_tokens(database, [f"bench-{i:04d}" for i in range(agents)]))
         port = free_port()
         command = [sys.executable, "-m", "tui.cli", "collector", "serve", "--database", database, "--port", str(port)]
         collector = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -257,7 +259,7 @@ def run_with_collector(agents: int, seconds: float, size: tuple[int, int], batch
             stop = asyncio.Event()
 
             async def phases() -> None:
-                shipping = asyncio.create_task(ship_forever(url, agent_token, agents, batch_s, stop))
+                shipping = asyncio.create_task(ship_forever(url, agent_tokens, agents, batch_s, stop))
                 await asyncio.sleep(10)  # every agent known, the tracker warmed up
                 before, started, sent = cpu_s(collector.pid), time.monotonic(), SENT["records"]
                 await asyncio.sleep(seconds / 2)

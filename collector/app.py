@@ -28,13 +28,14 @@ from agent.models import ErrorBody, IngestAck
 from agent.models.shipping import INGEST_PATH
 from agent.notify.settings import NotifySettings
 from collector.auth import Authenticator
-from collector.fast_ingest import IngestFastPath, IngestHandler
+from collector.fast_ingest import BODY_DEADLINE_S, IngestFastPath, IngestHandler
 from collector.fleet import FleetTracker
 from collector.fleet_routes import add_fleet_routes
 from collector.ingest import STATE_RANK, BatchError
 from collector.metrics import CollectorMetrics
 from collector.models import AgentView, MinuteView, SessionDetail, SessionView, StoredRecord, WorstState
 from collector.notify import FleetNotifier, watching
+from collector.params import AgentIdPath, AgentQuery, SessionIdPath, TextQuery
 from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
 from collector.views import agent_view, minute_view, session_detail, session_view
@@ -45,7 +46,7 @@ API = "/api/v1"
 PRUNE_EVERY_S = 3600.0
 EVENTS_POLL_S = 1.0
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 408, 409, 413, 415, 422, 503)
 }
 
 
@@ -56,11 +57,12 @@ def create_app(
     rollup_days: float = 400.0,
     events_poll_s: float = EVENTS_POLL_S,
     notify: NotifySettings | None = None,
+    body_deadline_s: float = BODY_DEADLINE_S,
 ) -> ASGIApp:
     """The collector as an ASGI app: the FastAPI app, with the ingest fast path in front."""
     auth = Authenticator(store)
     metrics = CollectorMetrics(store)
-    ingest_handler = IngestHandler(store, auth, metrics)
+    ingest_handler = IngestHandler(store, auth, metrics, body_deadline_s)
     tracker = FleetTracker(store)
     fleet_notifier = FleetNotifier(tracker, notify) if notify is not None and notify.webhooks else None
     metrics.registry.register(FleetExposition(tracker))
@@ -93,6 +95,10 @@ def create_app(
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
         return _error(422, "bad request", problems)
+
+    @app.exception_handler(BatchError)
+    async def batch_error(_: Request, exc: BatchError) -> JSONResponse:
+        return _error(exc.status, _reason(exc.status), exc.detail)
 
     @app.exception_handler(StoreError)
     async def store_error(_: Request, exc: StoreError) -> JSONResponse:
@@ -137,7 +143,7 @@ def create_app(
     )
     async def records(
         request: Request,
-        agent_id: str,
+        agent_id: AgentIdPath,
         after_seq: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[StoredRecord]:
@@ -152,7 +158,7 @@ def create_app(
     )
     async def minutes(
         request: Request,
-        agent_id: str,
+        agent_id: AgentIdPath,
         since: Annotated[datetime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
     ) -> list[MinuteView]:
@@ -164,10 +170,10 @@ def create_app(
     @app.get(f"{API}/sessions", response_model=list[SessionView], responses=ERRORS, summary="Stream sessions")
     async def sessions(
         request: Request,
-        agent: Annotated[str | None, Query(description="Agent id or name")] = None,
+        agent: AgentQuery = None,
         since: Annotated[datetime | None, Query(description="Sessions still running at or after (ISO 8601)")] = None,
         until: Annotated[datetime | None, Query(description="Sessions started at or before (ISO 8601)")] = None,
-        platform: str | None = None,
+        platform: TextQuery = None,
         worst_state: Annotated[WorstState | None, Query(description="Sessions at least this bad")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[SessionView]:
@@ -183,13 +189,20 @@ def create_app(
         responses=ERRORS,
         summary="One session: its summary, alert timeline and metric series",
     )
-    async def session(request: Request, session_id: str) -> SessionDetail:
+    async def session(
+        request: Request,
+        session_id: SessionIdPath,
+        agent: AgentQuery = None,
+    ) -> SessionDetail:
         await auth.require(request, "reader")
-        row = await store.session(session_id)
-        if row is None:
-            raise HTTPException(404, f"no session {session_id!r}")
-        alerts = await store.session_records(session_id, ("alert",), 10_000)
-        ticks = await store.session_records(session_id, ("tick",), 24 * 3600)
+        found = await store.sessions(SessionFilter(agent=agent, session_id=session_id, limit=2))
+        if not found:
+            raise HTTPException(404, f"no session {session_id!r}" + (f" of agent {agent!r}" if agent else ""))
+        if len(found) > 1:
+            raise HTTPException(409, f"several agents hold a session {session_id!r}: add ?agent=ID")
+        row = found[0]
+        alerts = await store.session_records(row.agent_id, session_id, ("alert",), 10_000)
+        ticks = await store.session_records(row.agent_id, session_id, ("tick",), 24 * 3600)
         return session_detail(row, alerts, ticks)
 
     @app.get(f"{API}/events", responses=ERRORS, summary="Server-sent events: an `agent` event when one changes")

@@ -50,6 +50,12 @@ def add_parser(
         "--rollup-days", type=float, default=400.0, help="keep per-minute rollups this many days (default 400)"
     )
     serve.add_argument(
+        "--body-deadline-s",
+        type=float,
+        default=20.0,
+        help="a batch's body must arrive within this many seconds of its headers, else 408 (default 20)",
+    )
+    serve.add_argument(
         "--notify",
         metavar="FILE",
         type=Path,
@@ -63,6 +69,13 @@ def add_parser(
     )
     token.add_argument("name", help="who the token is for: an agent (studio-pc) or a person / dashboard")
     token.add_argument("--reader", action="store_true", help="a read token (API, events, /metrics), not an agent's")
+    token.add_argument(
+        "--agent-id",
+        metavar="ID",
+        default=None,
+        help="the agent this token writes for (its id, in the agent's .streamhealth-agent.json); default: the "
+        "first id it sends, bound for good",
+    )
     token.set_defaults(command=run_token)
 
 
@@ -85,7 +98,13 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     sys.setswitchinterval(0.0005)
     asyncio.run(_check_database(url))  # a clear message now, not a failed start-up inside uvicorn
     store = open_store(url)
-    app = create_app(store, retention_days=args.retention_days, rollup_days=args.rollup_days, notify=notify)
+    app = create_app(
+        store,
+        retention_days=args.retention_days,
+        rollup_days=args.rollup_days,
+        notify=notify,
+        body_deadline_s=args.body_deadline_s,
+    )
     print(
         f"streamhealth collector on http://{args.host}:{args.port} (database {redact_database_url(url)})",
         file=sys.stderr,
@@ -108,19 +127,24 @@ async def _check_database(url: str) -> None:
 
 
 def run_token(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.auth import AGENT_ID
     from collector.store import StoreError, open_store
     from collector.tokens import TokenKind, hash_token, new_token
 
     if not args.name.strip():
         raise ConfigError("the token needs a name")
     kind: TokenKind = "reader" if args.reader else "agent"
+    if args.agent_id is not None and (args.reader or not AGENT_ID.fullmatch(args.agent_id)):
+        raise ConfigError(
+            "--agent-id is an agent's id (1 to 100 letters, digits, '.', '_', ':' or '-') for an agent token"
+        )
     token = new_token(kind)
 
     async def add() -> None:
         store = open_store(args.database or default_database())
         await store.open()
         try:
-            await store.add_token(args.name.strip(), kind, hash_token(token))
+            await store.add_token(args.name.strip(), kind, hash_token(token), args.agent_id)
         finally:
             await store.close()
 

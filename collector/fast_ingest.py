@@ -4,10 +4,14 @@ Ingest is the one hot path (1,000 agents a second). Profiled, FastAPI's routing,
 solving and response classes cost more per batch than reading and storing it, so `IngestFastPath`
 answers `POST /api/v1/ingest` directly and hands every other request to the FastAPI app, which still
 declares the route (OpenAPI) and serves it the same way if the fast path is not in front.
+
+A batch's body must arrive within `body_deadline_s` of its headers: a client trickling bytes holds a
+connection and memory, so it gets a 408 and the connection is closed (uvicorn bounds no body time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,28 +30,40 @@ log = logging.getLogger(__name__)
 
 Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
 _JSON = [(b"content-type", b"application/json")]
+BODY_DEADLINE_S = 20.0  # 16 MiB at 7 Mbit/s; an agent's batch (a few hundred KB at most) takes well under 1 s
 
 
 class IngestHandler:
-    def __init__(self, store: Store, auth: Authenticator, metrics: CollectorMetrics) -> None:
+    def __init__(
+        self, store: Store, auth: Authenticator, metrics: CollectorMetrics, body_deadline_s: float = BODY_DEADLINE_S
+    ) -> None:
         self.store, self.auth, self.metrics = store, auth, metrics
+        self.body_deadline_s = body_deadline_s
 
     async def handle(self, headers: Mapping[str, str], read_body: Callable[[int], Awaitable[bytes]]) -> Reply:
         """Authenticate, read (with a limit), validate, store, and only then acknowledge."""
         started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.body_deadline_s
         try:
-            token = await self.auth.check(headers.get("authorization", ""), "agent")
             agent_id = headers.get(AGENT_ID_HEADER.lower(), "")
-            if not 0 < len(agent_id) <= 100:
+            if not agent_id:
                 raise HTTPException(400, f"the {AGENT_ID_HEADER} header is missing")
+            token = await self.auth.agent(headers.get("authorization", ""), agent_id)
             agent_name = headers.get(AGENT_NAME_HEADER.lower()) or token.name
             try:
-                batch = parse_batch(gunzip(await read_body(MAX_COMPRESSED_BYTES), headers.get("content-encoding")))
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        body = await read_body(MAX_COMPRESSED_BYTES)
+                except TimeoutError:
+                    raise BatchError(
+                        408, "request timeout", f"the batch did not arrive within {self.body_deadline_s:g} s"
+                    ) from None
+                batch = parse_batch(gunzip(body, headers.get("content-encoding")))
+                ack = await self.store.ingest(agent_id, agent_name[:200], token.name, batch)
             except BatchError as exc:
                 self.metrics.rejected(exc.status)
                 log.warning("refused a batch from %s (%s): %s", agent_name[:100], agent_id, exc.detail)
                 raise HTTPException(exc.status, exc.detail) from exc
-            ack = await self.store.ingest(agent_id, agent_name[:200], token.name, batch)
         except HTTPException as exc:
             return _error(exc.status_code, _reason(exc.status_code), str(exc.detail))
         except StoreError as exc:
@@ -67,8 +83,10 @@ class IngestFastPath:
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        body_complete = False
 
         async def read_body(limit: int) -> bytes:
+            nonlocal body_complete
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
@@ -83,10 +101,13 @@ class IngestFastPath:
                     raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
                 chunks.append(chunk)
                 if not message.get("more_body", False):
+                    body_complete = True
                     return b"".join(chunks)
 
         status, body, extra = await self.handler.handle(headers, read_body)
         response_headers = [*extra, (b"content-length", str(len(body)).encode())]
+        if not body_complete:  # answered before the body ended (too slow, too large): the rest is not read
+            response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -159,7 +159,7 @@ class FleetTracker:
                 if row.last_seq is not None:
                     self.followed[row.agent_id].seq = max(self.followed[row.agent_id].seq, row.last_seq)
             starting = [f for f in self.followed.values() if f.session_id is not None and f.session_started_at is None]
-            sessions = await asyncio.gather(*(self.store.session(f.session_id or "") for f in starting))
+            sessions = await asyncio.gather(*(self.store.session(f.agent_id, f.session_id or "") for f in starting))
             for followed, session in zip(starting, sessions, strict=True):
                 followed.session_started_at = session.started_at if session is not None else None
             self.rows = rows

@@ -21,6 +21,7 @@ from agent.models import Alert, AlertRecord, HealthSnapshot, HistorySeries
 from collector.auth import Authenticator
 from collector.fleet import FleetTracker
 from collector.models import FleetView
+from collector.params import AgentIdPath
 from collector.prometheus import target_groups
 from collector.store import Store, StoreError
 
@@ -67,19 +68,19 @@ def add_fleet_routes(
         return snapshot
 
     @app.get(f"{API}/agents/{{agent_id}}/health", response_model=HealthSnapshot, summary="Its latest snapshot")
-    async def agent_health(request: Request, agent_id: str) -> HealthSnapshot:
+    async def agent_health(request: Request, agent_id: AgentIdPath) -> HealthSnapshot:
         await auth.require(request, "reader")
         return await latest(agent_id)
 
     @app.get(f"{API}/agents/{{agent_id}}/events", summary="Its records as the agent's own event stream (SSE)")
-    async def agent_events(request: Request, agent_id: str) -> EventSourceResponse:
+    async def agent_events(request: Request, agent_id: AgentIdPath) -> EventSourceResponse:
         await auth.require(request, "reader")
         first = await latest(agent_id)
         start_seq = tracker.followed[agent_id].seq
         return EventSourceResponse(_forward(store, agent_id, first, start_seq, poll_s), ping=15)
 
     @app.get(f"{API}/agents/{{agent_id}}/alerts", response_model=AlertsView, summary="Its active and cleared alerts")
-    async def agent_alerts(request: Request, agent_id: str) -> AlertsView:
+    async def agent_alerts(request: Request, agent_id: AgentIdPath) -> AlertsView:
         await auth.require(request, "reader")
         snapshot = await latest(agent_id)
         cleared: list[Alert] = []
@@ -96,7 +97,7 @@ def add_fleet_routes(
     @app.get(f"{API}/agents/{{agent_id}}/history", response_model=HistorySeries, summary="One metric from its ticks")
     async def agent_history(
         request: Request,
-        agent_id: str,
+        agent_id: AgentIdPath,
         metric: Annotated[str, Query(pattern=r"^[a-z_]+\.[a-z0-9_]+$", description="e.g. system.cpu_usage_ratio")],
         last_s: Annotated[float, Query(gt=0, le=3600)] = 300,
     ) -> HistorySeries:

@@ -3,12 +3,16 @@
 Sans-I/O: bytes in, a `ParsedBatch` or a `BatchError` (a 4xx naming the line and the reason) out. A batch
 is taken whole or not at all, so a malformed line stores nothing. Records of any type are accepted: the
 collector needs only `seq`, `type`, a time (`at` or a tick's `snapshot.taken_at`) and, when present,
-`session_id`; it keeps each line exactly as the agent wrote it.
+`session_id`; it keeps each line exactly as the agent wrote it. A line the stores or the read API could
+not hold or serve (a NUL in a stored column, a lone surrogate, nesting past MAX_JSON_DEPTH, a number
+JSON cannot carry) is refused here, for that batch alone, before it reaches a transaction shared with others.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +24,11 @@ from collector.models import AlertBrief, SnapshotBrief
 MAX_COMPRESSED_BYTES = 16 * 1024 * 1024
 MAX_BATCH_BYTES = 64 * 1024 * 1024  # after gunzip: a gzip bomb stops here
 MAX_LINES = 10_000
+MAX_JSON_DEPTH = 64  # the agent's records nest 6 deep; the read API parses lines again, deeper in its stack
+MAX_TEXT_CHARS = 200  # type, session_id, platform: short names, not documents
+_LONE_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+# A float that overflows to infinity needs a 3-digit exponent or a run of 300 digits (cheap to look for).
+_HUGE_NUMBER_HINT = re.compile(rb"[eE]\+?0*[1-9][0-9]{2}|[0-9]{300}")
 STATE_RANK = {"ok": 0, "warning": 1, "critical": 2}
 RANK_STATE = {rank: state for state, rank in STATE_RANK.items()}
 
@@ -165,18 +174,26 @@ def _record(number: int, raw_line: bytes) -> _Parsed:
 
     try:
         text = raw_line.decode("utf-8")
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise bad(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad(f"not JSON ({exc})") from exc
     if not isinstance(body, dict):
         raise bad("not a JSON object")
+    problem = _unservable(raw_line, body)
+    if problem is not None:
+        raise bad(problem)
     seq, kind, session_id = body.get("seq"), body.get("type"), body.get("session_id")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 2**63:
         raise bad("no integer seq >= 1")
-    if not isinstance(kind, str) or not 0 < len(kind) <= 100:
-        raise bad("no type")
-    if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= 200):
-        raise bad("session_id must be a short string")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 100 or "\x00" in kind:
+        raise bad("no type (a short string without NUL)")
+    if session_id is not None and not _storable(session_id):
+        raise bad(f"session_id must be a string of 1 to {MAX_TEXT_CHARS} characters without NUL")
+    for name, platform in (("platform", body.get("platform")), ("snapshot.agent.platform", _platform_of(body))):
+        if isinstance(platform, str) and not _storable(platform):
+            raise bad(f"{name} must be 1 to {MAX_TEXT_CHARS} characters without NUL")
     at_text = record_time(body)
     at = None
     if at_text is not None:
@@ -189,6 +206,56 @@ def _record(number: int, raw_line: bytes) -> _Parsed:
     return _Parsed(IngestRecord(seq, kind, at, session_id, text), body)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _platform_of(body: dict[str, Any]) -> Any:
+    return _get(body, "snapshot", "agent", "platform")
+
+
+def _storable(text: object) -> bool:
+    return isinstance(text, str) and 0 < len(text) <= MAX_TEXT_CHARS and "\x00" not in text
+
+
+def _unservable(raw_line: bytes, body: dict[str, Any]) -> str | None:
+    """Why the read API could not serve this line again (None: it can). The walk runs only on a hint."""
+    if raw_line.count(b"{") + raw_line.count(b"[") > MAX_JSON_DEPTH and _deeper_than(body, MAX_JSON_DEPTH):
+        return f"nested deeper than {MAX_JSON_DEPTH} levels"
+    if _LONE_SURROGATE_HINT.search(raw_line):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate (\\ud800-\\udfff) that is no character"
+    if _HUGE_NUMBER_HINT.search(raw_line) and not _all_finite(body):
+        return "a number too large for a float"
+    return None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _all_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return False
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
+
+
 def _session_part(record: IngestRecord, body: dict[str, Any]) -> SessionTouch:
     assert record.session_id is not None
     part = SessionTouch(record.session_id, first_at=record.at, last_at=record.at, records=1)
@@ -196,9 +263,9 @@ def _session_part(record: IngestRecord, body: dict[str, Any]) -> SessionTouch:
     if isinstance(snapshot, dict):
         part.worst_rank = STATE_RANK.get(str(snapshot.get("overall")))
         platform = _get(snapshot, "agent", "platform")
-        part.platform = platform if isinstance(platform, str) else None
+        part.platform = platform if _storable(platform) else None
     platform = body.get("platform")  # session_started and session_summary say it
-    if isinstance(platform, str):
+    if _storable(platform):
         part.platform = platform
     if record.type.endswith("summary"):
         part.summary_line = record.line

@@ -10,6 +10,7 @@ means the batch is in. Lines are kept as text, byte for byte as the agent wrote 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,8 +21,8 @@ import psycopg
 
 from agent.models import IngestAck
 from agent.redact import redact
-from collector.ingest import MinuteRollup, ParsedBatch
-from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow
+from collector.ingest import BatchError, MinuteRollup, ParsedBatch
+from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow, unstorable
 from collector.tokens import TokenKind
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ SCHEMA_LOCK = 7_414_001  # pg_advisory_xact_lock key: collectors starting togeth
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
-    hash text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, created_at timestamptz NOT NULL);
+    hash text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, created_at timestamptz NOT NULL, agent_id text);
 CREATE TABLE IF NOT EXISTS agents (
     agent_id text PRIMARY KEY, name text NOT NULL, token_name text NOT NULL,
     first_seen timestamptz NOT NULL, last_seen timestamptz NOT NULL, records bigint NOT NULL DEFAULT 0,
@@ -44,14 +45,27 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_session ON records (session_id, seq) WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_at ON records USING brin (at);
 CREATE TABLE IF NOT EXISTS sessions (
-    session_id text PRIMARY KEY, agent_id text NOT NULL, started_at timestamptz, ended_at timestamptz,
-    platform text, worst_rank int, records bigint NOT NULL DEFAULT 0, summary_line text);
+    session_id text NOT NULL, agent_id text NOT NULL, started_at timestamptz, ended_at timestamptz,
+    platform text, worst_rank int, records bigint NOT NULL DEFAULT 0, summary_line text,
+    PRIMARY KEY (agent_id, session_id));
 CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started_at);
 CREATE TABLE IF NOT EXISTS minutes (
     agent_id text NOT NULL, minute timestamptz NOT NULL, ticks bigint NOT NULL, worst_rank int,
     cpu_sum double precision NOT NULL, cpu_count bigint NOT NULL,
     bitrate_sum double precision NOT NULL, bitrate_count bigint NOT NULL,
     PRIMARY KEY (agent_id, minute));
+"""
+
+# Databases of earlier collectors: tokens learn their agent, sessions are keyed by agent and session.
+MIGRATE = """
+ALTER TABLE tokens ADD COLUMN IF NOT EXISTS agent_id text;
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_agent ON tokens (agent_id);
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.key_column_usage WHERE table_schema = current_schema()
+                   AND table_name = 'sessions' AND constraint_name = 'sessions_pkey' AND column_name = 'agent_id')
+    THEN ALTER TABLE sessions DROP CONSTRAINT sessions_pkey, ADD PRIMARY KEY (agent_id, session_id);
+    END IF;
+END $$;
 """
 
 UPSERT_MINUTE = """
@@ -90,7 +104,7 @@ ON CONFLICT (agent_id) DO UPDATE SET
 UPSERT_SESSION = """
 INSERT INTO sessions (session_id, agent_id, started_at, ended_at, platform, worst_rank, records, summary_line)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (session_id) DO UPDATE SET
+ON CONFLICT (agent_id, session_id) DO UPDATE SET
     started_at = LEAST(sessions.started_at, excluded.started_at),
     ended_at = GREATEST(sessions.ended_at, excluded.ended_at),
     platform = coalesce(excluded.platform, sessions.platform),
@@ -125,6 +139,7 @@ class PostgresStore:
                     await connection.execute(SCHEMA.format(compression="COMPRESSION lz4"))
             except psycopg.errors.FeatureNotSupported:
                 await connection.execute(SCHEMA.format(compression=""))
+            await connection.execute(MIGRATE)
 
     async def close(self) -> None:
         for writer in self._writers:
@@ -150,6 +165,11 @@ class PostgresStore:
             connection = await self._idle.get()
         try:
             yield connection
+        except (psycopg.DataError, UnicodeError) as exc:
+            # The values' fault (a NUL, a lone surrogate, a number out of range), not the database's: the
+            # connection is fine, and the caller's batch alone is refused (400).
+            self._idle.put_nowait(connection)
+            raise unstorable(exc) from exc
         except psycopg.Error as exc:
             if connection.broken or connection.closed:
                 self._opened -= 1
@@ -187,6 +207,18 @@ class PostgresStore:
                 records += len(group[-1][0][3].records)
             try:
                 acks = await self._commit_group([args for args, _ in group])
+            except BatchError:
+                # One batch the database cannot hold: commit each alone, so only that one is refused.
+                for args, future in group:
+                    try:
+                        ack = (await self._commit_group([args]))[0]
+                    except (BatchError, StoreError) as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(ack)
+                continue
             except StoreError as exc:
                 for _, future in group:
                     if not future.done():
@@ -286,7 +318,7 @@ class PostgresStore:
             async with connection.cursor() as many:  # executemany pipelines: one round trip, not one per agent
                 await many.executemany(UPSERT_AGENT, agent_rows)
                 if session_rows:
-                    session_rows.sort(key=lambda row: str(row[0]))
+                    session_rows.sort(key=lambda row: (str(row[1]), str(row[0])))
                     await many.executemany(UPSERT_SESSION, session_rows)
                 if minute_rows:
                     minute_rows.sort(key=lambda row: (row[0], row[1]))
@@ -300,14 +332,25 @@ class PostgresStore:
             for (agent_id, _, _, batch), fresh in zip(group, mine, strict=True)
         ]
 
-    async def add_token(self, name: str, kind: TokenKind, token_hash: str) -> None:
+    async def add_token(self, name: str, kind: TokenKind, token_hash: str, agent_id: str | None = None) -> None:
         await self._rows(
-            "INSERT INTO tokens (hash, name, kind, created_at) VALUES (%s, %s, %s, now())", (token_hash, name, kind)
+            "INSERT INTO tokens (hash, name, kind, created_at, agent_id) VALUES (%s, %s, %s, now(), %s)",
+            (token_hash, name, kind, agent_id),
         )
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
-        rows = await self._rows("SELECT name, kind FROM tokens WHERE hash = %s", (token_hash,))
-        return TokenRow(rows[0][0], rows[0][1]) if rows else None
+        rows = await self._rows("SELECT name, kind, agent_id FROM tokens WHERE hash = %s", (token_hash,))
+        return TokenRow(*rows[0]) if rows else None
+
+    async def bind_token(self, token_hash: str, agent_id: str) -> TokenRow | None:
+        async with self._connection() as connection:
+            # The unique index on agent_id makes it first come, first served across collectors.
+            with contextlib.suppress(psycopg.errors.UniqueViolation):
+                await connection.execute(
+                    "UPDATE tokens SET agent_id = %s WHERE hash = %s AND kind = 'agent' AND agent_id IS NULL",
+                    (agent_id, token_hash),
+                )
+        return await self.find_token(token_hash)
 
     async def agents(self) -> list[AgentRow]:
         rows = await self._rows(
@@ -341,17 +384,23 @@ class PostgresStore:
         if where.worst_state_rank is not None:
             clauses.append("s.worst_rank >= %s")
             params.append(where.worst_state_rank)
+        if where.session_id is not None:
+            clauses.append("s.session_id = %s")
+            params.append(where.session_id)
         sql = f"SELECT {SESSION_COLUMNS} WHERE {' AND '.join(clauses)} ORDER BY s.started_at DESC NULLS LAST LIMIT %s"
         return [SessionRow(*r) for r in await self._rows(sql, (*params, where.limit))]
 
-    async def session(self, session_id: str) -> SessionRow | None:
-        rows = await self._rows(f"SELECT {SESSION_COLUMNS} WHERE s.session_id = %s", (session_id,))
+    async def session(self, agent_id: str, session_id: str) -> SessionRow | None:
+        rows = await self._rows(
+            f"SELECT {SESSION_COLUMNS} WHERE s.agent_id = %s AND s.session_id = %s", (agent_id, session_id)
+        )
         return SessionRow(*rows[0]) if rows else None
 
-    async def session_records(self, session_id: str, types: tuple[str, ...], limit: int) -> list[str]:
+    async def session_records(self, agent_id: str, session_id: str, types: tuple[str, ...], limit: int) -> list[str]:
         rows = await self._rows(
-            "SELECT line FROM records WHERE session_id = %s AND type = ANY(%s) ORDER BY at, seq LIMIT %s",
-            (session_id, list(types), limit),
+            "SELECT line FROM records WHERE session_id = %s AND agent_id = %s AND type = ANY(%s) "
+            "ORDER BY at, seq LIMIT %s",
+            (session_id, agent_id, list(types), limit),
         )
         return [str(r[0]) for r in rows]
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from agent.models import IngestAck
 from collector.ingest import MinuteRollup, ParsedBatch
-from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow
+from collector.store.base import AgentRow, SessionFilter, SessionRow, StoreError, TokenRow, unstorable
 from collector.tokens import TokenKind
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,21 @@ T = TypeVar("T")
 GROUP_MAX_BATCHES = 512
 GROUP_MAX_RECORDS = 5000
 CHECKPOINT_EVERY_S = 1.0
+# What sqlite3 raises for a value it cannot hold (a lone surrogate, an integer past 64 bits, a huge string):
+# the batch's fault, so a 400 for it alone. Ingest validation refuses these first; this is the backstop.
+UNSTORABLE = (UnicodeError, OverflowError, sqlite3.DataError)
 
-SCHEMA = """
+SESSIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT NOT NULL, agent_id TEXT NOT NULL, started_at REAL, ended_at REAL, platform TEXT,
+    worst_rank INTEGER, records INTEGER NOT NULL DEFAULT 0, summary_line TEXT, PRIMARY KEY (agent_id, session_id));
+CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started_at);
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created_at REAL NOT NULL);
+    hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created_at REAL NOT NULL, agent_id TEXT);
 CREATE TABLE IF NOT EXISTS agents (
     agent_id TEXT PRIMARY KEY, name TEXT NOT NULL, token_name TEXT NOT NULL,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, records INTEGER NOT NULL DEFAULT 0,
@@ -43,15 +54,13 @@ CREATE TABLE IF NOT EXISTS records (
     line TEXT NOT NULL, PRIMARY KEY (agent_id, seq));
 CREATE INDEX IF NOT EXISTS records_session ON records (session_id, seq) WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_at ON records (at);
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, started_at REAL, ended_at REAL, platform TEXT,
-    worst_rank INTEGER, records INTEGER NOT NULL DEFAULT 0, summary_line TEXT);
-CREATE INDEX IF NOT EXISTS sessions_agent ON sessions (agent_id, started_at);
 CREATE TABLE IF NOT EXISTS minutes (
     agent_id TEXT NOT NULL, minute REAL NOT NULL, ticks INTEGER NOT NULL, worst_rank INTEGER,
     cpu_sum REAL NOT NULL, cpu_count INTEGER NOT NULL, bitrate_sum REAL NOT NULL, bitrate_count INTEGER NOT NULL,
     PRIMARY KEY (agent_id, minute));
 """
+    + SESSIONS_TABLE
+)
 
 UPSERT_MINUTE = """
 INSERT INTO minutes (agent_id, minute, ticks, worst_rank, cpu_sum, cpu_count, bitrate_sum, bitrate_count)
@@ -84,7 +93,7 @@ ON CONFLICT (agent_id) DO UPDATE SET
 UPSERT_SESSION = """
 INSERT INTO sessions (session_id, agent_id, started_at, ended_at, platform, worst_rank, records, summary_line)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (session_id) DO UPDATE SET
+ON CONFLICT (agent_id, session_id) DO UPDATE SET
     started_at = min(coalesce(sessions.started_at, excluded.started_at), coalesce(excluded.started_at, sessions.started_at)),
     ended_at = max(coalesce(sessions.ended_at, excluded.ended_at), coalesce(excluded.ended_at, sessions.ended_at)),
     platform = coalesce(excluded.platform, sessions.platform),
@@ -104,6 +113,27 @@ def _epoch(at: datetime | None) -> float | None:
 
 def _time(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Databases of earlier collectors: tokens learn their agent, sessions are keyed by agent and session."""
+    if "agent_id" not in {row[1] for row in connection.execute("PRAGMA table_info(tokens)")}:
+        connection.execute("ALTER TABLE tokens ADD COLUMN agent_id TEXT")
+    connection.execute("CREATE UNIQUE INDEX IF NOT EXISTS tokens_agent ON tokens (agent_id)")
+    keyed = {row[1] for row in connection.execute("PRAGMA table_info(sessions)") if row[5] > 0}
+    if keyed == {"session_id"}:
+        connection.executescript(
+            f"""
+            BEGIN IMMEDIATE;
+            ALTER TABLE sessions RENAME TO sessions_before_agent_key;
+            DROP INDEX IF EXISTS sessions_agent;
+            {SESSIONS_TABLE}
+            INSERT INTO sessions SELECT session_id, agent_id, started_at, ended_at, platform, worst_rank, records,
+                summary_line FROM sessions_before_agent_key;
+            DROP TABLE sessions_before_agent_key;
+            COMMIT;
+            """
+        )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -134,6 +164,7 @@ class SqliteStore:
         def setup() -> None:
             connection = _connect(self.path)
             connection.executescript(SCHEMA)
+            _migrate(connection)
             self._read_connection = connection
 
         await self._read(setup)
@@ -193,13 +224,13 @@ class SqliteStore:
         work = asyncio.get_running_loop().run_in_executor(self._writer, self._commit_all, [args for args, _ in group])
         work.add_done_callback(lambda done: self._committed(group, done))
 
-    def _committed(self, group: list[Pending], done: asyncio.Future[list[IngestAck | StoreError]]) -> None:
+    def _committed(self, group: list[Pending], done: asyncio.Future[list[IngestAck | Exception]]) -> None:
         self._committing = False
-        outcomes: list[IngestAck | StoreError]
+        outcomes: list[IngestAck | Exception]
         try:
             outcomes = done.result()
         except Exception as exc:  # the writer itself failed: every waiting request still gets an answer
-            outcomes = [StoreError(f"the database failed: {exc}")] * len(group)
+            outcomes = [StoreError(f"the database failed: {exc}") for _ in group]
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if future.done():
                 continue  # the client went away; its batch is stored anyway
@@ -210,9 +241,9 @@ class SqliteStore:
         if self._pending:
             self._flush()
 
-    def _commit_all(self, group: list[Batch]) -> list[IngestAck | StoreError]:
+    def _commit_all(self, group: list[Batch]) -> list[IngestAck | Exception]:
         """In the writer thread: transactions of at most GROUP_MAX_BATCHES batches / GROUP_MAX_RECORDS records."""
-        outcomes: list[IngestAck | StoreError] = []
+        outcomes: list[IngestAck | Exception] = []
         chunk: list[Batch] = []
         records = 0
         for args in group:
@@ -225,18 +256,21 @@ class SqliteStore:
             outcomes += self._commit_group(chunk)
         return outcomes
 
-    def _commit_group(self, group: list[Batch]) -> list[IngestAck | StoreError]:
+    def _commit_group(self, group: list[Batch]) -> list[IngestAck | Exception]:
         connection = self._write_connection
         assert connection is not None
         try:
             connection.execute("BEGIN IMMEDIATE")
-            acks: list[IngestAck | StoreError] = [self._ingest_one(connection, *args) for args in group]
+            acks: list[IngestAck | Exception] = [self._ingest_one(connection, *args) for args in group]
             connection.execute("COMMIT")  # synchronous=FULL: on disk before any of these is answered
         except Exception as exc:  # a database error or a bug: every waiting request gets an answer
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             if len(group) > 1:  # find the one batch that fails; the others still go in
                 return [outcome for one in group for outcome in self._commit_group([one])]
+            if isinstance(exc, UNSTORABLE):  # this batch's content, not the database: a 400, not retried
+                log.warning("refused a batch the database cannot hold: %s", exc)
+                return [unstorable(exc)]
             log.error("cannot store a batch: %s", exc)
             return [StoreError(f"the database refused the batch: {exc}")]
         return acks
@@ -314,17 +348,31 @@ class SqliteStore:
         assert self._read_connection is not None
         return self._read_connection.execute(sql, params).fetchall()
 
-    async def add_token(self, name: str, kind: TokenKind, token_hash: str) -> None:
+    async def add_token(self, name: str, kind: TokenKind, token_hash: str, agent_id: str | None = None) -> None:
         await self._read(
             lambda: self._query(
-                "INSERT INTO tokens (hash, name, kind, created_at) VALUES (?, ?, ?, ?)",
-                (token_hash, name, kind, datetime.now(UTC).timestamp()),
+                "INSERT INTO tokens (hash, name, kind, created_at, agent_id) VALUES (?, ?, ?, ?, ?)",
+                (token_hash, name, kind, datetime.now(UTC).timestamp(), agent_id),
             )
         )
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
-        rows = await self._read(lambda: self._query("SELECT name, kind FROM tokens WHERE hash = ?", (token_hash,)))
-        return TokenRow(rows[0][0], rows[0][1]) if rows else None
+        rows = await self._read(
+            lambda: self._query("SELECT name, kind, agent_id FROM tokens WHERE hash = ?", (token_hash,))
+        )
+        return TokenRow(*rows[0]) if rows else None
+
+    async def bind_token(self, token_hash: str, agent_id: str) -> TokenRow | None:
+        def bind() -> None:
+            # The unique index on agent_id makes it first come, first served across collectors too.
+            with contextlib.suppress(sqlite3.IntegrityError):
+                self._query(
+                    "UPDATE tokens SET agent_id = ? WHERE hash = ? AND kind = 'agent' AND agent_id IS NULL",
+                    (agent_id, token_hash),
+                )
+
+        await self._read(bind)
+        return await self.find_token(token_hash)
 
     async def agents(self) -> list[AgentRow]:
         rows = await self._read(
@@ -374,22 +422,28 @@ class SqliteStore:
         if where.worst_state_rank is not None:
             clauses.append("s.worst_rank >= ?")
             params.append(where.worst_state_rank)
+        if where.session_id is not None:
+            clauses.append("s.session_id = ?")
+            params.append(where.session_id)
         sql = f"SELECT {self._SESSION_COLUMNS} WHERE {' AND '.join(clauses)} ORDER BY s.started_at DESC LIMIT ?"
         rows = await self._read(lambda: self._query(sql, (*params, where.limit)))
         return [self._session_row(r) for r in rows]
 
-    async def session(self, session_id: str) -> SessionRow | None:
+    async def session(self, agent_id: str, session_id: str) -> SessionRow | None:
         rows = await self._read(
-            lambda: self._query(f"SELECT {self._SESSION_COLUMNS} WHERE s.session_id = ?", (session_id,))
+            lambda: self._query(
+                f"SELECT {self._SESSION_COLUMNS} WHERE s.agent_id = ? AND s.session_id = ?", (agent_id, session_id)
+            )
         )
         return self._session_row(rows[0]) if rows else None
 
-    async def session_records(self, session_id: str, types: tuple[str, ...], limit: int) -> list[str]:
+    async def session_records(self, agent_id: str, session_id: str, types: tuple[str, ...], limit: int) -> list[str]:
         marks = ", ".join("?" for _ in types)
         rows = await self._read(
             lambda: self._query(
-                f"SELECT line FROM records WHERE session_id = ? AND type IN ({marks}) ORDER BY at, seq LIMIT ?",
-                (session_id, *types, limit),
+                f"SELECT line FROM records WHERE session_id = ? AND agent_id = ? AND type IN ({marks}) "
+                "ORDER BY at, seq LIMIT ?",
+                (session_id, agent_id, *types, limit),
             )
         )
         return [str(r[0]) for r in rows]

@@ -165,7 +165,7 @@ async def test_retention_drops_old_raw_records_and_keeps_sessions(database_url: 
     try:
         assert await store.prune(T0 + timedelta(days=30)) == 2
         assert [seq for seq, _ in await store.records("agent-a", 0, 10)] == [10_000_000]
-        session = await store.session("s1")
+        session = await store.session("agent-a", "s1")
         assert session is not None and session.summary_line is not None
         everything = (T0 - timedelta(days=1), T0 + timedelta(days=365))
         assert len(await store.minutes("agent-a", *everything)) == 2  # rollups outlive raw records

@@ -22,7 +22,7 @@ import pytest
 
 from agent.ship.sequence import IDENTITY_FILE
 from agent.ship.spool import LogSpool, line_seq
-from tests.collector.helpers import add_tokens
+from tests.collector.helpers import add_agent_tokens, add_tokens
 from tests.peers.balancer import balancer
 from tests.peers.restartable import Process
 from tests.peers.wait import free_port, wait_until
@@ -112,7 +112,8 @@ async def test_the_collector_holds_exactly_what_the_agents_logged_through_restar
     else:
         database_cm = request.getfixturevalue("postgres").database()
     with database_cm as database_url, processes() as running:
-        agent_token, reader_token = await add_tokens(database_url)
+        _, reader_token = await add_tokens(database_url)
+        tokens = dict(zip(("studio", "van"), await add_agent_tokens(database_url, ["studio", "van"]), strict=True))
         collectors = [
             collector_process(database_url, tmp_path, f"collector-{i}")
             for i in range(2 if store == "postgresql" else 1)
@@ -122,7 +123,7 @@ async def test_the_collector_holds_exactly_what_the_agents_logged_through_restar
             collector.start()
         with balancer([("127.0.0.1", c.port) for c in collectors if c.port]) as front:
             url = f"http://127.0.0.1:{front.port}"
-            agents = {name: agent_process(tmp_path, name, url, agent_token) for name in ("studio", "van")}
+            agents = {name: agent_process(tmp_path, name, url, tokens[name]) for name in ("studio", "van")}
             for agent in agents.values():
                 running.append(agent)
                 agent.start()

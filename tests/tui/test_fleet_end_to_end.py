@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.collector.helpers import add_tokens
+from tests.collector.helpers import add_agent_tokens, add_tokens
 from tests.peers.restartable import Process
 from tests.peers.wait import async_wait_until, free_port, port_open, wait_until
 from tui.fleet_app import AgentLiveScreen, build_fleet_app
@@ -69,7 +69,10 @@ async def test_the_fleet_view_follows_real_agents_through_a_real_collector(
     tmp_path: Path, children: list[Process]
 ) -> None:
     database = f"sqlite:///{tmp_path / 'collector.sqlite3'}"
-    agent_token, reader_token = await add_tokens(database)
+    _, reader_token = await add_tokens(database)
+    tokens = dict(
+        zip(("studio-a", "studio-b"), await add_agent_tokens(database, ["studio-a", "studio-b"]), strict=True)
+    )
     port = free_port()
     collector = Process(
         [sys.executable, "-m", "tui.cli", "collector", "serve", "--database", database, "--port", str(port)],
@@ -80,7 +83,7 @@ async def test_the_fleet_view_follows_real_agents_through_a_real_collector(
     collector.start()
     wait_until(lambda: port_open("127.0.0.1", port), 30, "the collector's port")
     url = f"http://127.0.0.1:{port}"
-    agents = {name: agent(tmp_path, name, url, agent_token) for name in ("studio-a", "studio-b")}
+    agents = {name: agent(tmp_path, name, url, tokens[name]) for name in ("studio-a", "studio-b")}
     for child in agents.values():
         children.append(child)
         child.start()
