@@ -143,7 +143,7 @@ class FfmpegSourceSettings(Section):
     progress_file: ExpandedPath | None = None
     http_endpoint: bool = True
     window_s: float = Field(10.0, gt=0, le=600)
-    file_poll_interval_s: float = Field(0.5, ge=0.1, le=60)
+    file_poll_interval_s: float = Field(0.5, ge=0.05, le=60)
     stale_after_s: float = Field(5.0, gt=0, le=600)
 
 

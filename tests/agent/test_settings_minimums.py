@@ -22,7 +22,7 @@ from agent.settings import load_settings
         ("sources.uplink", "discover_interval_s", 0.2),
         ("sources.obs", "poll_interval_s", 0.1),
         ("sources.obs", "fast_poll_interval_s", 0.1),
-        ("sources.ffmpeg", "file_poll_interval_s", 0.1),
+        ("sources.ffmpeg", "file_poll_interval_s", 0.05),
     ],
 )
 def test_an_interval_below_its_floor_is_refused_naming_the_field(
