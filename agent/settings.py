@@ -1,27 +1,39 @@
-"""The settings tree (pydantic models): the only place that reads configuration files and env vars.
+"""The settings tree (pydantic-settings): the only place that reads configuration files and env vars.
 
-Layers, lowest first: model defaults < `configs/default.toml` shipped with the package < the user's
-file (`--config`, `STREAMHEALTH_CONFIG`, or the platform config folder) < `STREAMHEALTH_*` environment
-variables (`__` between levels: `STREAMHEALTH_API__PORT=9000`). A bad value anywhere becomes one
-`ConfigError` naming where it came from (file or variable), the field path and the reason.
+Layers, lowest first: model defaults < `configs/default.toml` shipped with the package < the relay's
+ingest file (`streamhealth relay point-obs`) < the user's file (`--config`, `STREAMHEALTH_CONFIG`, or the
+platform config folder) < `STREAMHEALTH_*` environment variables (`__` between levels:
+`STREAMHEALTH_API__PORT=9000`; lists and tables as JSON). pydantic-settings reads and merges them (its
+TOML and environment sources); a bad value anywhere becomes one `ConfigError` naming where it came from
+(file or variable), the field path and the reason (agent/settings_errors.py).
 """
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import json
 import logging
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
-from agent import paths, settings_env
-from agent.env_layer import env_layer
+from agent import paths, settings_errors
 from agent.errors import ConfigError
 from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
@@ -217,8 +229,24 @@ class SessionsSettings(Section):
     gap_s: float = Field(30.0, ge=0, le=3600)
 
 
-class Settings(Section):
-    """Every setting. Built by `load_settings` from the defaults, the TOML files and the environment."""
+@dataclass(frozen=True)
+class _Layers:
+    """What one `load_settings` call reads: its TOML files as read (lowest first) and its environment."""
+
+    files: list[tuple[Path, dict[str, Any]]]
+    environ: Mapping[str, str]
+
+
+_LOADING: contextvars.ContextVar[_Layers | None] = contextvars.ContextVar("settings_layers", default=None)
+
+
+class Settings(BaseSettings):
+    """Every setting. Built by `load_settings` from the defaults, the TOML files and the environment;
+    `Settings()` alone is the defaults (no file, no variable), for code and tests that want them."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False
+    )
 
     api: ApiSettings = Field(default_factory=ApiSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
@@ -234,19 +262,45 @@ class Settings(Section):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        layers = _LOADING.get()
+        if layers is None:
+            return (init_settings,)
+        files = [TomlFile(settings_cls, path, contents) for path, contents in reversed(layers.files)]
+        return (init_settings, Environment(settings_cls, layers.environ), *files)
+
+
+class Environment(EnvSettingsSource):
+    """The `STREAMHEALTH_*` variables of a given mapping (os.environ in use; tests pass their own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class TomlFile(TomlConfigSettingsSource):
+    """One TOML file, as `read_toml` read it (bounded in size, a broken file named in its error)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, contents: dict[str, Any]) -> None:
+        self._contents = contents
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return self._contents
+
 
 # --- loading -------------------------------------------------------------------------------------
-
-
-def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
-    for key, value in layer.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        elif isinstance(value, Mapping):
-            into[key] = {}
-            _deep_merge(into[key], value)
-        else:
-            into[key] = value
 
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few KB; 1 MB bounds what parsing one can cost
@@ -293,31 +347,31 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
     The rules these settings name are checked by `agent.configuration.load_configuration`, which the
     commands use: the rule engine reads settings, so settings must not import it.
     """
-    default_file = paths.shipped_configs_dir() / "default.toml"
-    user_file = user_config_path(config_path, environ)
-    layers: list[tuple[str, dict[str, Any]]] = [(str(default_file), read_toml(default_file))]
+    environ = os.environ if environ is None else environ
+    files = [paths.shipped_configs_dir() / "default.toml"]
     relay_ingest = paths.relay_ingest_file()
     if relay_ingest.is_file():  # written by `streamhealth relay point-obs`
-        layers.append((str(relay_ingest), read_toml(relay_ingest)))
+        files.append(relay_ingest)
+    user_file = user_config_path(config_path, environ)
     if user_file is not None:
-        layers.append((str(user_file), read_toml(user_file)))
-
-    _register_raw_secrets(layers, os.environ if environ is None else environ)
-    environ = os.environ if environ is None else environ
-    merged: dict[str, Any] = {}
-    for _, layer in layers:
-        _deep_merge(merged, layer)
+        files.append(user_file)
+    contents = [(path, read_toml(path)) for path in files]  # a broken file: its own error, naming it
+    layers: settings_errors.Layers = [(str(path), data) for path, data in contents]
+    _register_raw_secrets(layers, environ)
+    token = _LOADING.set(_Layers(contents, environ))
     try:
-        _deep_merge(merged, env_layer(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER))
-    except ConfigError as exc:
-        explained = settings_env.explain_parse_error(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER)
+        settings = Settings()
+    except SettingsError as exc:  # a list or table variable that is not JSON
+        explained = settings_errors.explain_json_error(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER)
         raise ConfigError(redact(explained or str(exc))) from None
-    try:
-        settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe_validation_error(exc, layers, environ)) from None
+        raise ConfigError(
+            settings_errors.describe_validation_error(exc, layers, environ, ENV_PREFIX, ENV_NESTED_DELIMITER)
+        ) from None
+    finally:
+        _LOADING.reset(token)
     _register_settings_secrets(settings)
-    for warning in settings_env.unknown_variable_warnings(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER):
+    for warning in settings_errors.unknown_variable_warnings(Settings, environ, ENV_PREFIX, ENV_NESTED_DELIMITER):
         log.warning("%s", warning)
     return settings
 
@@ -349,7 +403,7 @@ _SECRET_KEYS = frozenset({"token", "password"})
 _URL_KEYS = frozenset({"primary", "backups", "rtmp_url"})
 
 
-def _register_raw_secrets(layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> None:
+def _register_raw_secrets(layers: settings_errors.Layers, environ: Mapping[str, str]) -> None:
     """Register the secrets as written, before validation: an error message about another field may
     quote the same value (a token pasted into the wrong setting), and must not print it."""
 
@@ -378,46 +432,3 @@ def _register_raw_secrets(layers: list[tuple[str, dict[str, Any]]], environ: Map
                 continue
         else:
             visit(key, value)
-
-
-def _describe_validation_error(
-    exc: ValidationError, layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str] | None
-) -> str:
-    environ = os.environ if environ is None else environ
-    lines = ["invalid configuration:"]
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
-        field = ".".join(loc) or "(top level)"
-        origin = _origin_of(loc, layers, environ)
-        reason = error["msg"]
-        if error["type"] == "extra_forbidden":
-            reason = "unknown setting (check the spelling; configs/default.toml lists every setting)"
-        elif "input" in error and error["type"] != "missing" and not _is_secret_field(loc):
-            shown = redact(repr(error["input"]))
-            reason = f"{reason} (got {shown[:80]})"
-        lines.append(f"  {origin}: {field}: {redact(reason)}")
-    return "\n".join(lines)
-
-
-def _is_secret_field(loc: list[str]) -> bool:
-    # Ingest URLs carry the stream key, possibly in a form `redact` cannot recognise (a mistyped scheme).
-    return bool(
-        set(loc) & {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url", "webhooks", "url"}
-    )
-
-
-def _origin_of(loc: list[str], layers: list[tuple[str, dict[str, Any]]], environ: Mapping[str, str]) -> str:
-    env_names = {name.upper(): name for name in environ}
-    for depth in range(len(loc), 0, -1):
-        candidate = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
-        if candidate in env_names:
-            return f"environment variable {env_names[candidate]}"
-    for file_name, layer in reversed(layers):
-        node: Any = layer
-        for part in loc:
-            if not isinstance(node, Mapping) or part not in node:
-                break
-            node = node[part]
-        else:
-            return str(file_name)
-    return "settings"
