@@ -43,7 +43,9 @@ _SAMPLE_ROOTS: dict[str, type[BaseModel]] = {
     "uplink": UplinkSample,
     "relay": RelaySample,
 }
-MESSAGE_ROOTS = frozenset({*_SAMPLE_ROOTS, "derived", "sources", "value", "threshold", "severity", "stream", "preset"})
+MESSAGE_ROOTS = frozenset(
+    {*_SAMPLE_ROOTS, "derived", "sources", "value", "threshold", "severity", "stream", "preset", "upload_capacity"}
+)
 
 
 class RuleSpec(BaseModel):
@@ -62,8 +64,14 @@ class RuleSpec(BaseModel):
     )
     values: list[str] = Field(default_factory=list, description="For in / not_in: the values compared with.")
     for_s: float = Field(0.0, ge=0, le=3600, description="The condition must hold this long before the alert.")
-    clear: float | None = Field(None, description="Hysteresis: the value must be back past this to clear.")
-    clear_for_s: float | None = Field(None, ge=0, le=3600, description="...for this long. Default: max(for_s, 5).")
+    clear: float | None = Field(
+        None,
+        description="Accepted for older rule files, not used: an alert clears once the value has stayed on the "
+        "healthy side of its threshold for clear_for_s (it never shows a value on that side).",
+    )
+    clear_for_s: float | None = Field(
+        None, ge=0, le=3600, description="How long the value must stay healthy to clear. Default: max(for_s, 5)."
+    )
     trend_window_s: float | None = Field(None, gt=0, le=3600, description="Compare the slope over this window.")
     trend_min_value: float | None = Field(None, description="Trend rules: ignore slopes while the value is below this.")
     when: list[str] = Field(
@@ -71,6 +79,9 @@ class RuleSpec(BaseModel):
     )
     unless: list[str] = Field(default_factory=list, description="Metrics that must be false / zero / absent.")
     message: str
+    detail: str | None = Field(
+        None, description="Appended to the message when all its figures are known (an error text, a rate...)."
+    )
     suggest: list[str] | None = Field(None, description="Playbook entries; default: the playbook's plan for the kind.")
     enabled: bool = True
 
@@ -95,9 +106,10 @@ class RuleSpec(BaseModel):
                 raise ValueError(f"a {self.comparison} rule needs `values`")
         if self.trend_window_s is not None and self.metric.split(".")[0] in ("sources", "bandwidth"):
             raise ValueError("a trend rule needs a metric with history (<source>.<field> or derived.<name>)")
-        problem = template_problem(self.message)
-        if problem:
-            raise ValueError(f"message: {problem}")
+        for name, template in (("message", self.message), ("detail", self.detail or "")):
+            problem = template_problem(template)
+            if problem:
+                raise ValueError(f"{name}: {problem}")
         return self
 
     def _check_thresholds(self) -> None:
@@ -118,10 +130,6 @@ class RuleSpec(BaseModel):
             raise ValueError(
                 f"clear ({self.clear:g}) must be {side} the first threshold ({first:g}): it is the hysteresis"
             )
-
-    @property
-    def clear_threshold(self) -> float | None:
-        return self.clear if self.clear is not None else (self.warning if self.warning is not None else self.critical)
 
     @property
     def clear_duration_s(self) -> float:

@@ -1,17 +1,20 @@
-"""The rule engine: thresholds, durations, hysteresis and trends over the snapshots, as alerts.
+"""The rule engine: thresholds, durations and trends over the snapshots, as alerts.
 
-Each rule (configs/rules.toml, see config.py) is evaluated once per tick. An alert is raised only
-after its condition has held for `for_s`, is then updated in place (never raised again while active),
-escalates or de-escalates only after the new severity has held for its duration, and clears only
-after the value has been back past the clear threshold (hysteresis) for `clear_for_s`. Trend rules
-compare the slope of the metric's recent history instead of its value, so they speak while things
-get worse, before frames are dropped. Times are the snapshots' own (`taken_at`), so the engine is
-deterministic under test.
+Each rule (configs/rules.toml, see config.py) is evaluated once per tick. An alert is raised only after its
+condition has held for `for_s`, is then updated in place (never raised again while active), escalates after
+the critical condition has held for `for_s`, and de-escalates or clears once the value has stayed on the
+healthy side of the threshold for `clear_for_s`. While active, the alert shows the worst moment of that last
+`clear_for_s` (its value, message and suggestions as they were then): the figure that keeps it active, never
+one on the healthy side of its threshold. A tick whose message would lack a figure is not judged, so a
+message never has a hole. Trend rules compare the slope of the metric's recent history instead of its
+value. Times are the snapshots' own (`taken_at`) or the caller's monotonic clock, so the engine is
+deterministic under test and in replays (`streamhealth rules test`).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -22,7 +25,7 @@ from agent.models import Alert, AlertChange, HealthSnapshot, Severity, Suggestio
 from agent.rules.config import RuleSet, RuleSpec, load_rule_set
 from agent.rules.derived import DerivedCalculator, StreamTarget, stream_target
 from agent.rules.playbook import PlanContext
-from agent.rules.templates import fill
+from agent.rules.templates import render
 from agent.settings import Settings
 
 # While an alert is active its numbers change every tick; the snapshot shows them at once, but an
@@ -33,12 +36,25 @@ _SEVERITY_RANK = {"warning": 1, "critical": 2}
 Value = float | str | None
 
 
+@dataclass(frozen=True)
+class _Moment:
+    """One tick at which the rule's condition held: what an alert shows, as it was then."""
+
+    at: float
+    taken_at: datetime
+    value: Value
+    severity: Severity
+    message: str
+    suggestions: list[Suggestion]
+
+
 @dataclass
 class _RuleState:
     alert: Alert | None = None
     past_since: dict[Severity, float | None] = field(default_factory=lambda: {"warning": None, "critical": None})
-    back_since: float | None = None  # value back past the clear threshold since
-    below_critical_since: float | None = None
+    healthy_since: dict[Severity, float | None] = field(default_factory=lambda: {"warning": None, "critical": None})
+    moments: deque[_Moment] = field(default_factory=deque)  # while active: the condition's ticks, clear window
+    last_critical: _Moment | None = None
     last_event_at: float = 0.0
     emitted_suggestions: list[Suggestion] = field(default_factory=list)
 
@@ -95,7 +111,15 @@ class RuleEngine:
             value = self._measure(rule, snapshot, history, now)
             if value is not None and not self._applies(rule, snapshot):
                 value = None
-            step = self._step(rule, state, value, now)
+            severity_now = self._severity_now(rule, value) if value is not None else None
+            moment: _Moment | None = None
+            if severity_now is not None:
+                if context is None:
+                    context = self.plan_context(snapshot)
+                moment = self._moment(rule, severity_now, value, snapshot, context, now)
+                if moment is None:
+                    severity_now = None  # a figure its message needs is missing: not judged this tick
+            step = self._step(rule, state, severity_now, moment, now)
             if step is None:
                 continue
             if step == "cleared":
@@ -106,22 +130,19 @@ class RuleEngine:
                 self._states[rule.name] = _RuleState()
                 changes.append(AlertChange(change="cleared", alert=cleared))
                 continue
-            if context is None:
-                context = self.plan_context(snapshot)
-            if step.startswith("raised_"):
-                severity: Severity = "critical" if step == "raised_critical" else "warning"
-                state.alert = self._alert(rule, severity, value, snapshot, context, since=snapshot.taken_at)
+            previous = state.alert
+            state.alert = self._alert(rule, state, since=previous.since if previous else snapshot.taken_at)
+            state.alert = state.alert.model_copy(update={"updated_at": snapshot.taken_at})
+            if previous is None:
                 change: Literal["raised", "updated"] = "raised"
+            elif previous.severity != state.alert.severity:
+                change = "updated"
+            elif (
+                state.alert.suggestions == state.emitted_suggestions
+                or now - state.last_event_at < UPDATE_EVENTS_EVERY_S
+            ):
+                continue
             else:
-                assert state.alert is not None
-                severity = {"escalate": "critical", "deescalate": "warning"}.get(step, state.alert.severity)  # type: ignore[assignment]
-                previous = state.alert
-                state.alert = self._alert(rule, severity, value, snapshot, context, since=previous.since)
-                if step == "refresh" and (
-                    state.alert.suggestions == state.emitted_suggestions
-                    or now - state.last_event_at < UPDATE_EVENTS_EVERY_S
-                ):
-                    continue
                 change = "updated"
             state.last_event_at = now
             state.emitted_suggestions = state.alert.suggestions
@@ -195,14 +216,6 @@ class RuleEngine:
             return False
         return value > threshold if rule.comparison == "above" else value < threshold
 
-    def _back(self, rule: RuleSpec, value: Value) -> bool:
-        """Is the value back past the clear threshold (the good side, with hysteresis)?"""
-        if rule.comparison not in ("above", "below"):
-            return not self._past(rule, value, None)
-        clear = rule.clear_threshold
-        assert clear is not None and isinstance(value, float)
-        return value <= clear if rule.comparison == "above" else value >= clear
-
     def _severity_now(self, rule: RuleSpec, value: Value) -> Severity | None:
         if rule.comparison not in ("above", "below"):
             return rule.severity if self._past(rule, value, None) else None
@@ -212,64 +225,72 @@ class RuleEngine:
             return "warning"
         return None
 
-    def _step(self, rule: RuleSpec, state: _RuleState, value: Value, now: float) -> str | None:
-        """Advance one rule by one tick; return 'raised' / 'updated' / 'cleared' / 'refresh' or None."""
-        if value is None or (rule.comparison in ("above", "below") and not isinstance(value, float)):
-            # Not measured (source absent, rule not applicable): nothing can be raised; an active alert
-            # clears once it has gone unmeasured for its clear duration.
-            state.past_since = {"warning": None, "critical": None}
-            state.below_critical_since = None
-            if state.alert is None:
-                return None
-            state.back_since = now if state.back_since is None else state.back_since
-            return "cleared" if now - state.back_since >= rule.clear_duration_s else None
-
-        severity = self._severity_now(rule, value)
-        critical_now = severity == "critical"
-        warning_now = severity is not None
+    def _step(
+        self, rule: RuleSpec, state: _RuleState, severity_now: Severity | None, moment: _Moment | None, now: float
+    ) -> str | None:
+        """Advance one rule by one tick; return 'raised' / 'changed' / 'cleared', or None (nothing to show)."""
+        critical_now = severity_now == "critical"
         state.past_since["critical"] = (state.past_since["critical"] or now) if critical_now else None
-        state.past_since["warning"] = (state.past_since["warning"] or now) if warning_now else None
+        state.past_since["warning"] = (state.past_since["warning"] or now) if severity_now is not None else None
 
         def held(level: Severity) -> bool:
             since = state.past_since[level]
             return since is not None and now - since >= rule.for_s
 
         if state.alert is None:
-            if held("critical"):
-                state.back_since = state.below_critical_since = None
-                return "raised_critical"
-            if held("warning"):
-                state.back_since = state.below_critical_since = None
-                return "raised_warning"
-            return None
+            if not held("warning"):
+                return None
+            assert moment is not None
+            severity: Severity = "critical" if held("critical") else "warning"
+            state.moments.clear()
+            state.healthy_since = {"warning": None, "critical": None if severity == "critical" else now}
+            state.moments.append(moment if moment.severity == severity else _with_severity(moment, severity))
+            state.last_critical = moment if moment.severity == "critical" else None
+            return "raised"
 
-        if self._back(rule, value):
-            state.back_since = now if state.back_since is None else state.back_since
-            if now - state.back_since >= rule.clear_duration_s:
-                return "cleared"
-        else:
-            state.back_since = None
+        clear_s = rule.clear_duration_s
+        # Healthy since the first tick the value was on the healthy side (of the warning threshold for clearing,
+        # of the critical one for stepping back to warning); reset by any tick on the alerting side.
+        state.healthy_since["warning"] = None if severity_now is not None else (state.healthy_since["warning"] or now)
+        state.healthy_since["critical"] = None if critical_now else (state.healthy_since["critical"] or now)
+        healthy_since = state.healthy_since["warning"]
+        if healthy_since is not None and now - healthy_since >= clear_s:
+            return "cleared"
+        current: Severity = state.alert.severity
+        if current == "warning" and held("critical"):
+            current = "critical"
+        elif current == "critical":
+            below_critical_since = state.healthy_since["critical"]
+            if below_critical_since is not None and now - below_critical_since >= clear_s:
+                current = "warning"
+        if moment is not None:
+            state.moments.append(moment)
+        if moment is not None and critical_now:
+            state.last_critical = moment
+        while len(state.moments) > 1 and now - state.moments[0].at >= clear_s:
+            state.moments.popleft()
+        if current == "critical" and state.last_critical is not None and state.last_critical not in state.moments:
+            state.moments.appendleft(state.last_critical)  # what keeps it critical, however far back in the window
+        # The moments kept at the old severity are re-labelled: the worst of them still holds for the new one.
+        if any(m.severity != current for m in state.moments):
+            state.moments = deque(_with_severity(m, current) for m in state.moments)
+        return "changed"
 
-        if state.alert.severity == "warning" and held("critical"):
-            return "escalate"
-        if state.alert.severity == "critical" and rule.comparison in ("above", "below"):
-            if self._below_critical_clear(rule, value):
-                state.below_critical_since = now if state.below_critical_since is None else state.below_critical_since
-                if now - state.below_critical_since >= rule.clear_duration_s:
-                    state.below_critical_since = None
-                    return "deescalate"
-            else:
-                state.below_critical_since = None
-        return "refresh"
-
-    def _below_critical_clear(self, rule: RuleSpec, value: Value) -> bool:
-        """Back from critical to warning needs a hysteresis margin too: half the one clearing needs."""
-        if rule.critical is None or rule.warning is None or not isinstance(value, float):
-            return False
-        clear = rule.clear_threshold
-        assert clear is not None
-        margin = abs(rule.warning - clear) / 2
-        return value <= rule.critical - margin if rule.comparison == "above" else value >= rule.critical + margin
+    def _worst(self, rule: RuleSpec, moments: deque[_Moment]) -> _Moment:
+        """The moment that keeps the alert active: the highest value of an above rule, the lowest of a below
+        rule, the latest of the others; the latest among equals."""
+        if rule.comparison not in ("above", "below"):
+            return moments[-1]
+        sign = 1.0 if rule.comparison == "above" else -1.0
+        best = moments[-1]
+        for moment in reversed(moments):
+            if (
+                isinstance(moment.value, float)
+                and isinstance(best.value, float)
+                and sign * moment.value > sign * best.value
+            ):
+                best = moment
+        return best
 
     # --- alerts -----------------------------------------------------------------------------------
 
@@ -291,23 +312,19 @@ class RuleEngine:
     def suggestions_for(self, rule: RuleSpec, context: PlanContext) -> list[Suggestion]:
         return self.playbook.suggestions(rule.kind, context, rule.suggest)
 
-    def _alert(
+    def _moment(
         self,
         rule: RuleSpec,
         severity: Severity,
         value: Value,
         snapshot: HealthSnapshot,
         context: PlanContext,
-        *,
-        since: datetime,
-    ) -> Alert:
-        threshold = rule.critical if severity == "critical" and rule.critical is not None else rule.warning
-        if rule.comparison not in ("above", "below"):
-            threshold = None
-        numeric = value if isinstance(value, float) else None
+        now: float,
+    ) -> _Moment | None:
+        """This tick as the alert would show it, or None when its message lacks a figure."""
         figures: dict[str, Any] = {
             "value": value,
-            "threshold": threshold,
+            "threshold": self._threshold(rule, severity),
             "severity": severity,
             "system": snapshot.system,
             "network": snapshot.network,
@@ -317,25 +334,54 @@ class RuleEngine:
             "relay": snapshot.relay,
             "bandwidth": snapshot.bandwidth,
             "shipping": snapshot.shipping,
-            "sources": snapshot.sources,
+            "sources": SimpleNamespace(**snapshot.sources),  # {sources.obs.error}: attributes, not keys
             "logging": snapshot.logging,
+            "upload_capacity": snapshot.upload_capacity,
             "derived": SimpleNamespace(**self.derived),
             "stream": self.target,
             "preset": SimpleNamespace(
                 **{k: v for k, v in context.values.items() if k.startswith(("preset_", "platform"))}
             ),
         }
+        message = render(rule.message, figures)
+        if message is None:
+            return None
+        if rule.detail is not None:
+            detail = render(rule.detail, figures)
+            if detail is not None:
+                message = f"{message}{detail}" if detail[:1] in ";,:." else f"{message} {detail}"
+        return _Moment(
+            at=now,
+            taken_at=snapshot.taken_at,
+            value=value,
+            severity=severity,
+            message=message,
+            suggestions=self.suggestions_for(rule, context),
+        )
+
+    @staticmethod
+    def _threshold(rule: RuleSpec, severity: Severity) -> float | None:
+        if rule.comparison not in ("above", "below"):
+            return None
+        return rule.critical if severity == "critical" and rule.critical is not None else rule.warning
+
+    def _alert(self, rule: RuleSpec, state: _RuleState, *, since: datetime) -> Alert:
+        shown = self._worst(rule, state.moments)
         return Alert(
             id=rule.name,
             kind=rule.kind,
-            severity=severity,
-            message=fill(rule.message, figures),
+            severity=shown.severity,
+            message=shown.message,
             since=since,
-            updated_at=snapshot.taken_at,
-            value=numeric,
-            threshold=threshold,
-            suggestions=self.suggestions_for(rule, context),
+            updated_at=shown.taken_at,
+            value=shown.value if isinstance(shown.value, float) else None,
+            threshold=self._threshold(rule, shown.severity),
+            suggestions=shown.suggestions,
         )
+
+
+def _with_severity(moment: _Moment, severity: Severity) -> _Moment:
+    return _Moment(moment.at, moment.taken_at, moment.value, severity, moment.message, moment.suggestions)
 
 
 def slope_per_s(points: list[tuple[float, float]], window_s: float) -> float | None:

@@ -71,30 +71,30 @@ def test_alert_message_and_value_follow_the_measurement_without_new_events() -> 
     assert len(feed.events()) == 1
 
 
-def test_alert_clears_only_after_the_value_stayed_past_the_clear_threshold_for_its_duration() -> None:
-    # Back under the warning threshold (0.8) but not under the clear threshold (0.75): stays raised.
-    feed = run_cpu([0.9] * 11 + [0.8] * 30)
-    assert [event[1] for event in feed.events()] == ["raised"]
-    for t in range(41, 51):
-        feed.step(float(t), system=cpu(t, 0.7))
-    assert [event[1] for event in feed.events()] == ["raised"]  # 9 s under 0.75 (t=41..50): not yet
-    feed.step(51.0, system=cpu(51, 0.7))
-    assert feed.events()[-1] == (51.0, "cleared", "warning")
-    assert feed.engine.active_alerts() == []
+def test_alert_clears_once_the_value_stayed_healthy_for_its_clear_duration_showing_its_worst_until_then() -> None:
+    feed = run_cpu([0.9] * 11 + [0.95, 0.88])
+    # Healthy (0.8, under 0.85) from t=13: the alert shows the worst figure of its last clear_for_s (10 s),
+    # the one that keeps it active, never 0.8.
+    shown = {}
+    for t in range(13, 24):
+        feed.step(float(t), system=cpu(t, 0.8))
+        shown[t] = [(alert.value, alert.message) for alert in feed.engine.active_alerts()]
+    assert shown[20] == [(pytest.approx(0.95), "The CPU is 95% busy")]
+    assert shown[21] == [(pytest.approx(0.88), "The CPU is 88% busy")]  # 0.95 (t=11) left the window
+    assert feed.events() == [(10.0, "raised", "warning"), (23.0, "cleared", "warning")]
     cleared = feed.changes[-1][1].alert
-    assert cleared.cleared_at == at(51) and cleared.since == at(10)
+    assert cleared.cleared_at == at(23) and cleared.since == at(10) and cleared.value == pytest.approx(0.88)
 
 
-def test_escalates_to_critical_after_its_duration_and_back_with_hysteresis() -> None:
+def test_escalates_to_critical_after_its_duration_and_back_after_its_clear_duration() -> None:
     feed = run_cpu([0.9] * 11 + [0.97] * 11)
     assert feed.events() == [(10.0, "raised", "warning"), (21.0, "updated", "critical")]
-    # 0.93: under critical (0.95) but within the hysteresis margin (half of 0.85 - 0.75): stays critical.
+    # 0.93: under critical (0.95): critical for clear_for_s more (showing 97 %), then warning.
     for t in range(22, 40):
         feed.step(float(t), system=cpu(t, 0.93))
-    assert feed.engine.active_alerts()[0].severity == "critical"
-    for t in range(40, 52):
-        feed.step(float(t), system=cpu(t, 0.88))
-    assert feed.events()[-1] == (50.0, "updated", "warning")
+        alert = feed.engine.active_alerts()[0]
+        assert (alert.severity, alert.value) == (("critical", 0.97) if t < 32 else ("warning", 0.93))
+    assert feed.events()[-1] == (32.0, "updated", "warning")
 
 
 def test_critical_value_from_the_start_raises_critical_directly() -> None:
