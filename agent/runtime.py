@@ -45,6 +45,8 @@ from agent.models import (
     overall_state,
     utc_now,
 )
+from agent.models.capacity import CapacityEstimate
+from agent.net.capacity import CapacityTracker
 from agent.outputs import Outputs
 from agent.redact import redact, redact_url
 from agent.relay.alerts import switch_alert
@@ -160,6 +162,8 @@ class Agent:
         self._os = os_features.current()  # read once: what this machine offers does not change while it runs
         self._unavailable_features = self._os.unavailable()
         self._static_info: dict[str, Any] | None = None
+        self.capacity = CapacityTracker()  # what the uplink carries: read by the rules and the TUI alike
+        self._capacity: CapacityEstimate | None = None
         self._snapshot = self._build_snapshot()
         self.ticks = 0
 
@@ -299,6 +303,8 @@ class Agent:
             if last is not None and now - last > health.stale_after_s and health.state == "ok":
                 self._set_state(health, "stale")
         snapshot = self._build_snapshot()
+        self._capacity = self.capacity.update(snapshot, now)
+        snapshot = snapshot.model_copy(update={"upload_capacity": self._capacity})
         for record in [] if prompt else self.sessions.before_tick(snapshot, now):
             self.emit(record)
         if self.rules is not None:
@@ -368,6 +374,7 @@ class Agent:
             shipping=self.shipper.state() if self.shipper is not None else None,
             logging=self.outputs.logging_status(),
             incidents=self.incidents.recent(taken_at),
+            upload_capacity=self._capacity,
             **samples,
         )
 

@@ -64,6 +64,7 @@ class UplinkTracker:
     _moved_since: float | None = None
     delivery_samples_bps: deque[float] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
     _stalled_before: bool = False
+    last_reason: str | None = None  # the signals of the last troubled reading: what a congestion rests on
     acked_window: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
 
     def update(self, now: float, record: TcpDiagRecord, **identity: object) -> UplinkSample:
@@ -123,6 +124,8 @@ class UplinkTracker:
         self._stalled_before = stalled
         self._step(now, trouble, queueing or unsent_growing or retransmitted)
         congested = self.congested_since is not None
+        if trouble:
+            self.last_reason = ", ".join(signals)
         if congested:
             self._suggest(now)
         return UplinkSample(
@@ -143,7 +146,8 @@ class UplinkTracker:
             rwnd_limited_ratio=None if rwnd_ratio is None else round(rwnd_ratio, 3),
             congested=congested,
             congested_for_s=round(now - self.congested_since, 2) if self.congested_since is not None else None,
-            congestion_reason=", ".join(signals) if congested and signals else None,
+            # A congestion held through a quiet reading still names the evidence it was raised on.
+            congestion_reason=(", ".join(signals) if signals else self.last_reason) if congested else None,
             link_rate_bps=self.suggestion_link_bps if congested else None,
             suggested_video_bitrate_kbps=self.suggestion_kbps if congested else None,
             recovered_at_s_ago=self._recovered_ago(now),
@@ -172,6 +176,7 @@ class UplinkTracker:
             self.congested_since = self.healthy_since = None
             self.cleared_at = now
             self.suggestion_kbps = self.suggestion_link_bps = None
+            self.last_reason = None
             self.delivery_samples_bps.clear()
             self.acked_window.clear()
 

@@ -22,8 +22,13 @@ DERIVED_METRICS: dict[str, str] = {
     "audio_kbps": "Audio bitrate the encoder is set to send (OBS, stream.*, else the preset's).",
     "output_throughput_bps": "Bits per second actually leaving the encoder (OBS output, or ffmpeg's bytes over wall time).",
     "output_bitrate_ratio": "Throughput / configured bitrate: below 1 the uplink is not keeping up.",
-    "upload_capacity_bps": "Best estimate of the uplink: the throughput while falling behind, else the bandwidth test.",
-    "upload_headroom_ratio": "Upload capacity / configured bitrate (1.5 is comfortable).",
+    "upload_capacity_bps": "What the uplink carries (snapshot.upload_capacity, agent/net/capacity.py), at least.",
+    "upload_headroom_ratio": "Measured upload capacity / configured bitrate (1.5 is comfortable); a bound gives none.",
+    "uplink_backlog": "1 when the link shows a backlog (kernel: congested or bytes unsent; relay queue; OBS's buffer).",
+    "stream_live_s": "Seconds the stream has been live (OBS's output duration, else since the relay or ffmpeg began).",
+    "stream_settled": "1 once the stream has been live STREAM_START_S: rate rules wait out an encoder's first seconds.",
+    "frames_dropped_network_ratio_5s": "Share of OBS's frames dropped for the network over the last 5 s.",
+    "output_congestion_ratio_5s": "Mean of OBS's congestion figure over the last 5 s.",
     "ffmpeg_speed_ratio": "Media time ffmpeg produced per wall second over the last 2 s (below 1: falling behind).",
     "render_budget_ratio": "OBS frame render time / frame budget.",
     "encoder_cpu_ratio": "Encoder process CPU as a share of the whole machine, 0..1.",
@@ -37,7 +42,15 @@ DERIVED_METRICS: dict[str, str] = {
 # Throughput is averaged over this window (see `_throughput`).
 THROUGHPUT_WINDOW_S = 2.0
 MIN_EVIDENCE_S = 1.5
-FALLING_BEHIND_RATIO = 0.95
+# OBS's first seconds send less than configured (and then catch up); a stream this young is not judged on rates.
+STREAM_START_S = 10.0
+# The shorter windows the alerts read: short enough that an alert clears within seconds of the trouble ending.
+SHORT_WINDOW_S = 5.0
+# Backlog evidence: this much unsent in the encoder's socket, this much media in the relay's queue, or OBS's
+# send buffer this far toward its drop threshold.
+UNSENT_BACKLOG_BYTES = 8192
+RELAY_BACKLOG_MS = 200
+OBS_BACKLOG_CONGESTION_RATIO = 0.1
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,9 @@ class DerivedCalculator:
         self._ffmpeg_written = 0
         self._obs_bitrates: deque[tuple[float, float]] = deque(maxlen=64)
         self._ffmpeg_media: deque[tuple[float, float]] = deque(maxlen=64)
+        self._obs_frames: deque[tuple[float, int, int]] = deque(maxlen=64)  # (time, dropped, output) totals
+        self._obs_congestion: deque[tuple[float, float]] = deque(maxlen=64)
+        self._live_since: float | None = None  # relay / ffmpeg: when the stream was first seen live
 
     def compute(self, snapshot: HealthSnapshot) -> dict[str, float]:
         values: dict[str, float | None] = {}
@@ -106,19 +122,20 @@ class DerivedCalculator:
 
         throughput = self._throughput(snapshot)
         values["output_throughput_bps"] = throughput
-        recent = self._recent_throughput()
         ratio = throughput / configured_bps if throughput is not None and configured_bps else None
         values["output_bitrate_ratio"] = ratio
 
-        tested = snapshot.bandwidth.upload_bps if snapshot.bandwidth is not None and snapshot.bandwidth.ok else None
-        capacity = tested
-        if ratio is not None and ratio < FALLING_BEHIND_RATIO and throughput is not None:
-            # What gets through: the window's average, or the last second's if lower (right after a
-            # stream starts congested, the window still holds the socket buffer filling up).
-            achieved = throughput if recent is None else min(throughput, recent)
-            capacity = achieved if tested is None else min(achieved, tested)
-        values["upload_capacity_bps"] = capacity
-        values["upload_headroom_ratio"] = capacity / configured_bps if capacity is not None and configured_bps else None
+        capacity = snapshot.upload_capacity
+        if capacity is not None:
+            values["upload_capacity_bps"] = capacity.bps
+            if not capacity.lower_bound and configured_bps:
+                values["upload_headroom_ratio"] = capacity.bps / configured_bps
+        values["uplink_backlog"] = uplink_backlog(snapshot)
+        live_s = self._live_s(snapshot)
+        values["stream_live_s"] = live_s
+        values["stream_settled"] = None if live_s is None else float(live_s >= STREAM_START_S)
+        values["frames_dropped_network_ratio_5s"] = self._obs_drop_ratio(snapshot)
+        values["output_congestion_ratio_5s"] = self._obs_congestion_mean(snapshot)
 
         values["ffmpeg_speed_ratio"] = self._ffmpeg_speed(snapshot)
         if obs is not None and obs.average_frame_render_ms is not None and obs.frame_budget_ms:
@@ -152,6 +169,55 @@ class DerivedCalculator:
             values["stream_down"] = 0.0 if live else 1.0
         return {name: value for name, value in values.items() if value is not None}
 
+    def _live_s(self, snapshot: HealthSnapshot) -> float | None:
+        obs, relay, ffmpeg = snapshot.obs, snapshot.relay, snapshot.ffmpeg
+        if obs is not None and obs.streaming and obs.stream_duration_s is not None:
+            return obs.stream_duration_s
+        live = (relay is not None and relay.publishing) or (ffmpeg is not None and not ffmpeg.ended)
+        t = snapshot.taken_at.timestamp()
+        if not live:
+            self._live_since = None
+            return None
+        if self._live_since is None:
+            self._live_since = t
+        return t - self._live_since
+
+    def _obs_drop_ratio(self, snapshot: HealthSnapshot) -> float | None:
+        """OBS's frames dropped for the network over the last SHORT_WINDOW_S, from its counters."""
+        obs = snapshot.obs
+        if (
+            obs is None
+            or not obs.streaming
+            or obs.frames_dropped_network_total is None
+            or obs.frames_output_total is None
+        ):
+            self._obs_frames.clear()
+            return None
+        t = obs.taken_at.timestamp()
+        if self._obs_frames and obs.frames_output_total < self._obs_frames[-1][2]:
+            self._obs_frames.clear()  # a new stream: its counters start again at zero
+        if not self._obs_frames or t > self._obs_frames[-1][0]:
+            self._obs_frames.append((t, obs.frames_dropped_network_total, obs.frames_output_total))
+        while len(self._obs_frames) > 2 and t - self._obs_frames[1][0] >= SHORT_WINDOW_S:
+            self._obs_frames.popleft()
+        first_t, first_dropped, first_output = self._obs_frames[0]
+        last_t, last_dropped, last_output = self._obs_frames[-1]
+        if last_output - first_output <= 0 or last_t - first_t < 1.0:
+            return None
+        return (last_dropped - first_dropped) / (last_output - first_output)
+
+    def _obs_congestion_mean(self, snapshot: HealthSnapshot) -> float | None:
+        obs = snapshot.obs
+        if obs is None or not obs.streaming or obs.output_congestion_ratio is None:
+            self._obs_congestion.clear()
+            return None
+        t = obs.taken_at.timestamp()
+        if not self._obs_congestion or t > self._obs_congestion[-1][0]:
+            self._obs_congestion.append((t, obs.output_congestion_ratio))
+        while self._obs_congestion and t - self._obs_congestion[0][0] >= SHORT_WINDOW_S:
+            self._obs_congestion.popleft()
+        return statistics.fmean(value for _, value in self._obs_congestion)
+
     def _ffmpeg_speed(self, snapshot: HealthSnapshot) -> float | None:
         """ffmpeg's own `speed` is averaged since it started, so a slow start drags it down for the
         whole run; this is the same figure over the last window only."""
@@ -170,16 +236,6 @@ class DerivedCalculator:
         if t - first_t < MIN_EVIDENCE_S:
             return None
         return (ffmpeg.out_time_s - first_out) / (t - first_t)
-
-    def _recent_throughput(self) -> float | None:
-        """ffmpeg's rate between its last two readings at least half a second apart."""
-        if len(self._ffmpeg_bytes) < 2:
-            return None
-        t, size = self._ffmpeg_bytes[-1]
-        for earlier_t, earlier_size in reversed(list(self._ffmpeg_bytes)[:-1]):
-            if t - earlier_t >= 0.5:
-                return (size - earlier_size) * 8 / (t - earlier_t)
-        return None
 
     def _throughput(self, snapshot: HealthSnapshot) -> float | None:
         """Bits per second getting out over the last THROUGHPUT_WINDOW_S: long enough to average out
@@ -212,6 +268,26 @@ class DerivedCalculator:
         if t - first_t < MIN_EVIDENCE_S:
             return None  # not enough wall time yet to say anything honest
         return (self._ffmpeg_bytes[-1][1] - first_bytes) * 8 / (t - first_t)
+
+
+def uplink_backlog(snapshot: HealthSnapshot) -> float | None:
+    """1 when the link shows a backlog where the agent can see it, 0 when it shows none, None when it cannot
+    see the link at all: an encoder sending less than configured blames the uplink only with this evidence."""
+    uplink, relay, obs = snapshot.uplink, snapshot.relay, snapshot.obs
+    seen = False
+    if uplink is not None and uplink.state in ("ok", "congested"):
+        seen = True
+        if uplink.congested or (uplink.unsent_bytes or 0) >= UNSENT_BACKLOG_BYTES:
+            return 1.0
+    if relay is not None and relay.publishing:
+        seen = True
+        if relay.queue_ms >= RELAY_BACKLOG_MS or bool(relay.frames_dropped_per_s):
+            return 1.0
+    if obs is not None and obs.streaming and obs.output_congestion_ratio is not None:
+        seen = True
+        if obs.output_congestion_ratio >= OBS_BACKLOG_CONGESTION_RATIO:
+            return 1.0
+    return 0.0 if seen else None
 
 
 def _queued_in_kernel(uplink: UplinkSample | None, at_s: float) -> int:

@@ -22,7 +22,7 @@ from agent.errors import ConfigError
 from agent.models import HealthSnapshot, Suggestion
 from agent.net.uplink_tracker import HEADROOM_RATIO as UPLINK_HEADROOM_RATIO
 from agent.platforms import PlatformPreset
-from agent.rules.templates import fill
+from agent.rules.templates import render
 from agent.settings import read_toml
 
 # The figures an entry's text may use. Each is None when it cannot be computed right now.
@@ -33,7 +33,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "configured_kbps": "Video + audio bitrate the encoder is set to (kbit/s).",
     "configured_video_kbps": "Video bitrate the encoder is set to.",
     "audio_kbps": "Audio bitrate.",
-    "headroom_factor": "The playbook's headroom factor (1.5: send at most two thirds of what the link carries).",
+    "headroom_factor": "The playbook's live headroom factor (1.25: send at most 80 % of what the link carries).",
     "top_processes": "The busiest processes by name, other than the encoder, with their CPU use.",
     "encoder_name": "The encoder process name.",
     "interface": "The network interface carrying the uplink.",
@@ -61,12 +61,13 @@ class PlaybookEntry(BaseModel):
     why: str
     requires: list[str] = Field(default_factory=list, description="Figures that must be known to use `text`.")
     fallback: str | None = Field(None, description="Text used when a required figure is unknown; else skipped.")
+    fallback_why: str | None = Field(None, description="`why` when a figure `why` uses is unknown; else skipped.")
     automatic: bool = False
     automatic_when: str | None = Field(None, description="A figure whose presence makes the agent do it itself.")
 
     @model_validator(mode="after")
     def _check(self) -> PlaybookEntry:
-        for template in (self.text, self.why, self.fallback or ""):
+        for template in (self.text, self.why, self.fallback or "", self.fallback_why or ""):
             for _, field, _, _ in string.Formatter().parse(template):
                 if field is not None and field.split(".")[0] not in CONTEXT_KEYS:
                     raise ValueError(f"unknown figure {{{field}}} (known: {', '.join(sorted(CONTEXT_KEYS))})")
@@ -79,7 +80,11 @@ class PlaybookEntry(BaseModel):
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    headroom_factor: float = Field(1.5, ge=1.0, le=4.0)
+    # Planning from a bandwidth test (preflight): a short burst measured before the stream, so a wide margin.
+    headroom_factor: float = Field(1.5, ge=1.18, le=4.0)
+    # Lowering the bitrate from what the link was measured to carry during the stream: at least 1.18, so the
+    # suggested bitrate leaves audio and 15 % of that free (1 / 0.85); 1.25 is the uplink tracker's own margin.
+    live_headroom_factor: float = Field(1.25, ge=1.18, le=4.0)
     round_to_kbps: int = Field(50, ge=1)
     min_video_kbps: int = Field(300, ge=50)
     plans: dict[str, list[str]] = Field(default_factory=dict)
@@ -94,17 +99,23 @@ class Playbook(BaseModel):
         return self
 
     def suggestions(self, kind: str, context: PlanContext, names: list[str] | None = None) -> list[Suggestion]:
-        """The plan for an alert kind (or the given entry names), filled in from `context`."""
+        """The plan for an alert kind (or the given entry names), filled in from `context`. An entry whose
+        figures are not known uses its fallback text, or is left out: a suggestion never shows a hole."""
         values = context.values
         result: list[Suggestion] = []
         for name in self.plans.get(kind, []) if names is None else names:
             entry = self.entries[name]
             missing = [key for key in entry.requires if values.get(key) in (None, "", [])]
-            template = entry.text if not missing else entry.fallback
-            if template is None:
+            text = render(entry.text, values) if not missing else None
+            if text is None and entry.fallback is not None:
+                text = render(entry.fallback, values)
+            why = render(entry.why, values)
+            if why is None and entry.fallback_why is not None:
+                why = render(entry.fallback_why, values)
+            if text is None or why is None:
                 continue
             automatic = entry.automatic or (entry.automatic_when is not None and bool(values.get(entry.automatic_when)))
-            result.append(Suggestion(text=fill(template, values), why=fill(entry.why, values), automatic=automatic))
+            result.append(Suggestion(text=text, why=why, automatic=automatic))
         return result
 
 
@@ -139,10 +150,12 @@ def load_playbook(user_file: Path | None = None) -> Playbook:
 # --- the figures ----------------------------------------------------------------------------------
 
 
-def recommended_video_kbps(achieved_bps: float, audio_kbps: float, playbook: Playbook) -> int:
-    """Video bitrate that leaves `headroom_factor` of margin on what actually got through, audio included,
-    rounded down to a round figure; never below the playbook's floor."""
-    usable_kbps = achieved_bps / 1000 / playbook.headroom_factor - audio_kbps
+def recommended_video_kbps(
+    achieved_bps: float, audio_kbps: float, playbook: Playbook, headroom_factor: float | None = None
+) -> int:
+    """Video bitrate that leaves `headroom_factor` (default: the playbook's) of margin on what actually got
+    through, audio included, rounded down to a round figure; never below the playbook's floor."""
+    usable_kbps = achieved_bps / 1000 / (headroom_factor or playbook.headroom_factor) - audio_kbps
     rounded = math.floor(usable_kbps / playbook.round_to_kbps) * playbook.round_to_kbps
     return max(playbook.min_video_kbps, int(rounded))
 
@@ -167,7 +180,7 @@ class PlanContext:
         fps: float | None = None,
     ) -> PlanContext:
         values: dict[str, Any] = dict.fromkeys(CONTEXT_KEYS)
-        values["headroom_factor"] = playbook.headroom_factor
+        values["headroom_factor"] = playbook.live_headroom_factor
         audio = derived.get("audio_kbps", float(preset.audio.recommended_kbps))
         values["audio_kbps"] = int(audio)
         configured = derived.get("configured_bitrate_bps")
@@ -175,17 +188,19 @@ class PlanContext:
             values["configured_kbps"] = round(configured / 1000)
         if "configured_video_kbps" in derived:
             values["configured_video_kbps"] = int(derived["configured_video_kbps"])
-        achieved = derived.get("upload_capacity_bps")
-        if achieved is None and derived.get("output_bitrate_ratio", 1.0) < 1.0:
-            achieved = derived.get("output_throughput_bps")
-        if achieved:
-            values["achieved_kbps"] = round(achieved / 1000)
-            values["achieved_mbps"] = achieved / 1e6
-            values["recommended_video_kbps"] = recommended_video_kbps(achieved, audio, playbook)
+        # What the link carried, from the one capacity figure the headroom rule and the TUI read too; only a
+        # measurement (never a lower bound) gives a bitrate to lower to, and only one below the current one.
+        capacity = snapshot.upload_capacity
+        if capacity is not None and not capacity.lower_bound:
+            values["achieved_kbps"] = round(capacity.bps / 1000)
+            values["achieved_mbps"] = capacity.bps / 1e6
+            recommended = recommended_video_kbps(capacity.bps, audio, playbook, playbook.live_headroom_factor)
+            if recommended < derived.get("configured_video_kbps", math.inf):
+                values["recommended_video_kbps"] = recommended
         uplink = snapshot.uplink
         if uplink is not None and uplink.congested and uplink.link_rate_bps and uplink.suggested_video_bitrate_kbps:
-            # The kernel's view of the congested link beats any throughput average (which includes stalls
-            # and bursts); its suggestion keeps the uplink tracker's own margin (agent/net/uplink_tracker.py).
+            # The kernel's view of the congested link: the uplink tracker's own suggestion, which holds still
+            # while the link does (agent/net/uplink_tracker.py), with its own margin.
             values["achieved_kbps"] = round(uplink.link_rate_bps / 1000)
             values["achieved_mbps"] = uplink.link_rate_bps / 1e6
             values["recommended_video_kbps"] = uplink.suggested_video_bitrate_kbps

@@ -8,6 +8,7 @@ from typing import Any
 
 from agent.history import History
 from agent.models import AgentInfo, AlertChange, HealthSnapshot, Sample
+from agent.net.capacity import CapacityTracker
 from agent.platforms import load_preset
 from agent.rules.config import RuleSet, RuleSpec
 from agent.rules.derived import StreamTarget
@@ -31,6 +32,7 @@ class Feed:
         self.history = History(capacity=3600)
         self.backups = backups or []
         self.changes: list[tuple[float, AlertChange]] = []
+        self.capacity = CapacityTracker()  # as the runtime: what the uplink carries goes into the snapshot
 
     @classmethod
     def with_rules(cls, *rules: RuleSpec, target: StreamTarget | None = None, **kwargs: Any) -> Feed:
@@ -50,6 +52,7 @@ class Feed:
             sources={},
             **{name: sample for name, sample in samples.items() if sample is not None},
         )
+        snapshot = snapshot.model_copy(update={"upload_capacity": self.capacity.update(snapshot, t)})
         changes = self.engine.evaluate(snapshot, self.history)
         self.changes.extend((t, change) for change in changes)
         return changes

@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 import pytest
 
 from agent.models import AgentInfo, BatteryState, EncoderProcess, HealthSnapshot, ProcessUsage, SystemSample
+from agent.models.capacity import CapacityEstimate
 from agent.platforms import load_preset
 from agent.rules.playbook import PlanContext, load_playbook, recommended_video_kbps
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-def snapshot(system: SystemSample | None = None, backups: list[str] | None = None) -> HealthSnapshot:
+def snapshot(
+    system: SystemSample | None = None, backups: list[str] | None = None, capacity: CapacityEstimate | None = None
+) -> HealthSnapshot:
     return HealthSnapshot(
         taken_at=NOW,
         agent=AgentInfo(
@@ -22,6 +25,7 @@ def snapshot(system: SystemSample | None = None, backups: list[str] | None = Non
         overall="ok",
         sources={},
         system=system,
+        upload_capacity=capacity,
     )
 
 
@@ -50,9 +54,9 @@ def busy_system() -> SystemSample:
 @pytest.mark.parametrize(
     ("achieved_bps", "audio_kbps", "expected"),
     [
-        (1_150_000, 64, 700),  # 1150 / 1.5 = 766 - 64 = 702 -> 700
-        (1_150_000, 160, 600),  # 766 - 160 = 606 -> 600
-        (6_000_000, 160, 3800),  # 4000 - 160 = 3840 -> 3800
+        (1_150_000, 64, 850),  # 1150 / 1.25 = 920 - 64 = 856 -> 850
+        (1_150_000, 160, 750),  # 920 - 160 = 760 -> 750
+        (6_000_000, 160, 4600),  # 4800 - 160 = 4640 -> 4600
         (300_000, 160, 300),  # never below the floor
     ],
 )
@@ -60,22 +64,32 @@ def test_recommended_bitrate_leaves_the_headroom_and_the_audio(
     achieved_bps: int, audio_kbps: int, expected: int
 ) -> None:
     playbook = load_playbook()
-    result = recommended_video_kbps(achieved_bps, audio_kbps, playbook)
+    result = recommended_video_kbps(achieved_bps, audio_kbps, playbook, playbook.live_headroom_factor)
     assert result == expected
+    assert result == playbook.min_video_kbps or (result + audio_kbps) * 1000 <= 0.85 * achieved_bps
     assert result % playbook.round_to_kbps == 0
 
 
 def test_lower_bitrate_suggestion_carries_the_measured_numbers() -> None:
     playbook = load_playbook()
+    measured = CapacityEstimate(bps=1_150_000, source="kernel_delivery_rate", lower_bound=False, measured_at=NOW)
     context = PlanContext.build(
-        snapshot(),
+        snapshot(capacity=measured),
         {"upload_capacity_bps": 1_150_000, "audio_kbps": 64, "configured_bitrate_bps": 2_564_000},
         playbook,
         load_preset("custom"),
     )
     (first, *_rest) = playbook.suggestions("uplink_falling_behind", context)
-    assert first.text == "Lower the video bitrate to 700 kbps: only 1.15 Mbit/s is getting through to the ingest"
+    assert first.text == "Lower the video bitrate to 850 kbps: only 1.15 Mbit/s is getting through to the ingest"
     assert "64 kbps of audio" in first.why and not first.automatic
+
+
+def test_a_lower_bound_gives_no_bitrate_to_lower_to() -> None:
+    playbook = load_playbook()
+    bound = CapacityEstimate(bps=1_150_000, source="encoder_output", lower_bound=True, measured_at=NOW)
+    context = PlanContext.build(snapshot(capacity=bound), {"audio_kbps": 64}, playbook, load_preset("custom"))
+    first = playbook.suggestions("uplink_falling_behind", context)[0]
+    assert "kbps" not in first.text and "?" not in first.why and "unknown" not in first.why
 
 
 def test_without_a_measured_throughput_the_bitrate_suggestion_falls_back_to_words() -> None:

@@ -1,0 +1,161 @@
+"""What the uplink carries, as one `CapacityEstimate` per tick: the figure the headroom rule and the TUI's
+upload tile share. Sans-I/O: it reads the latest samples (uplink, relay, encoder, bandwidth test) and keeps
+only what it needs to tell a measurement from a bound.
+
+A capacity is measured only where the link, not the sender, set the pace: a bandwidth test, the kernel's
+delivery rate of the encoder's connection while it is congested (agent/net/uplink_tracker.py), or the relay's
+egress while its queue toward the ingest is backlogged. Those are revised as soon as the link shows no backlog
+again: what a link carried during a cut says nothing once the cut is over. Otherwise what leaves the encoder or
+the relay proves only a lower bound, and a lower bound never says the link is too slow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agent.models import HealthSnapshot
+from agent.models.capacity import CapacityEstimate, CapacitySource
+
+# The relay's queue counts as a backlog from this much media waiting (its early warning's threshold)...
+RELAY_BACKLOG_MS = 350
+# ... and, once a backlog has lasted this long (the egress figure is an average over the last seconds: right
+# after a cut it still holds the healthy link's rate), what the sender gets out is the link's rate.
+BACKLOG_HOLD_S = 2.0
+# A backlog ends after this long without one (or at once when the sender stops).
+BACKLOG_GAP_S = 2.0
+# OBS's send buffer this far toward its drop threshold: what OBS gets out is what the link takes.
+OBS_BACKLOG_CONGESTION_RATIO = 0.1
+# A measured figure is kept, not replaced, while new readings stay within this ratio of it: the suggestion
+# built on it does not jump while the evidence holds still.
+STEADY_RATIO = 0.2
+
+
+class _Backlog:
+    """A sender's backlog, held through its gaps: the relay's queue and OBS's buffer saw up and down while the
+    link is short (each drop empties part of them), so a backlog ends only after BACKLOG_GAP_S without one."""
+
+    def __init__(self) -> None:
+        self.since_s: float | None = None
+        self.last_seen_s: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.since_s is not None
+
+    def seen(self, now_s: float, *, backlogged: bool, drained: bool) -> bool:
+        """Record this reading; True once the backlog has lasted BACKLOG_HOLD_S."""
+        if backlogged:
+            self.since_s = now_s if self.since_s is None else self.since_s
+            self.last_seen_s = now_s
+        elif self.since_s is not None and (
+            drained or self.last_seen_s is None or now_s - self.last_seen_s >= BACKLOG_GAP_S
+        ):
+            self.since_s = self.last_seen_s = None
+        return self.since_s is not None and now_s - self.since_s >= BACKLOG_HOLD_S
+
+
+class CapacityTracker:
+    """Feed one snapshot per tick to `update`, with the monotonic time; returns the best estimate or None."""
+
+    def __init__(self) -> None:
+        self._measured: CapacityEstimate | None = None
+        self._relay_backlog = _Backlog()
+        self._obs_backlog = _Backlog()
+        self._contradicted_at: datetime | None = None  # a bandwidth test older than this is out of date
+
+    def update(self, snapshot: HealthSnapshot, now_s: float) -> CapacityEstimate | None:
+        at = snapshot.taken_at
+        kernel = self._kernel_measurement(snapshot)
+        relay = self._relay_measurement(snapshot, now_s)
+        encoder = self._encoder_measurement(snapshot, now_s)
+        fresh = kernel or relay or encoder
+        if fresh is not None:
+            self._measured = self._steady(fresh, at)
+            self._contradicted_at = at
+        elif self._link_keeps_up(snapshot):
+            self._measured = None
+        if self._measured is not None:
+            return self._measured
+        tested = self._bandwidth_test(snapshot)
+        if tested is not None:
+            return tested
+        return self._lower_bound(snapshot)
+
+    # --- measurements ------------------------------------------------------------------------------
+
+    def _kernel_measurement(self, snapshot: HealthSnapshot) -> tuple[float, CapacitySource, str] | None:
+        uplink = snapshot.uplink
+        if uplink is None or not uplink.congested or not uplink.link_rate_bps:
+            return None
+        return uplink.link_rate_bps, "kernel_delivery_rate", "what the congested connection delivered"
+
+    def _relay_measurement(self, snapshot: HealthSnapshot, now_s: float) -> tuple[float, CapacitySource, str] | None:
+        relay = snapshot.relay
+        backlogged = (
+            relay is not None
+            and relay.publishing
+            and (relay.queue_ms >= RELAY_BACKLOG_MS or bool(relay.frames_dropped_per_s))
+        )
+        drained = relay is None or not relay.publishing
+        if not self._relay_backlog.seen(now_s, backlogged=backlogged, drained=drained):
+            return None
+        assert relay is not None
+        if not backlogged or not relay.egress_bps:
+            return None
+        return relay.egress_bps, "relay_egress", "what the relay sent with its queue backlogged"
+
+    def _encoder_measurement(self, snapshot: HealthSnapshot, now_s: float) -> tuple[float, CapacitySource, str] | None:
+        """OBS's output rate while its own send buffer holds a backlog (where the kernel's view is not at hand:
+        another OS, another machine)."""
+        obs = snapshot.obs
+        streaming = obs is not None and obs.streaming and bool(obs.output_bitrate_bps)
+        congestion = (obs.output_congestion_ratio or 0.0) if obs is not None else 0.0
+        backlogged = streaming and congestion >= OBS_BACKLOG_CONGESTION_RATIO
+        if not self._obs_backlog.seen(now_s, backlogged=backlogged, drained=not streaming):
+            return None
+        assert obs is not None
+        if not backlogged or obs.output_bitrate_bps is None:
+            return None
+        return obs.output_bitrate_bps, "encoder_output", "what OBS got out with its send buffer backlogged"
+
+    def _steady(self, fresh: tuple[float, CapacitySource, str], at: datetime) -> CapacityEstimate:
+        bps, source, note = fresh
+        kept = self._measured
+        if kept is not None and kept.source == source and abs(bps / kept.bps - 1) < STEADY_RATIO:
+            bps = kept.bps
+        return CapacityEstimate(bps=round(bps), source=source, lower_bound=False, measured_at=at, note=note)
+
+    def _link_keeps_up(self, snapshot: HealthSnapshot) -> bool:
+        """No backlog where the agent can see the link: the uplink's verdict is clear (it holds its warning
+        until the path has looked healthy for a few seconds) and the relay's queue has drained."""
+        uplink = snapshot.uplink
+        uplink_clear = uplink is None or not uplink.congested
+        return uplink_clear and not self._relay_backlog.active and not self._obs_backlog.active
+
+    def _bandwidth_test(self, snapshot: HealthSnapshot) -> CapacityEstimate | None:
+        test = snapshot.bandwidth
+        if test is None or not test.ok or not test.upload_bps:
+            return None
+        if self._contradicted_at is not None and test.finished_at <= self._contradicted_at:
+            return None  # the link was measured slower since: the test describes a link that is gone
+        return CapacityEstimate(
+            bps=test.upload_bps,
+            source="bandwidth_test",
+            lower_bound=False,
+            measured_at=test.finished_at,
+            note=f"bandwidth test against {test.target}",
+        )
+
+    def _lower_bound(self, snapshot: HealthSnapshot) -> CapacityEstimate | None:
+        candidates: list[tuple[float, CapacitySource, str]] = []
+        relay, obs = snapshot.relay, snapshot.obs
+        if relay is not None and relay.publishing and relay.egress_bps:
+            candidates.append((relay.egress_bps, "relay_egress", "at least what the relay sends"))
+        if obs is not None and obs.streaming and obs.output_bitrate_bps:
+            candidates.append((obs.output_bitrate_bps, "encoder_output", "at least what OBS sends"))
+        if not candidates:
+            return None
+        bps, source, note = max(candidates, key=lambda candidate: candidate[0])
+        return CapacityEstimate(
+            bps=round(bps), source=source, lower_bound=True, measured_at=snapshot.taken_at, note=note
+        )
