@@ -15,6 +15,7 @@ from datetime import datetime
 
 from agent.models import HealthSnapshot
 from agent.models.capacity import CapacityEstimate, CapacitySource
+from agent.net.encoder_rates import FfmpegRates
 
 # The relay's queue counts as a backlog from this much media waiting (its early warning's threshold)...
 RELAY_BACKLOG_MS = 350
@@ -27,7 +28,7 @@ BACKLOG_GAP_S = 2.0
 OBS_BACKLOG_CONGESTION_RATIO = 0.1
 # A measured figure is kept, not replaced, while new readings stay within this ratio of it: the suggestion
 # built on it does not jump while the evidence holds still.
-STEADY_RATIO = 0.2
+STEADY_RATIO = 0.1
 
 
 class _Backlog:
@@ -61,13 +62,16 @@ class CapacityTracker:
         self._measured: CapacityEstimate | None = None
         self._relay_backlog = _Backlog()
         self._obs_backlog = _Backlog()
+        self._ffmpeg = FfmpegRates()
+        self._ffmpeg_backlog = _Backlog()
         self._contradicted_at: datetime | None = None  # a bandwidth test older than this is out of date
 
     def update(self, snapshot: HealthSnapshot, now_s: float) -> CapacityEstimate | None:
         at = snapshot.taken_at
         kernel = self._kernel_measurement(snapshot)
         relay = self._relay_measurement(snapshot, now_s)
-        encoder = self._encoder_measurement(snapshot, now_s)
+        self._ffmpeg.update(snapshot)
+        encoder = self._encoder_measurement(snapshot, now_s) or self._ffmpeg_measurement(snapshot, now_s)
         fresh = kernel or relay or encoder
         if fresh is not None:
             self._measured = self._steady(fresh, at)
@@ -118,6 +122,23 @@ class CapacityTracker:
             return None
         return obs.output_bitrate_bps, "encoder_output", "what OBS got out with its send buffer backlogged"
 
+    def _ffmpeg_measurement(self, snapshot: HealthSnapshot, now_s: float) -> tuple[float, CapacitySource, str] | None:
+        """An ffmpeg held back by its output (slower than real time): what it gets out (what it wrote less what
+        the kernel still holds) is the link's rate. No hold: its speed is already a figure over the last 2 s."""
+        rates = self._ffmpeg
+        ended = snapshot.ffmpeg is None or snapshot.ffmpeg.ended
+        if not self._ffmpeg_backlog.seen(now_s, backlogged=rates.blocked, drained=ended) and not rates.blocked:
+            return None
+        uplink = snapshot.uplink
+        if uplink is None or uplink.state not in ("ok", "congested"):
+            return None  # what it wrote may still sit in a socket buffer of megabytes: only the kernel's view tells
+        if not rates.blocked or not rates.throughput_bps:
+            return None
+        # Right after a stream starts on a slow link, the window still holds the socket buffer filling up:
+        # the last second's rate, if lower, is nearer the link's.
+        bps = min(rates.throughput_bps, rates.recent_bps or rates.throughput_bps)
+        return bps, "encoder_output", "what ffmpeg got out while held back by its output"
+
     def _steady(self, fresh: tuple[float, CapacitySource, str], at: datetime) -> CapacityEstimate:
         bps, source, note = fresh
         kept = self._measured
@@ -130,7 +151,8 @@ class CapacityTracker:
         until the path has looked healthy for a few seconds) and the relay's queue has drained."""
         uplink = snapshot.uplink
         uplink_clear = uplink is None or not uplink.congested
-        return uplink_clear and not self._relay_backlog.active and not self._obs_backlog.active
+        backlogs = (self._relay_backlog, self._obs_backlog, self._ffmpeg_backlog)
+        return uplink_clear and not any(backlog.active for backlog in backlogs)
 
     def _bandwidth_test(self, snapshot: HealthSnapshot) -> CapacityEstimate | None:
         test = snapshot.bandwidth

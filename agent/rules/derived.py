@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.models import EncoderSettings, HealthSnapshot
-from agent.models.uplink import UplinkSample
+from agent.net.encoder_rates import BLOCKED_SPEED_RATIO, THROUGHPUT_WINDOW_S, FfmpegRates
 from agent.platforms import PlatformPreset
 from agent.settings import Settings
 
@@ -24,7 +24,7 @@ DERIVED_METRICS: dict[str, str] = {
     "output_bitrate_ratio": "Throughput / configured bitrate: below 1 the uplink is not keeping up.",
     "upload_capacity_bps": "What the uplink carries (snapshot.upload_capacity, agent/net/capacity.py), at least.",
     "upload_headroom_ratio": "Measured upload capacity / configured bitrate (1.5 is comfortable); a bound gives none.",
-    "uplink_backlog": "1 when the link shows a backlog (kernel: congested or bytes unsent; relay queue; OBS's buffer).",
+    "uplink_backlog": "1 when the link shows a backlog (the kernel's view, the relay's queue, OBS's buffer, ffmpeg blocked).",
     "stream_live_s": "Seconds the stream has been live (OBS's output duration, else since the relay or ffmpeg began).",
     "stream_settled": "1 once the stream has been live STREAM_START_S: rate rules wait out an encoder's first seconds.",
     "frames_dropped_network_ratio_5s": "Share of OBS's frames dropped for the network over the last 5 s.",
@@ -39,18 +39,15 @@ DERIVED_METRICS: dict[str, str] = {
     "stream_down": "1 when the stream should be live (stream.expect_live) and is not.",
 }
 
-# Throughput is averaged over this window (see `_throughput`).
-THROUGHPUT_WINDOW_S = 2.0
-MIN_EVIDENCE_S = 1.5
 # OBS's first seconds send less than configured (and then catch up); a stream this young is not judged on rates.
 STREAM_START_S = 10.0
 # The shorter windows the alerts read: short enough that an alert clears within seconds of the trouble ending.
 SHORT_WINDOW_S = 5.0
-# Backlog evidence: this much unsent in the encoder's socket, this much media in the relay's queue, or OBS's
-# send buffer this far toward its drop threshold.
-UNSENT_BACKLOG_BYTES = 8192
+# Backlog evidence besides the uplink tracker's verdict: this much media in the relay's queue, or OBS's send
+# buffer this far toward its drop threshold.
 RELAY_BACKLOG_MS = 200
 OBS_BACKLOG_CONGESTION_RATIO = 0.1
+QUEUED_BACKLOG_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,10 +93,8 @@ class DerivedCalculator:
     def __init__(self, target: StreamTarget, preset: PlatformPreset) -> None:
         self.target = target
         self.preset = preset
-        self._ffmpeg_bytes: deque[tuple[float, int]] = deque(maxlen=64)  # (time, bytes through so far)
-        self._ffmpeg_written = 0
+        self._ffmpeg = FfmpegRates()
         self._obs_bitrates: deque[tuple[float, float]] = deque(maxlen=64)
-        self._ffmpeg_media: deque[tuple[float, float]] = deque(maxlen=64)
         self._obs_frames: deque[tuple[float, int, int]] = deque(maxlen=64)  # (time, dropped, output) totals
         self._obs_congestion: deque[tuple[float, float]] = deque(maxlen=64)
         self._live_since: float | None = None  # relay / ffmpeg: when the stream was first seen live
@@ -120,6 +115,7 @@ class DerivedCalculator:
         configured_bps = (video_kbps + audio_kbps) * 1000.0 if video_kbps else None
         values["configured_bitrate_bps"] = configured_bps
 
+        self._ffmpeg.update(snapshot)
         throughput = self._throughput(snapshot)
         values["output_throughput_bps"] = throughput
         ratio = throughput / configured_bps if throughput is not None and configured_bps else None
@@ -130,14 +126,14 @@ class DerivedCalculator:
             values["upload_capacity_bps"] = capacity.bps
             if not capacity.lower_bound and configured_bps:
                 values["upload_headroom_ratio"] = capacity.bps / configured_bps
-        values["uplink_backlog"] = uplink_backlog(snapshot)
+        values["ffmpeg_speed_ratio"] = self._ffmpeg.speed_ratio
+        values["uplink_backlog"] = uplink_backlog(snapshot, values["ffmpeg_speed_ratio"], configured_bps)
         live_s = self._live_s(snapshot)
         values["stream_live_s"] = live_s
         values["stream_settled"] = None if live_s is None else float(live_s >= STREAM_START_S)
         values["frames_dropped_network_ratio_5s"] = self._obs_drop_ratio(snapshot)
         values["output_congestion_ratio_5s"] = self._obs_congestion_mean(snapshot)
 
-        values["ffmpeg_speed_ratio"] = self._ffmpeg_speed(snapshot)
         if obs is not None and obs.average_frame_render_ms is not None and obs.frame_budget_ms:
             values["render_budget_ratio"] = obs.average_frame_render_ms / obs.frame_budget_ms
         if system is not None and system.encoder_cpu_core_ratio is not None and system.cpu_count_logical:
@@ -218,29 +214,10 @@ class DerivedCalculator:
             self._obs_congestion.popleft()
         return statistics.fmean(value for _, value in self._obs_congestion)
 
-    def _ffmpeg_speed(self, snapshot: HealthSnapshot) -> float | None:
-        """ffmpeg's own `speed` is averaged since it started, so a slow start drags it down for the
-        whole run; this is the same figure over the last window only."""
-        ffmpeg = snapshot.ffmpeg
-        if ffmpeg is None or ffmpeg.ended or ffmpeg.out_time_s is None:
-            self._ffmpeg_media.clear()
-            return None
-        t = ffmpeg.taken_at.timestamp()
-        if not self._ffmpeg_media or t > self._ffmpeg_media[-1][0]:
-            if self._ffmpeg_media and ffmpeg.out_time_s < self._ffmpeg_media[-1][1]:
-                self._ffmpeg_media.clear()
-            self._ffmpeg_media.append((t, ffmpeg.out_time_s))
-        while len(self._ffmpeg_media) > 2 and t - self._ffmpeg_media[1][0] >= THROUGHPUT_WINDOW_S:
-            self._ffmpeg_media.popleft()
-        first_t, first_out = self._ffmpeg_media[0]
-        if t - first_t < MIN_EVIDENCE_S:
-            return None
-        return (ffmpeg.out_time_s - first_out) / (t - first_t)
-
     def _throughput(self, snapshot: HealthSnapshot) -> float | None:
         """Bits per second getting out over the last THROUGHPUT_WINDOW_S: long enough to average out
         keyframes and muxer bursts, short enough that a collapsing uplink shows within two ticks."""
-        obs, ffmpeg = snapshot.obs, snapshot.ffmpeg
+        obs = snapshot.obs
         if obs is not None and obs.streaming and obs.output_bitrate_bps is not None:
             t = obs.taken_at.timestamp()
             if not self._obs_bitrates or t > self._obs_bitrates[-1][0]:
@@ -249,35 +226,23 @@ class DerivedCalculator:
                 self._obs_bitrates.popleft()
             return statistics.fmean(value for _, value in self._obs_bitrates)
         self._obs_bitrates.clear()
-        if ffmpeg is None or ffmpeg.ended or ffmpeg.total_size_bytes is None:
-            self._ffmpeg_bytes.clear()
-            return None
-        t = ffmpeg.taken_at.timestamp()
-        # ffmpeg counts what it wrote to the socket; what still waits in the kernel's queue (up to
-        # megabytes of send buffer while the uplink falls behind) has not got through yet.
-        through = ffmpeg.total_size_bytes - _queued_in_kernel(snapshot.uplink, t)
-        if not self._ffmpeg_bytes or t > self._ffmpeg_bytes[-1][0]:
-            if self._ffmpeg_bytes and ffmpeg.total_size_bytes < self._ffmpeg_written:
-                self._ffmpeg_bytes.clear()  # a new ffmpeg run started counting from zero
-            self._ffmpeg_written = ffmpeg.total_size_bytes
-            self._ffmpeg_bytes.append((t, through))
-        # Keep the newest reading that is at least a window old as the start of the window.
-        while len(self._ffmpeg_bytes) > 2 and t - self._ffmpeg_bytes[1][0] >= THROUGHPUT_WINDOW_S:
-            self._ffmpeg_bytes.popleft()
-        first_t, first_bytes = self._ffmpeg_bytes[0]
-        if t - first_t < MIN_EVIDENCE_S:
-            return None  # not enough wall time yet to say anything honest
-        return (self._ffmpeg_bytes[-1][1] - first_bytes) * 8 / (t - first_t)
+        return self._ffmpeg.throughput_bps
 
 
-def uplink_backlog(snapshot: HealthSnapshot) -> float | None:
+def uplink_backlog(
+    snapshot: HealthSnapshot, ffmpeg_speed_ratio: float | None = None, configured_bps: float | None = None
+) -> float | None:
     """1 when the link shows a backlog where the agent can see it, 0 when it shows none, None when it cannot
-    see the link at all: an encoder sending less than configured blames the uplink only with this evidence."""
+    see the link at all: an encoder sending less than configured blames the uplink only with this evidence.
+    An ffmpeg producing media slower than real time is blocked on its socket (the `-re` input paces it)."""
     uplink, relay, obs = snapshot.uplink, snapshot.relay, snapshot.obs
     seen = False
     if uplink is not None and uplink.state in ("ok", "congested"):
         seen = True
-        if uplink.congested or (uplink.unsent_bytes or 0) >= UNSENT_BACKLOG_BYTES:
+        queued_bytes = (uplink.unsent_bytes or 0) + (uplink.unacked_bytes or 0)
+        # The tracker's verdict (RTT over its baseline with bytes unsent, held 0.45 s), or half a second of the
+        # stream waiting in the kernel for this connection: more than any keyframe burst on a link that keeps up.
+        if uplink.congested or (configured_bps and queued_bytes * 8 >= QUEUED_BACKLOG_S * configured_bps):
             return 1.0
     if relay is not None and relay.publishing:
         seen = True
@@ -287,12 +252,8 @@ def uplink_backlog(snapshot: HealthSnapshot) -> float | None:
         seen = True
         if obs.output_congestion_ratio >= OBS_BACKLOG_CONGESTION_RATIO:
             return 1.0
+    if ffmpeg_speed_ratio is not None:
+        seen = True
+        if ffmpeg_speed_ratio < BLOCKED_SPEED_RATIO:
+            return 1.0
     return 0.0 if seen else None
-
-
-def _queued_in_kernel(uplink: UplinkSample | None, at_s: float) -> int:
-    """Bytes the encoder wrote that the kernel still holds (unsent, or sent and not yet acknowledged), from
-    the uplink source's reading of that connection when it is within a second of `at_s`; else 0."""
-    if uplink is None or uplink.state not in ("ok", "congested") or abs(uplink.taken_at.timestamp() - at_s) > 1.0:
-        return 0
-    return (uplink.unsent_bytes or 0) + (uplink.unacked_bytes or 0)
