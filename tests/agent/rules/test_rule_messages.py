@@ -115,6 +115,10 @@ def full_snapshot(*, sparse: bool) -> HealthSnapshot:
         queue_ms=900,
         frames_dropped_per_s=4.0,
         ingest_unreachable=True,
+        going_nowhere=True,
+        going_nowhere_reason="no destination has been live or connecting for 10 s",
+        holding=True,
+        hold_remaining_s=25.0,
         destinations=[RelayDestinationSample(name="10.77.0.2:1935", state="connecting", error=maybe("refused"))],
     )
     shipping = ShippingState(
@@ -128,6 +132,8 @@ def full_snapshot(*, sparse: bool) -> HealthSnapshot:
         last_rejected=maybe("batch 12: bad schema (kept in ship-rejected/12.jsonl)"),
         batches_set_aside_total=2,
         unshipped_lines_deleted_total=10,
+        collector_last_seq=1200,
+        collector_ahead_by_seqs=200,
     )
     return HealthSnapshot(
         taken_at=NOW,
