@@ -87,12 +87,9 @@ class IncidentLog:
             return
         self._congested = congested
         if congested:
-            text = (
-                f"link slowed: the kernel delivers {_mbps(uplink.delivery_rate_bps)}, "
-                f"RTT {_ms(uplink.rtt_ms)} (base {_ms(uplink.min_rtt_ms)})"
+            text = f"link slowed: the kernel delivers {_mbps(uplink.delivery_rate_bps)}; " + (
+                uplink.congestion_reason or f"RTT {_ms(uplink.rtt_ms)} (base {_ms(uplink.min_rtt_ms)})"
             )
-            if uplink.congestion_reason:
-                text += f"; {uplink.congestion_reason}"
             self._note(uplink.taken_at, "link_slowed", "warning", text)
         else:
             self._note(uplink.taken_at, "link_back", "info", f"link back: RTT {_ms(uplink.rtt_ms)}")

@@ -153,8 +153,9 @@ async def run_fleet(collector_url: str, token: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The `streamhealth` console script: the TUI by default, every agent command as well."""
     from collector import cli as collector_cli  # argparse only; the collector loads when its command runs
+    from tui import web
 
-    return agent_cli.main(argv, extra_commands=[sys.modules[__name__], collector_cli], default_command=run)
+    return agent_cli.main(argv, extra_commands=[sys.modules[__name__], web, collector_cli], default_command=run)
 
 
 if __name__ == "__main__":

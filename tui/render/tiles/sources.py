@@ -88,7 +88,7 @@ def sources_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
         lines.append(source_line(status, snapshot, with_detail=False))
         detail = source_view(status, snapshot)[2]
         if detail:
-            lines.append(Text(f"{'':<9}{detail}", style="dim"))
+            lines.append(Text(f"{'':<8}{detail}", style="dim"))
     if snapshot.shipping is not None:
         lines.append(shipping_line(snapshot.shipping))
     return TileView("sources", "Sources", level, f"{healthy}/{len(used)} ok", lines)
