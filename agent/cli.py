@@ -112,7 +112,12 @@ def main(
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     command: CommandRun = getattr(args, "command", None) or default_command or agent_cmd.run
+    # A command with a settings section of its own (the collector) reads that only: the agent's
+    # configuration and rules are neither read nor checked, so a broken agent config does not stop it.
+    standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)
     try:
+        if standalone is not None:
+            return int(standalone(args))
         settings = load_configuration(args.config)
         return int(command(args, settings))
     except (ConfigError, BindRefused) as exc:  # the user's setup: fix it and start again

@@ -21,7 +21,8 @@ from agent.redact import redact
 
 # Variables that are not settings but are ours (the config file's path; the tests' fixtures folder; the
 # collector's database URL, read by `streamhealth collector`).
-NOT_SETTINGS = frozenset({"STREAMHEALTH_CONFIG", "STREAMHEALTH_FIXTURES", "STREAMHEALTH_COLLECTOR_DATABASE"})
+NOT_SETTINGS = frozenset({"STREAMHEALTH_CONFIG", "STREAMHEALTH_FIXTURES"})
+NOT_SETTINGS_PREFIX = "STREAMHEALTH_COLLECTOR"  # the collector's own section (collector/settings.py), the fleet's token
 # Fields whose values are secrets or carry one (an ingest URL's stream key), never quoted in a message.
 SECRET_FIELDS = frozenset(
     {"token", "password", "key", "stream_key", "primary", "backups", "rtmp_url", "webhooks", "url", "database"}
@@ -31,13 +32,20 @@ Layers = list[tuple[str, Mapping[str, Any]]]  # (file name, its contents), lowes
 
 
 def describe_validation_error(
-    exc: ValidationError, layers: Layers, environ: Mapping[str, str], prefix: str, delimiter: str
+    exc: ValidationError,
+    layers: Layers,
+    environ: Mapping[str, str],
+    prefix: str,
+    delimiter: str,
+    *,
+    section: str = "",
 ) -> str:
-    """One line per problem: where the value came from, the field, the reason (secrets never quoted)."""
+    """One line per problem: where the value came from, the field, the reason (secrets never quoted).
+    `section`: the name of the table the model is (the collector's settings are `[collector]`)."""
     lines = ["invalid configuration:"]
     for error in exc.errors():
         loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
-        field = ".".join(loc) or "(top level)"
+        field = ".".join([section, *loc] if section else loc) or "(top level)"
         origin = origin_of(loc, layers, environ, prefix, delimiter)
         reason = error["msg"]
         if error["type"] == "extra_forbidden":
@@ -131,7 +139,7 @@ def unknown_variable_warnings(
     warnings = []
     for variable in sorted(environ):
         upper = variable.upper()
-        if not upper.startswith(prefix) or upper in NOT_SETTINGS:
+        if not upper.startswith(prefix) or upper in NOT_SETTINGS or upper.startswith(NOT_SETTINGS_PREFIX):
             continue
         if upper.split(delimiter, 1)[0] in sections:
             continue

@@ -1,15 +1,16 @@
 """`streamhealth collector serve | token`: run the team collector, create its tokens. No logic here.
 
 Registered by the `streamhealth` entry point next to the TUI; the agent package never imports it (nor
-psycopg). The database URL may come from STREAMHEALTH_COLLECTOR_DATABASE, so a PostgreSQL password need
-not be on the command line.
+psycopg). Its settings are its own section (collector/settings.py: `[collector]` in the config file,
+`STREAMHEALTH_COLLECTOR__*`, these flags); the agent's configuration and rules are not read, so a broken
+agent config never stops a collector. The database URL may come from a variable, so a PostgreSQL
+password need not be on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -18,14 +19,21 @@ import platformdirs
 from agent.errors import ConfigError
 from agent.paths import APP_NAME
 from agent.settings import Settings
+from collector.settings import CollectorSettings, load_collector_settings
 
 HELP = "the team collector: agents ship their health logs to it (docs/collector.md)"
-DATABASE_ENV = "STREAMHEALTH_COLLECTOR_DATABASE"
-DEFAULT_PORT = 8766
+DATABASE_ENV = "STREAMHEALTH_COLLECTOR__DATABASE"
 
 
 def default_database() -> str:
-    return os.environ.get(DATABASE_ENV) or f"sqlite:///{platformdirs.user_data_path(APP_NAME) / 'collector.sqlite3'}"
+    return f"sqlite:///{platformdirs.user_data_path(APP_NAME) / 'collector.sqlite3'}"
+
+
+def _settings(args: argparse.Namespace, *names: str) -> CollectorSettings:
+    """The [collector] section, with the flags given on the command line on top."""
+    return load_collector_settings(
+        getattr(args, "config", None), {name: getattr(args, name, None) for name in ("database", *names)}
+    )
 
 
 def add_parser(
@@ -38,21 +46,22 @@ def add_parser(
         "--database",
         metavar="URL",
         default=None,
-        help=f"sqlite:///PATH or postgresql://USER@HOST/DB (default: ${DATABASE_ENV}, else SQLite in the data folder)",
+        help=f"sqlite:///PATH or postgresql://USER@HOST/DB (default: [collector] database, ${DATABASE_ENV}, "
+        "else SQLite in the data folder)",
     )
     serve = actions.add_parser("serve", parents=[common, database], help="run the collector (Ctrl+C stops it)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="TCP port (default 8766)")
     serve.add_argument(
-        "--retention-days", type=float, default=30.0, help="keep raw records this many days (default 30)"
+        "--retention-days", type=float, default=None, help="keep raw records this many days (default 30)"
     )
     serve.add_argument(
-        "--rollup-days", type=float, default=400.0, help="keep per-minute rollups this many days (default 400)"
+        "--rollup-days", type=float, default=None, help="keep per-minute rollups this many days (default 400)"
     )
     serve.add_argument(
         "--body-deadline-s",
         type=float,
-        default=20.0,
+        default=None,
         help="a batch's body must arrive within this many seconds of its headers, else 408 (default 20)",
     )
     serve.add_argument(
@@ -63,7 +72,7 @@ def add_parser(
         help="send fleet alerts (lost contact, agents' critical alerts) to the webhooks of the [notify] section "
         "of this TOML file (docs/fleet.md); on one collector only",
     )
-    serve.set_defaults(command=run_serve)
+    serve.set_defaults(command=run_serve, standalone=run_serve)
     token = actions.add_parser(
         "token", parents=[common, database], help="create a token and print it once (it is stored hashed)"
     )
@@ -76,23 +85,24 @@ def add_parser(
         help="the agent this token writes for (its id, in the agent's .streamhealth-agent.json); default: the "
         "first id it sends, bound for good",
     )
-    token.set_defaults(command=run_token)
+    token.set_defaults(command=run_token, standalone=run_token)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """`streamhealth collector ACTION`: the action chosen on the command line."""
-    return int(args.command(args, settings))
+    """`streamhealth collector ACTION` (the entry point calls `standalone` instead: no agent settings)."""
+    return int(args.command(args))
 
 
-def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from collector.app import create_app
     from collector.notify import load_notify_settings
     from collector.store import open_store, redact_database_url
 
+    settings = _settings(args, "host", "port", "retention_days", "rollup_days", "body_deadline_s")
     notify = load_notify_settings(args.notify) if getattr(args, "notify", None) is not None else None
-    url = args.database or default_database()
+    url = settings.database or default_database()
     # The store's threads and the event loop hand the GIL back and forth on every batch; at the default
     # 5 ms switch interval each hand-over could add milliseconds to an ingest's latency.
     sys.setswitchinterval(0.0005)
@@ -100,18 +110,24 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(url)
     app = create_app(
         store,
-        retention_days=args.retention_days,
-        rollup_days=args.rollup_days,
+        retention_days=settings.retention_days,
+        rollup_days=settings.rollup_days,
         notify=notify,
-        body_deadline_s=args.body_deadline_s,
+        body_deadline_s=settings.body_deadline_s,
     )
     print(
-        f"streamhealth collector on http://{args.host}:{args.port} (database {redact_database_url(url)})",
+        f"streamhealth collector on http://{settings.host}:{settings.port} (database {redact_database_url(url)})",
         file=sys.stderr,
         flush=True,
     )
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on", http="httptools"
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        http="httptools",
     )
     server = uvicorn.Server(config)
     server.run()
@@ -126,7 +142,7 @@ async def _check_database(url: str) -> None:
     await store.close()
 
 
-def run_token(args: argparse.Namespace, settings: Settings) -> int:
+def run_token(args: argparse.Namespace) -> int:
     from collector.auth import AGENT_ID
     from collector.store import StoreError, open_store
     from collector.tokens import TokenKind, hash_token, new_token
@@ -140,8 +156,10 @@ def run_token(args: argparse.Namespace, settings: Settings) -> int:
         )
     token = new_token(kind)
 
+    database = _settings(args).database or default_database()
+
     async def add() -> None:
-        store = open_store(args.database or default_database())
+        store = open_store(database)
         await store.open()
         try:
             await store.add_token(args.name.strip(), kind, hash_token(token), args.agent_id)
