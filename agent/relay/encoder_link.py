@@ -142,7 +142,11 @@ class EncoderLink(asyncio.BufferedProtocol):
             return
         if rest:
             self._relay.settle()
-            self.session.take_messages(rest)
+            try:
+                self.session.take_messages(rest)
+            except ProtocolError as exc:  # a command or data message past its bounds, or malformed
+                self._drop(str(exc))
+                return
             self._pump()
         elif lane.answer_due:  # an Acknowledgement fell due
             self._send_answers()

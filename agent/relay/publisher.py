@@ -81,6 +81,7 @@ class PublisherSession:
         self._stream_limits = stream_limits
         self._limits_before_publish = limits_before_publish(stream_limits)
         self._connection = RtmpConnection(Role.SERVER, read_limits=self._limits_before_publish)
+        self._connection.decode_data_values = False  # forwarded as they came; decoding them is work for nothing
         self._classifier = FrameClassifier()
         self._clock = clock
         self._events: list[PublisherEvent] = []

@@ -147,14 +147,32 @@ def _encode_value(out: bytearray, value: Any, depth: int) -> None:
 # ---------------------------------------------------------------------------------------------- decoding
 
 
-def decode_all(data: bytes | bytearray | memoryview, *, max_values: int = MAX_VALUES) -> list[Any]:
-    """Decode every value in `data` (a whole command or data message body), at most `max_values` in all."""
-    decoder = _Decoder(memoryview(data), max_values)
+class ValueBudget:
+    """Values several messages may still build together (a connection's messages from one read: many
+    small commands in one read must not add up to a long hold of the event loop either)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+
+def decode_all(
+    data: bytes | bytearray | memoryview, *, max_values: int = MAX_VALUES, budget: ValueBudget | None = None
+) -> list[Any]:
+    """Decode every value in `data` (a whole command or data message body), at most `max_values` in all,
+    and at most what `budget` has left (which this spends)."""
+    limit = max_values if budget is None else min(max_values, budget.left)
+    decoder = _Decoder(memoryview(data), limit)
     values: list[Any] = []
     offset = 0
-    while offset < len(decoder.view):
-        value, offset = decoder.value(offset, 0)
-        values.append(value)
+    try:
+        while offset < len(decoder.view):
+            value, offset = decoder.value(offset, 0)
+            values.append(value)
+    finally:
+        if budget is not None:
+            budget.left -= limit - decoder.left
     return values
 
 

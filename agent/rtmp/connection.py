@@ -11,6 +11,7 @@ import enum
 from typing import Any, Final
 
 from agent.errors import ProtocolError
+from agent.rtmp import amf0
 from agent.rtmp import messages as m
 from agent.rtmp.chunk_writer import ChunkWriter
 from agent.rtmp.chunks import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, RawMessage, ReadLimits, WholeMessage
@@ -25,6 +26,9 @@ CSID_VIDEO: Final = 6
 
 
 _MEDIA_TYPES: Final = frozenset({m.AUDIO, m.VIDEO})
+# AMF0 values all the messages of one read may build together: about 4 ms of decoding. A real peer sends a
+# few commands of a few dozen values; a read of small commands crafted to be slow to decode is refused.
+AMF_VALUES_PER_READ: Final = 2 * amf0.MAX_VALUES
 
 
 class Role(enum.Enum):
@@ -71,6 +75,8 @@ class RtmpConnection:
         self.peer_acknowledged: int | None = None  # last Acknowledgement sequence number from the peer
         self._acked_received = 0
         self._failed: ProtocolError | None = None
+        # A relay forwards data messages (onMetaData, onTextData) as they came: it may skip decoding them.
+        self.decode_data_values = True
 
     # ------------------------------------------------------------------------------------------ input
 
@@ -136,8 +142,10 @@ class RtmpConnection:
     def take_messages(self, raws: list[RawMessage]) -> None:
         """Handle whole messages (protocol control here; everything becomes an event)."""
         events = self._events
+        budget = amf0.ValueBudget(AMF_VALUES_PER_READ)
+        decode_data = self.decode_data_values
         for raw in raws:
-            event = m.decode_message(raw)
+            event = m.decode_message(raw, budget=budget, decode_data=decode_data)
             if raw.type_id not in _MEDIA_TYPES:
                 self._handle(event)
             events.append(event)

@@ -177,8 +177,10 @@ def _u32(payload: bytes, what: str, offset: int = 0) -> int:
     return value
 
 
-def decode_message(raw: RawMessage) -> Event:
-    """The event a reassembled message stands for. Raises ProtocolError when its body is malformed."""
+def decode_message(raw: RawMessage, *, budget: amf0.ValueBudget | None = None, decode_data: bool = True) -> Event:
+    """The event a reassembled message stands for. Raises ProtocolError when its body is malformed, or its
+    AMF0 holds more values than `budget` has left. With `decode_data` false a data message's values are
+    not decoded (a relay forwards its bytes as they came: `values` is empty)."""
     type_id, payload = raw.type_id, raw.payload
     if type_id == AUDIO:
         return AudioMessage(raw.timestamp, raw.stream_id, payload)
@@ -186,7 +188,7 @@ def decode_message(raw: RawMessage) -> Event:
         return VideoMessage(raw.timestamp, raw.stream_id, payload)
     if type_id in (COMMAND_AMF0, COMMAND_AMF3):
         body = payload[1:] if type_id == COMMAND_AMF3 and payload[:1] == b"\x00" else payload
-        values = amf0.decode_all(body)
+        values = amf0.decode_all(body, budget=budget)
         if len(values) < 2 or not isinstance(values[0], str) or not isinstance(values[1], float):
             raise ProtocolError("RTMP command without a name and transaction id")
         return Command(
@@ -198,8 +200,10 @@ def decode_message(raw: RawMessage) -> Event:
             raw.timestamp,
         )
     if type_id in (DATA_AMF0, DATA_AMF3):
+        if not decode_data:
+            return DataMessage((), raw.stream_id, raw.timestamp, payload, type_id)
         body = payload[1:] if type_id == DATA_AMF3 and payload[:1] == b"\x00" else payload
-        return DataMessage(tuple(amf0.decode_all(body)), raw.stream_id, raw.timestamp, payload, type_id)
+        return DataMessage(tuple(amf0.decode_all(body, budget=budget)), raw.stream_id, raw.timestamp, payload, type_id)
     if type_id == SET_CHUNK_SIZE:
         return SetChunkSize(_u32(payload, "Set Chunk Size") & 0x7FFFFFFF)
     if type_id == ABORT:

@@ -217,3 +217,30 @@ def test_any_input_is_handled_within_the_bounds_or_fails_that_connection_only(
             session.events()
     other.receive_data(_connect_and_publish(other_client))
     assert any(isinstance(e, PublishRequested) for e in other.events())
+
+
+def test_many_small_commands_in_one_read_share_one_budget_of_amf0_values() -> None:
+    session, client = _handshaken()
+    client.send_set_chunk_size(65536)
+    body = amf0.encode("connect", 1.0, [{} for _ in range(1500)])  # each under the per-message bound
+    for _ in range(3):
+        client._send(3, 0, m.COMMAND_AMF0, 0, body)
+    with pytest.raises(ProtocolError, match="values"):
+        session.receive_data(client.data_to_send())
+    session, client = _handshaken()
+    client.send_set_chunk_size(65536)
+    for _ in range(3):  # the same commands, one read each
+        client._send(3, 0, m.COMMAND_AMF0, 0, body)
+        session.receive_data(client.data_to_send())
+
+
+def test_the_relay_forwards_data_messages_without_decoding_them() -> None:
+    session, client = _handshaken()
+    session.receive_data(_connect_and_publish(client))
+    session.events()
+    session.accept_publish()
+    body = b"\x02\x00\x0aonTextData" + b"\x0a" + (4_000).to_bytes(4, "big") + b"\x03\x00\x00\x09" * 4_000
+    client._send(5, 0, m.DATA_AMF0, 1, body)
+    session.receive_data(client.data_to_send())
+    (frame,) = [e for e in session.events() if getattr(e, "payload", None) == body]
+    assert frame.type_id == m.DATA_AMF0
