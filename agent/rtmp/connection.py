@@ -26,9 +26,11 @@ CSID_VIDEO: Final = 6
 
 
 _MEDIA_TYPES: Final = frozenset({m.AUDIO, m.VIDEO})
-# AMF0 values all the messages of one read may build together: about 4 ms of decoding. A real peer sends a
-# few commands of a few dozen values; a read of small commands crafted to be slow to decode is refused.
-AMF_VALUES_PER_READ: Final = 2 * amf0.MAX_VALUES
+# AMF0 values all the messages of one read may build together: about 0.3 ms of decoding, so even
+# relay.max_connections (32) connections read in one event-loop step cost a few ms. A real peer's connect,
+# releaseStream, FCPublish and createStream hold about 30 (and the relay does not decode data messages);
+# a read of commands crafted to be slow to decode is refused.
+AMF_VALUES_PER_READ: Final = 256
 
 
 class Role(enum.Enum):

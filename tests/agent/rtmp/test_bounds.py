@@ -222,7 +222,7 @@ def test_any_input_is_handled_within_the_bounds_or_fails_that_connection_only(
 def test_many_small_commands_in_one_read_share_one_budget_of_amf0_values() -> None:
     session, client = _handshaken()
     client.send_set_chunk_size(65536)
-    body = amf0.encode("connect", 1.0, [{} for _ in range(1500)])  # each under the per-message bound
+    body = amf0.encode("connect", 1.0, [{} for _ in range(150)])  # each under the per-message bound
     for _ in range(3):
         client._send(3, 0, m.COMMAND_AMF0, 0, body)
     with pytest.raises(ProtocolError, match="values"):
