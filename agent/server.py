@@ -19,6 +19,7 @@ from agent import os_features
 from agent.api.app import create_app
 from agent.beat import next_beat
 from agent.errors import BindRefused, PortBusy
+from agent.http.server import uvicorn_config
 from agent.runtime import Agent
 from agent.settings import Settings
 
@@ -51,19 +52,7 @@ class AgentServer:
         check_bind(settings)
         self.settings = settings
         self.agent = agent or Agent(settings)
-        config = uvicorn.Config(
-            create_app(self.agent),
-            host=settings.api.host,
-            port=settings.api.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            # h11 (pure Python), as before httptools became a dependency for the collector: the agent
-            # serves a few requests a second, and its behaviour on malformed requests stays as tested.
-            http="h11",
-            timeout_graceful_shutdown=3,
-        )
+        config = uvicorn_config(create_app(self.agent), host=settings.api.host, port=settings.api.port)
         self._server = _EmbeddedUvicorn(config)
         self._serve_task: asyncio.Task[None] | None = None
         self.port: int | None = None

@@ -1,8 +1,8 @@
-"""The agent's HTTP API (plain Starlette): health, history, alerts, live events, Prometheus metrics.
+"""The agent's HTTP API (FastAPI): health, history, alerts, live events, Prometheus metrics, and the routers of
+agent/api/*_routes.py. Routes only read what the agent already measured; none of them triggers a measurement.
 
-Every endpoint is one entry of the route table (`api_endpoints`), from which agent/api/routing.py serves
-and agent/api/openapi.py writes /openapi.json. Routes only read what the agent already measured; none of
-them triggers a measurement. Errors are JSON: `{"error": ..., "detail": ...}` with a 4xx status.
+What the agent and the collector share (errors as `ErrorBody`, the token dependency, the body limit, the
+document's errors) is agent/http/; here is what only the agent serves.
 """
 
 from __future__ import annotations
@@ -12,26 +12,22 @@ import json
 import math
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.responses import Response
 
 from agent import __version__
-from agent.api.auth import BearerTokenMiddleware
-from agent.api.bandwidth_routes import bandwidth_endpoints
-from agent.api.encoder_routes import encoder_endpoints
-from agent.api.errors import http_error
-from agent.api.incident_routes import incident_endpoints
-from agent.api.limits import BodyLimitMiddleware
-from agent.api.openapi import DocumentRoutes
-from agent.api.preflight_routes import preflight_endpoints
-from agent.api.routing import Call, Endpoint, NoParams, routes_of
-from agent.api.session_routes import session_endpoints
+from agent.api.bandwidth_routes import add_bandwidth_routes
+from agent.api.encoder_routes import PROGRESS_PATH, add_encoder_routes
+from agent.api.incident_routes import add_incident_routes
+from agent.api.preflight_routes import add_preflight_routes
+from agent.api.session_routes import add_session_routes
+from agent.http.auth import token_check
+from agent.http.errors import install_error_handlers
+from agent.http.limits import BodyLimitMiddleware
+from agent.http.openapi import error_responses, serve_documents
 from agent.logs.sessions import RunIndex
 from agent.models import AlertsView, HealthSnapshot, HistorySeries, MetricNames, RunDetail, RunList, TickRecord
 from agent.redact import redact
@@ -39,26 +35,6 @@ from agent.runtime import Agent
 
 API_PREFIX = "/api/v1"
 SSE_PING_S = 15
-INFO = {
-    "title": "streamhealth agent",
-    "version": __version__,
-    "description": "Live stream health measured beside the encoder: snapshot, history, alerts, events, metrics.",
-}
-
-
-class HistoryParams(BaseModel):
-    metric: str | None = Field(None, description="e.g. system.cpu_usage_ratio")
-    since: float | datetime | None = Field(
-        None, description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"
-    )
-    last_s: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="Only the last N seconds (by the monotonic clock)"
-    )
-    max_points: int | None = Field(None, ge=2, le=100_000, description="Thin to at most this many evenly spaced points")
-
-
-class RunParams(BaseModel):
-    run_id: str
 
 
 def _since_of(since: float | datetime | None) -> float | None:
@@ -90,69 +66,103 @@ class _LazyExposition:
         return Response(self._render(), media_type=self._content_type)
 
 
-def create_app(agent: Agent) -> Starlette:
-    """The agent's API: every route, the OpenAPI document and its pages, the error handler, the body limit
-    and the token check."""
-    endpoints = api_endpoints(agent)
+def create_app(agent: Agent) -> FastAPI:
+    """The agent's API: every route, the OpenAPI document and its pages, the error handlers, the body limit
+    (before anything else: an oversized body is refused unread) and, with api.token set, the token."""
     token = agent.settings.api.token
-    documents = DocumentRoutes(endpoints, info=INFO, token_required=token is not None)
-    middleware = [] if token is None else [Middleware(BearerTokenMiddleware, token=token.get_secret_value())]
-    middleware.append(Middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}/ffmpeg/progress"})))
-    return Starlette(
-        routes=[*documents.routes, *routes_of(endpoints)],
-        middleware=middleware,  # the first is the outermost: no token, nothing else is looked at
-        exception_handlers={HTTPException: http_error},
+    dependencies = []
+    if token is not None:
+        check = token_check(
+            token.get_secret_value(),
+            description="The agent's api.token",
+            detail="send the agent's api.token as 'Authorization: Bearer <token>'",
+        )
+        dependencies.append(Depends(check))
+    app = FastAPI(
+        title="streamhealth agent",
+        version=__version__,
+        description="Live stream health measured beside the encoder: snapshot, history, alerts, events, metrics.",
+        dependencies=dependencies,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_error_handlers(app)
+    serve_documents(app)
+    for add_routes in (
+        add_core_routes,
+        add_bandwidth_routes,
+        add_preflight_routes,
+        add_session_routes,
+        add_encoder_routes,
+        add_incident_routes,
+    ):
+        add_routes(app.router, agent, API_PREFIX)
+    app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({f"{API_PREFIX}{PROGRESS_PATH}"}))
+    return app
 
 
-def api_endpoints(agent: Agent) -> list[Endpoint[Any, Any]]:
-    """The route table: every endpoint of the API, in the order the document lists them."""
-    return [
-        *_core_endpoints(agent),
-        *bandwidth_endpoints(agent, API_PREFIX),
-        *preflight_endpoints(agent, API_PREFIX),
-        *session_endpoints(agent, API_PREFIX),
-        *encoder_endpoints(agent, API_PREFIX),
-        *incident_endpoints(agent, API_PREFIX),
-    ]
-
-
-def _core_endpoints(agent: Agent) -> list[Endpoint[Any, Any]]:
+def add_core_routes(router: APIRouter, agent: Agent, prefix: str) -> None:
     exposition = _LazyExposition(agent)
     run_index = RunIndex(agent.settings.logs.dir)
 
     def current_run_id() -> str | None:
         return agent.log_writer.stem if agent.log_writer is not None else None
 
-    async def health(_: Call[NoParams, None]) -> Response:
+    @router.get(f"{prefix}/health", response_model=HealthSnapshot, summary="The latest health snapshot")
+    async def health() -> Response:
         return Response(redact(agent.snapshot.model_dump_json()), media_type="application/json")
 
-    async def history(call: Call[HistoryParams, None]) -> Response | MetricNames:
-        params = call.params
-        since_wall = _since_of(params.since)  # a bad `since` is a 422 whether or not `metric` is given
-        metric, max_points = params.metric, params.max_points
+    @router.get(
+        f"{prefix}/history",
+        response_model=HistorySeries | MetricNames,
+        responses=error_responses(404),
+        summary="A metric's recent values; without `metric`, the metric names",
+    )
+    async def history(
+        metric: Annotated[str | None, Query(description="e.g. system.cpu_usage_ratio")] = None,
+        since: Annotated[
+            float | datetime | None,
+            Query(description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"),
+        ] = None,
+        last_s: Annotated[
+            float | None,
+            Query(gt=0, allow_inf_nan=False, description="Only the last N seconds (by the monotonic clock)"),
+        ] = None,
+        max_points: Annotated[
+            int | None, Query(ge=2, le=100_000, description="Thin to at most this many evenly spaced points")
+        ] = None,
+    ) -> Response | MetricNames:
+        since_wall = _since_of(since)  # a bad `since` is a 422 whether or not `metric` is given
         if metric is None:
             return MetricNames(metrics=agent.history.metrics())
         series = agent.history.series(metric)
         if series is None:
-            raise HTTPException(404, f"no metric named {metric!r}; GET {API_PREFIX}/history lists them")
+            raise HTTPException(404, f"no metric named {metric!r}; GET {prefix}/history lists them")
         # "The last N seconds" is a window on the monotonic clock: a wall clock set back an hour must
         # not turn it into an hour and N seconds. The copy is cheap; the per-point work and the JSON
         # go to a thread so a full 6 h ring never holds up the tick.
-        window = series.window(None if params.last_s is None else agent.clock() - params.last_s)
+        window = series.window(None if last_s is None else agent.clock() - last_s)
+        name = metric
 
         def render() -> bytes:
             if since_wall is None and max_points is None:  # the whole window: cached JSON blocks
-                return f'{{"metric":{json.dumps(metric)},"points":[{window.points_json()}]}}'.encode()
+                return f'{{"metric":{json.dumps(name)},"points":[{window.points_json()}]}}'.encode()
             points = window.points(since_wall, max_points)
-            return HistorySeries.model_construct(metric=metric, points=points).model_dump_json().encode()
+            return HistorySeries.model_construct(metric=name, points=points).model_dump_json().encode()
 
         return Response(await asyncio.to_thread(render), media_type="application/json")
 
-    async def alerts(_: Call[NoParams, None]) -> AlertsView:
+    @router.get(f"{prefix}/alerts", response_model=AlertsView, summary="Active and recently cleared alerts")
+    async def alerts() -> AlertsView:
         return AlertsView(active=agent.active_alerts(), recently_cleared=agent.recently_cleared_alerts())
 
-    async def events(_: Call[NoParams, None]) -> EventSourceResponse:
+    @router.get(
+        f"{prefix}/events",
+        response_class=Response,  # an endless stream: the document declares no body to check
+        summary="Server-Sent Events: tick (snapshot), sample, alert, source_state, lagged",
+    )
+    async def events() -> EventSourceResponse:
         async def stream() -> AsyncIterator[dict[str, str]]:
             subscription = agent.bus.subscribe()
             # A new client gets the current state at once instead of waiting for the next tick.
@@ -162,64 +172,22 @@ def _core_endpoints(agent: Agent) -> list[Endpoint[Any, Any]]:
 
         return EventSourceResponse(stream(), ping=SSE_PING_S)
 
-    async def runs(_: Call[NoParams, None]) -> RunList:
+    @router.get(f"{prefix}/runs", response_model=RunList, summary="Past and current agent runs from the health logs")
+    async def runs() -> RunList:
         return RunList(runs=await asyncio.to_thread(run_index.runs, current_run_id()))
 
-    async def run(call: Call[RunParams, None]) -> RunDetail:
-        run_id = call.params.run_id
+    @router.get(
+        f"{prefix}/runs/{{run_id}}",
+        response_model=RunDetail,
+        responses=error_responses(404),
+        summary="One run with its alert timeline",
+    )
+    async def run(run_id: str) -> RunDetail:
         detail = await asyncio.to_thread(run_index.run, run_id, current_run_id())
         if detail is None:
-            raise HTTPException(404, f"no run {run_id!r} in the health logs; GET {API_PREFIX}/runs lists them")
+            raise HTTPException(404, f"no run {run_id!r} in the health logs; GET {prefix}/runs lists them")
         return detail
 
-    async def metrics(_: Call[NoParams, None]) -> Response:
+    @router.get("/metrics", response_class=Response, summary="Prometheus text exposition")
+    async def metrics() -> Response:
         return exposition.response()
-
-    return [
-        Endpoint(
-            method="GET",
-            path=f"{API_PREFIX}/health",
-            handler=health,
-            summary="The latest health snapshot",
-            returns=HealthSnapshot,
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{API_PREFIX}/history",
-            handler=history,
-            summary="A metric's recent values; without `metric`, the metric names",
-            params=HistoryParams,
-            returns=HistorySeries | MetricNames,
-            errors={404: None},
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{API_PREFIX}/alerts",
-            handler=alerts,
-            summary="Active and recently cleared alerts",
-            returns=AlertsView,
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{API_PREFIX}/events",
-            handler=events,
-            summary="Server-Sent Events: tick (snapshot), sample, alert, source_state, lagged",
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{API_PREFIX}/runs",
-            handler=runs,
-            summary="Past and current agent runs from the health logs",
-            returns=RunList,
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{API_PREFIX}/runs/{{run_id}}",
-            handler=run,
-            summary="One run with its alert timeline",
-            params=RunParams,
-            returns=RunDetail,
-            errors={404: None},
-        ),
-        Endpoint(method="GET", path="/metrics", handler=metrics, summary="Prometheus text exposition"),
-    ]

@@ -5,16 +5,16 @@ The test itself runs in `agent.bandwidth`; these routes only start it and read w
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from fastapi import APIRouter, Body, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api.job_results import last_report_response
-from agent.api.routing import Call, Endpoint, NoParams
 from agent.bandwidth import run_bandwidth_test
 from agent.errors import ConfigError
+from agent.http.openapi import error_responses
 from agent.jobs import JobBusy, ProgressReporter
 from agent.models import BandwidthResult
 from agent.redact import redact
@@ -73,16 +73,29 @@ class JobStarted(BaseModel):
     events: str = Field(description="Where progress and the result arrive (Server-Sent Events)")
 
 
-def bandwidth_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
-    async def start_bandwidth_test(call: Call[NoParams, BandwidthTestRequest | None]) -> JobStarted:
-        body = call.body or DefaultBandwidthTest()
+def add_bandwidth_routes(router: APIRouter, agent: Agent, prefix: str) -> None:
+
+    @router.post(
+        f"{prefix}/bandwidth-test",
+        status_code=202,
+        response_model=JobStarted,
+        responses=error_responses(
+            409,
+            422,
+            s409="A bandwidth test is already running, or the agent has no server for this backend (configure one)",
+            s422="The body is invalid, or its `url` cannot be used with its backend",
+        ),
+        summary="Start a bandwidth test; progress and the result arrive on the event stream",
+    )
+    async def start_bandwidth_test(body: Annotated[BandwidthTestRequest | None, Body()] = None) -> JobStarted:
+        request = body or DefaultBandwidthTest()
         settings = agent.settings
-        backend = body.backend or settings.bandwidth.backend
-        url = None if isinstance(body, DefaultBandwidthTest) else body.url
+        backend = request.backend or settings.bandwidth.backend
+        url = None if isinstance(request, DefaultBandwidthTest) else request.url
 
         async def work(reporter: ProgressReporter) -> BandwidthResult:
             return await run_bandwidth_test(
-                settings, backend=backend, reporter=reporter, url=url, duration_s=body.duration_s
+                settings, backend=backend, reporter=reporter, url=url, duration_s=request.duration_s
             )
 
         # Catch a configuration problem now rather than as a failed job later: a `url` the client sent that
@@ -97,7 +110,13 @@ def bandwidth_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
             raise HTTPException(409, str(exc)) from None
         return JobStarted(job_id=job_id, events=f"{prefix}/events")
 
-    async def last_bandwidth_test(_: Call[NoParams, None]) -> Response:
+    @router.get(
+        f"{prefix}/bandwidth-test",
+        response_model=BandwidthResult,
+        responses=error_responses(404, s404="No bandwidth test has finished with a result yet (the detail says why)"),
+        summary="The last bandwidth test's result",
+    )
+    async def last_bandwidth_test() -> Response:
         return last_report_response(
             agent.jobs,
             JOB,
@@ -105,30 +124,6 @@ def bandwidth_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
             noun="bandwidth test",
             start_hint=f"POST {prefix}/bandwidth-test starts one",
         )
-
-    return [
-        Endpoint(
-            method="POST",
-            path=f"{prefix}/bandwidth-test",
-            handler=start_bandwidth_test,
-            summary="Start a bandwidth test; progress and the result arrive on the event stream",
-            body=TypeAdapter(BandwidthTestRequest | None),
-            status_code=202,
-            returns=JobStarted,
-            errors={
-                409: "A bandwidth test is already running, or the agent has no server for this backend (configure one)",
-                422: "The body is invalid, or its `url` cannot be used with its backend",
-            },
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{prefix}/bandwidth-test",
-            handler=last_bandwidth_test,
-            summary="The last bandwidth test's result",
-            returns=BandwidthResult,
-            errors={404: "No bandwidth test has finished with a result yet (the detail says why)"},
-        ),
-    ]
 
 
 def _check_configured(agent: Agent, backend: str, url: str | None) -> None:

@@ -8,14 +8,14 @@ as it arrives. A body that is not `-progress` output ends that request with 400;
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from agent.api.routing import Call, Endpoint, NoParams
 from agent.errors import ProtocolError
+from agent.http.openapi import error_responses
 from agent.runtime import Agent
 
 if TYPE_CHECKING:  # the source modules (and websockets) load only when their source is enabled
@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the source modules (and websockets) load only when their so
     from agent.sources.obs import ObsSource
 
 log = logging.getLogger(__name__)
+
+PROGRESS_PATH = "/ffmpeg/progress"  # read as a stream, so the body limit does not apply (agent/api/app.py)
 
 
 # The body is read as a stream, not validated as JSON: this says what it is. The pattern is a
@@ -55,11 +57,8 @@ class ReconnectRequested(BaseModel):
     detail: str
 
 
-class ProgressParams(BaseModel):
-    via: Literal["http", "wrapper"] = Field("http", description="who posts: ffmpeg itself or the wrapper")
+def add_encoder_routes(router: APIRouter, agent: Agent, prefix: str) -> None:
 
-
-def encoder_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
     def ffmpeg_source() -> FfmpegSource:
         source = cast("FfmpegSource | None", next((s for s in agent.sources if s.name == "ffmpeg"), None))
         if source is None or not source.settings.http_endpoint:
@@ -68,15 +67,34 @@ def encoder_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
             )
         return source
 
-    async def ffmpeg_progress_accepting(_: Call[NoParams, None]) -> ProgressEndpoint:
+    @router.get(
+        f"{prefix}{PROGRESS_PATH}",
+        response_model=ProgressEndpoint,
+        responses=error_responses(404, s404="The ffmpeg source or its HTTP endpoint is off"),
+        summary="Whether this agent takes ffmpeg progress (what `streamhealth run` checks)",
+    )
+    async def ffmpeg_progress_accepting() -> ProgressEndpoint:
         ffmpeg_source()
         return ProgressEndpoint(accepting=True)
 
-    async def ffmpeg_progress(call: Call[ProgressParams, None]) -> ProgressAccepted:
-        via = call.params.via
+    @router.post(
+        f"{prefix}{PROGRESS_PATH}",
+        response_model=ProgressAccepted,
+        responses=error_responses(
+            400, 404, s400="The body is not ffmpeg's -progress output", s404="The ffmpeg source or its endpoint is off"
+        ),
+        openapi_extra={"requestBody": PROGRESS_BODY},
+        summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
+    )
+    async def ffmpeg_progress(
+        request: Request,
+        via: Annotated[
+            Literal["http", "wrapper"], Query(description="who posts: ffmpeg itself or the wrapper")
+        ] = "http",
+    ) -> ProgressAccepted:
         feed = ffmpeg_source().open_feed(via, agent)
         try:
-            async for chunk in call.request.stream():
+            async for chunk in request.stream():
                 feed.feed(chunk)
         except ProtocolError as exc:
             log.warning("dropped an ffmpeg progress upload: %s", exc)
@@ -92,38 +110,15 @@ def encoder_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
                 )
         return ProgressAccepted(blocks=feed.blocks, ended=feed.tracker.ended)
 
-    async def obs_reconnect(_: Call[NoParams, None]) -> ReconnectRequested:
+    @router.post(
+        f"{prefix}/obs/reconnect",
+        response_model=ReconnectRequested,
+        responses=error_responses(404, s404="The OBS source is off"),
+        summary="Connect to OBS again now",
+    )
+    async def obs_reconnect() -> ReconnectRequested:
         source = cast("ObsSource | None", next((s for s in agent.sources if s.name == "obs"), None))
         if source is None:
             raise HTTPException(404, "the OBS source is off: set sources.obs.enabled = true")
         source.request_reconnect()
         return ReconnectRequested(detail=f"reconnecting to OBS (was: {source.connection})")
-
-    return [
-        Endpoint(
-            method="GET",
-            path=f"{prefix}/ffmpeg/progress",
-            handler=ffmpeg_progress_accepting,
-            summary="Whether this agent takes ffmpeg progress (what `streamhealth run` checks)",
-            returns=ProgressEndpoint,
-            errors={404: "The ffmpeg source or its HTTP endpoint is off"},
-        ),
-        Endpoint(
-            method="POST",
-            path=f"{prefix}/ffmpeg/progress",
-            handler=ffmpeg_progress,
-            summary="ffmpeg's -progress output (chunked POST from `-progress http://...`)",
-            params=ProgressParams,
-            raw_body=PROGRESS_BODY,
-            returns=ProgressAccepted,
-            errors={400: "The body is not ffmpeg's -progress output", 404: "The ffmpeg source or its endpoint is off"},
-        ),
-        Endpoint(
-            method="POST",
-            path=f"{prefix}/obs/reconnect",
-            handler=obs_reconnect,
-            summary="Connect to OBS again now",
-            returns=ReconnectRequested,
-            errors={404: "The OBS source is off"},
-        ),
-    ]

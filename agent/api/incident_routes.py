@@ -5,24 +5,18 @@ Read from the runtime's bounded memory (agent/incidents.py); no request measures
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import APIRouter
 
-from agent.api.routing import Call, Endpoint, NoParams
 from agent.models.incidents import IncidentList
 from agent.runtime import Agent
 
 
-def incident_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
-    async def incidents(_: Call[NoParams, None]) -> IncidentList:
+def add_incident_routes(router: APIRouter, agent: Agent, prefix: str) -> None:
+    @router.get(
+        f"{prefix}/incidents",
+        response_model=IncidentList,
+        summary="What happened since the agent started (link slowed, alerts, relay drops, failovers), newest first",
+    )
+    async def incidents() -> IncidentList:
         kept = agent.incidents.all()
         return IncidentList(incidents=kept, since=agent.started_at, let_go=agent.incidents.total - len(kept))
-
-    return [
-        Endpoint(
-            method="GET",
-            path=f"{prefix}/incidents",
-            handler=incidents,
-            summary="What happened since the agent started (link slowed, alerts, relay drops, failovers), newest first",
-            returns=IncidentList,
-        )
-    ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fastapi import HTTPException
+from fastapi.responses import Response
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
 
 from agent.jobs import Jobs
 from agent.redact import redact

@@ -7,34 +7,38 @@ summary records in the log; a session whose agent was killed is rebuilt from its
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from pydantic import BaseModel
-from starlette.exceptions import HTTPException
+from fastapi import APIRouter, HTTPException
 
-from agent.api.routing import Call, Endpoint, NoParams
+from agent.http.openapi import error_responses
 from agent.logs.session_index import SessionIndex
 from agent.models import SessionDetail, SessionList
 from agent.runtime import Agent
 
 
-class SessionParams(BaseModel):
-    session_id: str
-
-
-def session_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
+def add_session_routes(router: APIRouter, agent: Agent, prefix: str) -> None:
     index = SessionIndex(agent.settings.logs.dir)
 
     def current_run_id() -> str | None:
         return agent.log_writer.stem if agent.log_writer is not None else None
 
-    async def sessions(_: Call[NoParams, None]) -> SessionList:
+    @router.get(
+        f"{prefix}/sessions",
+        response_model=SessionList,
+        summary="Stream sessions (one live stream each) from the health logs, newest first, with their summaries",
+    )
+    async def sessions() -> SessionList:
         live = agent.sessions.live_summary()
         found = await asyncio.to_thread(index.sessions, current_run_id(), live)
         return SessionList(sessions=found)
 
-    async def session(call: Call[SessionParams, None]) -> SessionDetail:
-        session_id = call.params.session_id
+    @router.get(
+        f"{prefix}/sessions/{{session_id}}",
+        response_model=SessionDetail,
+        responses=error_responses(404, s404="No single session with that id (or id prefix) in the health logs"),
+        summary="One stream session: its summary and alert timeline (a unique prefix of the id is enough)",
+    )
+    async def session(session_id: str) -> SessionDetail:
         live = agent.sessions.live_summary()
         detail = await asyncio.to_thread(index.session, session_id, current_run_id(), live)
         if detail is None:
@@ -42,22 +46,3 @@ def session_endpoints(agent: Agent, prefix: str) -> list[Endpoint[Any, Any]]:
                 404, f"no single session {session_id!r} in the health logs; GET {prefix}/sessions lists them"
             )
         return detail
-
-    return [
-        Endpoint(
-            method="GET",
-            path=f"{prefix}/sessions",
-            handler=sessions,
-            summary="Stream sessions (one live stream each) from the health logs, newest first, with their summaries",
-            returns=SessionList,
-        ),
-        Endpoint(
-            method="GET",
-            path=f"{prefix}/sessions/{{session_id}}",
-            handler=session,
-            summary="One stream session: its summary and alert timeline (a unique prefix of the id is enough)",
-            params=SessionParams,
-            returns=SessionDetail,
-            errors={404: "No single session with that id (or id prefix) in the health logs"},
-        ),
-    ]

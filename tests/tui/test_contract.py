@@ -1,6 +1,6 @@
 """One contract, really: the TUI's client reads every endpoint with the very model the API declares
-and serves. Two checks: each entry of the client's RESPONSE_MODELS against what the endpoint `returns`
-in the agent's own route table (fails the moment either side changes alone), and every client method
+and serves. Two checks: each entry of the client's RESPONSE_MODELS against the `response_model` of the
+route in the agent's own app (fails the moment either side changes alone), and every client method
 exercised against a real agent over loopback HTTP."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fastapi.routing import APIRoute
 
-from agent.api.app import api_endpoints
-from agent.api.routing import Endpoint
+from agent.api.app import create_app
 from agent.models import AlertsView, HealthSnapshot, PreflightReport, RunDetail, RunSummary
 from agent.runtime import Agent
 from agent.server import AgentServer
@@ -21,21 +21,22 @@ from tests.tui import data
 from tui.client import RESPONSE_MODELS, AgentClient
 
 
-def _declared_models(endpoint: Endpoint[typing.Any, typing.Any]) -> set[object]:
-    model = endpoint.returns
+def _declared_models(route: APIRoute) -> set[object]:
+    model = route.response_model
     args = typing.get_args(model)
     return set(args) if args else {model}
 
 
 def test_every_model_the_client_reads_is_the_one_the_route_declares(tmp_path: Path) -> None:
+    app = create_app(Agent(make_settings(tmp_path), []))
     endpoints = {
-        (endpoint.method, endpoint.path): endpoint for endpoint in api_endpoints(Agent(make_settings(tmp_path), []))
+        (method, route.path): route for route in app.routes if isinstance(route, APIRoute) for method in route.methods
     }
     for (method, path), model in RESPONSE_MODELS.items():
         endpoint = endpoints.get((method, path))
         assert endpoint is not None, f"the client reads {method} {path}, which the agent does not serve"
         assert model in _declared_models(endpoint), (
-            f"{method} {path}: the client reads {model.__name__}, the API declares {endpoint.returns}"
+            f"{method} {path}: the client reads {model.__name__}, the API declares {endpoint.response_model}"
         )
 
 

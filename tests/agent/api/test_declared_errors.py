@@ -46,8 +46,9 @@ async def test_a_token_makes_every_operation_declare_401_and_the_bearer_scheme(t
     headers = {"Authorization": "Bearer declared-token-42"}
     async with httpx.AsyncClient(transport=transport, base_url="http://agent", headers=headers) as http:
         document = (await http.get("/openapi.json")).json()
-    assert document["security"] == [{"apiToken": []}]
+    assert document["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
     operations = [operation for methods in document["paths"].values() for operation in methods.values()]
+    assert all(operation["security"] == [{"apiToken": []}] for operation in operations)
     assert all("401" in operation["responses"] for operation in operations)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.api.limits import MAX_BODY_BYTES
+from agent.http.limits import MAX_BODY_BYTES
 from agent.models import ErrorBody
 from agent.runtime import Agent
 from agent.server import AgentServer

@@ -1,17 +1,18 @@
-"""A size limit on every request body, as a pure ASGI middleware: an oversized body is refused with
-413 and the JSON error body before it is buffered, so a 50 MB POST costs the agent nothing.
+"""A size limit on request bodies, as a pure ASGI middleware: an oversized body is refused with 413 and the
+JSON error body before it is buffered, and before anything is authenticated, so a 50 MB POST costs nothing.
 
-A declared `Content-Length` over the limit is refused at once; a chunked body is counted as it is
-read and cut off at the limit. Streaming endpoints (ffmpeg's `-progress` upload, one endless POST)
-are exempt: they parse as bytes arrive and bound their own buffers. Not for rate limiting.
+A declared `Content-Length` over the limit is refused at once; a chunked body is counted as it is read and
+cut off at the limit. Exempt paths are streams that bound themselves (ffmpeg's endless `-progress` upload, the
+collector's ingest with its own batch limit). Not for rate limiting. FastAPI's own `max_body_size` is not
+used: it answers a declared oversized body in plain text when the route does not read its body.
 """
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent.http.errors import error_body
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -47,22 +48,17 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     # Raised where the route reads its body; the app's handler answers with ErrorBody.
-                    raise HTTPException(413, self._detail)
+                    raise HTTPException(413, self.detail)
             return message
 
         await self.app(scope, counting_receive, send)
 
     @property
-    def _detail(self) -> str:
+    def detail(self) -> str:
         return f"request bodies are limited to {self.max_body_bytes} bytes"
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": "payload too large",
-                "detail": self._detail,
-            }
-        ).encode()
+        body = error_body(413, self.detail)
         await send(
             {
                 "type": "http.response.start",
