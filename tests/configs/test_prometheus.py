@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from agent.models import FfmpegSample, utc_now
+from agent.models import FfmpegSample, UplinkSample, utc_now
 from agent.runtime import Agent
 from agent.server import AgentServer
 from tests.agent.helpers import make_settings
@@ -52,12 +52,13 @@ def test_the_shipped_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -
     assert checked.returncode == 0, checked.stdout + checked.stderr
     rules = promtool("check", "rules", "streamhealth.rules.yml", cwd=tmp_path)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 13 rules found" in rules.stdout
+    assert "SUCCESS: 15 rules found" in rules.stdout
 
 
 @pytest.fixture
 async def fed_agent(tmp_path: Path) -> AsyncIterator[AgentServer]:
-    """A real agent on loopback, fed every second as a streaming OBS, ffmpeg and the network would feed it."""
+    """A real agent on loopback, fed every second as a streaming OBS, ffmpeg, the network and the uplink (the
+    kernel's view of the ingest connection) would feed it."""
     overrides = json.dumps({"cpu_high": {"for_s": 0}})
     settings = make_settings(tmp_path, SAMPLING__INTERVAL_S="0.5", RULES__OVERRIDES=overrides)
     server = AgentServer(settings, Agent(settings, []))
@@ -69,6 +70,21 @@ async def fed_agent(tmp_path: Path) -> AsyncIterator[AgentServer]:
         feeding.cancel()
         await asyncio.gather(feeding, return_exceptions=True)
         await server.stop()
+
+
+UPLINK = UplinkSample(
+    state="ok",
+    connection="192.0.2.7:1935",
+    rtt_ms=24.0,
+    min_rtt_ms=18.0,
+    rtt_variance_ms=2.0,
+    retransmits_total=0,
+    unsent_bytes=0,
+    unacked_bytes=12_000,
+    delivery_rate_bps=3_100_000.0,
+    acked_bps=2_600_000,
+    congested=False,
+)
 
 
 async def feed(server: AgentServer) -> None:
@@ -95,6 +111,7 @@ async def feed(server: AgentServer) -> None:
         )
         server.agent.publish("system", base.system.model_copy(update={"taken_at": now}))
         server.agent.publish("network", network.model_copy(update={"taken_at": now}))
+        server.agent.publish("uplink", UPLINK.model_copy(update={"taken_at": now}))
         server.agent.publish(
             "ffmpeg",
             FfmpegSample(
@@ -110,6 +127,7 @@ async def test_promtool_accepts_the_agents_metrics(fed_agent: AgentServer) -> No
         exposition = (await client.get("/metrics")).text
     assert "streamhealth_agent_info{" in exposition
     assert 'streamhealth_stream_bytes_per_second{encoder="obs"}' in exposition
+    assert "streamhealth_uplink_acked_bytes_per_second 325000.0" in exposition
     checked = promtool("check", "metrics", stdin=exposition)
     assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
 

@@ -45,10 +45,13 @@ async def test_metrics_carry_the_uplink_in_base_units(tmp_path: Path) -> None:
     assert values["streamhealth_uplink_rtt_seconds"] == 0.193
     assert values["streamhealth_uplink_min_rtt_seconds"] == 0.06 / 1000
     assert values["streamhealth_uplink_unsent_bytes"] == 23_000
-    assert values["streamhealth_uplink_delivery_rate_bits_per_second"] == 1_190_000
-    assert values["streamhealth_uplink_suggested_video_bitrate_bits_per_second"] == 750_000
+    assert values["streamhealth_uplink_delivery_rate_bytes_per_second"] == 1_190_000 / 8
+    assert values["streamhealth_uplink_acked_bytes_per_second"] == 1_150_000 / 8
+    assert values["streamhealth_uplink_link_rate_bytes_per_second"] == 1_180_000 / 8
+    assert values["streamhealth_uplink_suggested_video_bitrate_bytes_per_second"] == 750_000 / 8
     assert values["streamhealth_uplink_retransmits_total"] == 23
     assert "10.0.0.2" not in text
+    assert "bits_per_second" not in text  # base units: promtool says "use base unit bytes"
 
 
 async def test_no_uplink_series_without_a_live_connection(tmp_path: Path) -> None:
