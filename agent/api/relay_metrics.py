@@ -60,9 +60,15 @@ def relay_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
                                     labels=["destination"])  # fmt: skip
     connected = GaugeMetricFamily("streamhealth_relay_ingest_connected", "1 while connected to the ingest.",
                                   labels=["destination"])  # fmt: skip
-    latency = GaugeMetricFamily(
-        "streamhealth_relay_latency_seconds", "Frame in from the encoder to frame out, recent quantiles.",
-        labels=["destination", "quantile"],
+    # Two gauges, not one with a `quantile` label: that label belongs to summaries, with their _sum and
+    # _count, and promtool refuses it on a gauge.
+    latency_p50 = GaugeMetricFamily(
+        "streamhealth_relay_latency_p50_seconds", "Frame in from the encoder to frame out, recent median.",
+        labels=["destination"],
+    )  # fmt: skip
+    latency_p99 = GaugeMetricFamily(
+        "streamhealth_relay_latency_p99_seconds", "Frame in from the encoder to frame out, recent 99th percentile.",
+        labels=["destination"],
     )  # fmt: skip
     rtt = GaugeMetricFamily("streamhealth_relay_ingest_rtt_seconds", "Kernel's smoothed RTT to the ingest.",
                             labels=["destination"])  # fmt: skip
@@ -96,9 +102,9 @@ def relay_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
         queue_seconds.add_metric([label], destination.queue_ms / 1000)
         queue_bytes.add_metric([label], destination.queue_bytes)
         connected.add_metric([label], destination.state == "live")
-        for quantile, value in (("0.5", destination.latency_p50_ms), ("0.99", destination.latency_p99_ms)):
+        for family, value in ((latency_p50, destination.latency_p50_ms), (latency_p99, destination.latency_p99_ms)):
             if value is not None:
-                latency.add_metric([label, quantile], value / 1000)
+                family.add_metric([label], value / 1000)
         tcp = destination.tcp_info
         if tcp is not None:
             rtt.add_metric([label], tcp.rtt_ms / 1000)
@@ -108,5 +114,5 @@ def relay_metrics(snapshot: HealthSnapshot) -> Iterator[Metric]:
                 unsent.add_metric([label], tcp.not_sent_bytes)
             if tcp.delivery_rate_bps is not None:
                 delivery.add_metric([label], tcp.delivery_rate_bps / 8)
-    yield from (sent_bytes, sent_frames, dropped, queue_seconds, queue_bytes, connected, latency)
+    yield from (sent_bytes, sent_frames, dropped, queue_seconds, queue_bytes, connected, latency_p50, latency_p99)
     yield from (rtt, rttvar, retransmits, unsent, delivery, reconnects, failovers, on_backup)
