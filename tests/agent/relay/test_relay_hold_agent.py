@@ -29,6 +29,11 @@ def _encoder_lost(agent: Agent) -> Alert | None:
     return next((alert for alert in agent.snapshot.alerts if alert.kind == "encoder_lost"), None)
 
 
+def _held_s(agent: Agent) -> float:
+    summary = agent.sessions.live_summary()
+    return 0.0 if summary is None else summary.held_s
+
+
 async def test_a_killed_encoder_raises_a_critical_alert_within_a_second_and_the_session_counts_the_hold(
     tmp_path: Path,
 ) -> None:
@@ -48,10 +53,11 @@ async def test_a_killed_encoder_raises_a_critical_alert_within_a_second_and_the_
         )
         agent = Agent(settings)
         await agent.start()
+        source = next(s for s in agent.sources if s.name == "relay")
+        relay = source.relay  # type: ignore[attr-defined]
+        await until(lambda: relay.listening, 10, "the relay to listen")
         process = await start_ffmpeg(ffmpeg_x264_defaults(f"rtmp://127.0.0.1:{port}/live/x", 60))
         try:
-            source = next(s for s in agent.sources if s.name == "relay")
-            relay = source.relay  # type: ignore[attr-defined]
             await until(lambda: relay.ingress.video_pictures_total >= 60, 30, "2 s of video through the relay")
             await until(lambda: relay.slates is not None and bool(relay.slates._slates), 20, "the slate made")
             killed_at = time.monotonic()
@@ -67,6 +73,8 @@ async def test_a_killed_encoder_raises_a_critical_alert_within_a_second_and_the_
             # The hold runs out: the stream ends at the ingest, the alert clears.
             await until(lambda: ingest.closed_sessions == 1, 10, "the hold to end the stream")
             await until(lambda: _encoder_lost(agent) is None, 5, "the alert to clear")
+            # The session's next tick reads the relay's last sample: the whole hold.
+            await until(lambda: _held_s(agent) > 3.5, 5, "the session to count the hold")
             summary = agent.sessions.live_summary()
         finally:
             await stop(process)
