@@ -1,6 +1,19 @@
-"""Relay resilience figures: failover time, and CPU with 3 destinations against 1 (next to nginx-rtmp's push).
+"""Relay resilience figures: the failover fault matrix, failover time, and CPU with 3 destinations against 1
+(next to nginx-rtmp's push).
 
-Run (root not needed): `uv run python bench/relay_failover.py [--failovers 10] [--cpu-seconds 15] [--runs 3]`
+Run (root not needed but for the cut link): `uv run python bench/relay_failover.py [--failovers 10]
+[--cpu-seconds 15] [--runs 3]`; the fault matrix alone: `uv run python bench/relay_failover.py --matrix
+[--matrix-runs 50] [--jobs 2] [--faults kill,close,reset,cut] [--moments ...] [--loops asyncio,uvloop]`
+
+- Fault matrix (issue 25; tests/agent/relay/fault_matrix.py): each fault (kill -9, polite close, reset, cut
+  link) at each moment (handshake, connect, publish, mid-GOP, while the queue drains, during a reconnect,
+  twice in a row), --matrix-runs runs per case, the event loop alternating run by run (so half on each);
+  relay.stall_s 1 and failover_after_s 1, so every failover must take at most 3 s. Prints, per case, the
+  distribution of failover times (fault -> first picture recorded at the next ingest) and every failed
+  run with its cause. Runs go round the cases, so a run stopped early still covers every case evenly;
+  --jobs runs that many worker processes side by side (each case's runs shared between them); each
+  run's result is a JSON line in --results (default: a temporary file), and --report FILE prints an
+  earlier file's summary again.
 
 - Failover: ffmpeg publishes 1.5 Mbit/s through the relay to two recording nginx-rtmp ingests with the
   default settings (relay.failover_after_s = 3). Each round kills the ingest in use and times "last frame at
@@ -20,8 +33,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +50,7 @@ from agent.relay.relay import Relay
 from agent.relay.settings import RelaySettings
 from agent.rtmp import flv
 from tests.agent.relay.failover_peers import ffmpeg_publishing, first_picture_seen
+from tests.agent.relay.fault_matrix import BOUND_S, FAILOVER_AFTER_S, FAULTS, MOMENTS, STALL_S, loop_runner, run_case
 from tests.peers.netns import can_use_netns, namespace_host
 from tests.peers.nginx_rtmp import NginxRtmp, nginx_rtmp
 
@@ -201,14 +219,130 @@ async def bench_cpu(seconds: float, runs: int, folder: Path) -> None:
         print(f"  {count} destination(s): relay {_spread(relay)}   nginx-rtmp push {_spread(nginx)}")
 
 
-async def main() -> None:
+# ------------------------------------------------------------------------------------------ fault matrix
+
+
+RUN_WATCHDOG_S = 60
+
+
+class RunHung(TimeoutError):
+    pass
+
+
+def _hung(signum: int, frame: object) -> None:
+    raise RunHung(f"the run hung: no end within {RUN_WATCHDOG_S} s (the event loop stood still?)")
+
+
+def _matrix_worker(args: argparse.Namespace) -> None:
+    """One worker: runs its share of the matrix (run r of case c when (r * cases + c) % jobs == shard)."""
+    signal.signal(signal.SIGALRM, _hung)
+    faults, moments, loops = args.faults.split(","), args.moments.split(","), args.loops.split(",")
+    if "cut" in faults and not can_use_netns()[0]:
+        faults.remove("cut")
+    cases = [(fault, moment) for fault in faults for moment in moments]
+    with Path(args.results).open("a") as out:
+        for run in range(args.matrix_runs):
+            for index, (fault, moment) in enumerate(cases):
+                if (run * len(cases) + index) % args.jobs != args.shard:
+                    continue
+                loop = loops[run % len(loops)]
+                with tempfile.TemporaryDirectory(prefix="streamhealth-matrix-") as folder, loop_runner(loop) as runner:
+                    started = time.monotonic()
+                    signal.alarm(RUN_WATCHDOG_S)  # a run that hangs the loop becomes a failed run, not a hung bench
+                    try:
+                        result = runner.run(run_case(fault, moment, Path(folder), seed=run * 7919 + index))  # type: ignore[arg-type]
+                    finally:
+                        signal.alarm(0)
+                record = {**dataclasses.asdict(result), "run": run, "wall_s": round(time.monotonic() - started, 2)}
+                out.write(json.dumps(record) + "\n")
+                out.flush()
+
+
+def _matrix(args: argparse.Namespace) -> None:
+    results = args.results or tempfile.mkstemp(prefix="relay-matrix-", suffix=".jsonl")[1]
+    print(f"fault matrix: {args.matrix_runs} runs per case, {args.jobs} worker(s); results in {results} "
+          f"(the relay's log in {results}.log)", flush=True)  # fmt: skip
+    log = Path(f"{results}.log").open("ab")  # noqa: SIM115 - the workers write it until they end
+    workers = [
+        subprocess.Popen([sys.executable, __file__, "--matrix-worker", "--shard", str(shard), "--results", results,
+                          "--jobs", str(args.jobs), "--matrix-runs", str(args.matrix_runs), "--faults", args.faults,
+                          "--moments", args.moments, "--loops", args.loops], stdout=subprocess.DEVNULL,
+                         stderr=log)
+        for shard in range(args.jobs)
+    ]  # fmt: skip
+    try:
+        for worker in workers:
+            worker.wait()
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+    _matrix_report(Path(results))
+
+
+def _matrix_report(path: Path) -> None:
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    cases: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for record in records:
+        cases.setdefault((str(record["fault"]), str(record["moment"])), []).append(record)
+    every: list[float] = []
+    print(f"fault matrix: {len(records)} runs, {sum(1 for r in records if not r['problems'])} passed "
+          f"(bound: stall_s {STALL_S:g} + failover_after_s {FAILOVER_AFTER_S:g} + 1 = {BOUND_S:g} s)")  # fmt: skip
+    print(f"  {'fault':6} {'moment':12} {'runs':>4} {'ok':>4} {'asyncio/uvloop':>14}   failover s: "
+          f"{'min':>5} {'p50':>5} {'p90':>5} {'p99':>5} {'max':>5}")  # fmt: skip
+    for (fault, moment), runs in cases.items():
+        times = sorted(float(t) for r in runs for t in r["failover_s"])  # type: ignore[attr-defined]
+        every.extend(times)
+        loops = f"{sum(r['loop'] == 'asyncio' for r in runs)}/{sum(r['loop'] == 'uvloop' for r in runs)}"
+        ok = sum(1 for r in runs if not r["problems"])
+        figures = " ".join(f"{_quantile(times, q):5.2f}" for q in (0.0, 0.5, 0.9, 0.99, 1.0)) if times else "-"
+        print(f"  {fault:6} {moment:12} {len(runs):4d} {ok:4d} {loops:>14}   {'':11} {figures}")
+    if every:
+        every.sort()
+        figures = ", ".join(f"{name} {_quantile(every, q):.2f}" for name, q in
+                            (("min", 0), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1)))  # fmt: skip
+        print(f"  all {len(every)} failovers: {figures} s")
+    failed = [r for r in records if r["problems"]]
+    print(f"failed runs: {len(failed)}")
+    for r in failed:
+        print(f"  {r['fault']} {r['moment']} run {r['run']} on {r['loop']} ({r['note']}): {'; '.join(r['problems'])}")  # type: ignore[arg-type]
+
+
+def _quantile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--failovers", type=int, default=10)
     parser.add_argument("--cpu-seconds", type=float, default=15.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cut-runs", type=int, default=3, help="failovers on a cut link (needs root)")
     parser.add_argument("--skip", choices=["failover", "cut", "cpu"], action="append", default=[])
+    parser.add_argument("--matrix", action="store_true", help="run the fault matrix (only)")
+    parser.add_argument("--matrix-runs", type=int, default=50, help="runs per (fault, moment)")
+    parser.add_argument("--jobs", type=int, default=2, help="matrix worker processes side by side")
+    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--moments", default=",".join(MOMENTS))
+    parser.add_argument("--loops", default="asyncio,uvloop")
+    parser.add_argument("--results", default="", help="the matrix's JSON lines (appended to)")
+    parser.add_argument("--report", default="", help="print the summary of an earlier --results file")
+    parser.add_argument("--matrix-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        _matrix_report(Path(args.report))
+        return
+    if args.matrix_worker:
+        _matrix_worker(args)
+        return
+    if args.matrix:
+        _matrix(args)
+        return
+    asyncio.run(_figures(args))
+
+
+async def _figures(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="streamhealth-bench-") as folder:
         if "failover" not in args.skip:
             await bench_failover(args.failovers, Path(folder))
@@ -219,4 +353,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -30,6 +30,8 @@ _U32 = {
     "total_retrans": 8 + 4 * 23,
 }
 _BYTES_ACKED = 120
+_LAST_ACK_RECV = 8 + 4 * 12  # u32 ms since the last ACK arrived
+_U32_AT = struct.Struct("=I")
 _NOTSENT_BYTES = 144
 _DELIVERY_RATE = 160  # bytes per second (Linux 4.9+)
 _BYTES_SENT = 208
@@ -87,6 +89,21 @@ def read_bytes_acked(sock: socket.socket) -> int | None:
     except SOCKET_GONE:  # closed under us (sockstate.py): unknown, never an error
         return None
     return int(_U64.unpack_from(raw, _BYTES_ACKED)[0]) if len(raw) >= _BYTES_ACKED + 8 else None
+
+
+def read_ack_progress(sock: socket.socket) -> tuple[int, float] | None:
+    """(`tcpi_bytes_acked`, seconds since the last ACK arrived): the relay's stall rule dates the last
+    progress by the kernel's clock, not by when it happened to look. None where `read_bytes_acked` is."""
+    option = os_features.current().tcp_info
+    if option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, _BYTES_ACKED + 8)
+    except SOCKET_GONE:
+        return None
+    if len(raw) < _BYTES_ACKED + 8:
+        return None
+    return int(_U64.unpack_from(raw, _BYTES_ACKED)[0]), _U32_AT.unpack_from(raw, _LAST_ACK_RECV)[0] / 1000
 
 
 assert _HEAD.size == 104  # the layout above assumes this; a change would be a bug here, not in the kernel

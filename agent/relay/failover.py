@@ -29,6 +29,9 @@ from agent.rtmp.client import parse_rtmp_url
 FIRST_RETRY_S: Final = 0.25
 MAX_BACKOFF_S: Final = 10.0
 PROBE_INTERVAL_S: Final = 1.0
+# The shortest connection attempt: enough for a TCP + RTMP handshake, connect and publish on a sound link
+# (a few round trips), short enough not to hold the failover far past failover_after_s.
+MIN_ATTEMPT_S: Final = 0.5
 LEDGER_FRAMES: Final = 8192  # ~2 min of 30 fps video + audio: more than any kernel buffer holds
 
 ReturnPolicy = Literal["never", "after_probe"]
@@ -126,14 +129,24 @@ class AckWatch:
         self._acked: int | None = None
         self._progress_at_s = now_s
 
-    def observe(self, acked_bytes: int, pending: bool, now_s: float) -> bool:
-        if self._acked is None or acked_bytes != self._acked or not pending:
+    def observe(self, acked_bytes: int, pending: bool, now_s: float, ack_age_s: float | None = None) -> bool:
+        """`ack_age_s`: how long ago the kernel saw the last ACK (TCP_INFO), so progress is dated when it
+        happened, not when the watch looked (up to a beat later): the stall is then judged on time."""
+        if self._acked is None or not pending:
             self._progress_at_s = now_s
+        elif acked_bytes != self._acked:
+            at_s = now_s if ack_age_s is None else now_s - ack_age_s
+            self._progress_at_s = max(self._progress_at_s, min(at_s, now_s))
         self._acked = acked_bytes
         return now_s - self._progress_at_s > self.stall_s
 
     def waited_s(self, now_s: float) -> float:
         return now_s - self._progress_at_s
+
+    @property
+    def stalled_at_s(self) -> float:
+        """When the rule will say "stalled" if no progress is seen before: the watch looks then, not a beat later."""
+        return self._progress_at_s + self.stall_s
 
 
 class SentLedger:
@@ -230,13 +243,13 @@ class IngestRotation:
     def attempt_timeout_s(self, default_s: float, silent_s: float | None = None) -> float:
         """A connection attempt may not hold up the failover (a silent host never refuses): with a backup to
         go to, a first attempt gets `silent_s` (relay.stall_s, as a silent connection would), later ones
-        what is left until the failover (at least a second)."""
+        what is left until the failover (at least MIN_ATTEMPT_S)."""
         if len(self.urls) == 1:
             return default_s
         if self._failing_since is None:
             return default_s if silent_s is None else min(default_s, silent_s)
         left = self._failing_since + self.failover_after_s - self._clock()
-        return min(default_s, max(left, 1.0))
+        return min(default_s, max(left, MIN_ATTEMPT_S))
 
 
 class PrimaryProbe:

@@ -122,7 +122,9 @@ class RtmpPublisher:
         try:
             await self._open()
             await self._publish()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError | TimeoutError | IngestTimeout):
+                self.abort()  # a silent or cut link: a polite close would wait (2 s) for answers that never come
             await self.close()
             raise
 
@@ -189,6 +191,8 @@ class RtmpPublisher:
                 f"the ingest rejected the stream key ({self._describe(status)}): check the key in ingest.primary "
                 "(and that nothing else is already streaming to it)"
             )
+        if self._lost_event.is_set():  # it answered, then went: publishing on a lost connection would never end
+            raise self._lost_error(self._lost)
         self._stage = "publishing"
         self.publishing = True
         log.info("publishing to %s", url.redacted())

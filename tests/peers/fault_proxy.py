@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ class FaultProxy:
         self._listener = listener
         self.port = int(listener.getsockname()[1])
         self._plugs: list[socket.socket] = []
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []  # (client, upstream) of piped connections
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
@@ -135,8 +137,28 @@ class FaultProxy:
         except OSError:
             client.close()
             return
+        with self._lock:
+            self._pairs.append((client, server))
         for source, sink in ((client, server), (server, client)):
             threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def drop_connections(self, *, reset: bool) -> int:
+        """End every piped connection as the server would: politely (FIN) or with a reset (RST); returns how
+        many. The listener is untouched: with mode "refuse" set first, nothing gets back in."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for client, server in pairs:
+            with contextlib.suppress(OSError):
+                if reset:
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    client.shutdown(socket.SHUT_WR)  # the FIN goes out first, whatever is still unread
+                client.shutdown(socket.SHUT_RD)  # wakes the thread reading it, so the close happens now
+            client.close()  # before the upstream's end wakes the other thread (it would send a FIN)
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+        return len(pairs)
 
     def close(self) -> None:
         self._stop.set()

@@ -20,7 +20,7 @@ import pytest
 from agent.net.live import LiveConnections
 from agent.net.sockdiag_reader import SockDiagReader
 from agent.net.sockstate import is_open
-from agent.net.tcpinfo import read_bytes_acked, read_tcp_info
+from agent.net.tcpinfo import read_ack_progress, read_bytes_acked, read_tcp_info
 from agent.relay.connection_watch import read_acks
 from agent.relay.destination import Destination
 from agent.relay.failover import SentLedger
@@ -85,6 +85,14 @@ def test_tcp_info_of_a_closed_socket_is_unknown(runner: asyncio.Runner, closing:
 def test_bytes_acked_of_a_closed_socket_is_unknown(runner: asyncio.Runner, closing: bool) -> None:
     live, gone = _run(runner, lambda p: read_bytes_acked(p.socket), closing)
     assert isinstance(live, int) and live > 0
+    assert gone is None or closing
+
+
+@pytest.mark.parametrize("closing", [True, False], ids=["closing", "closed"])
+def test_ack_progress_of_a_closed_socket_is_unknown(runner: asyncio.Runner, closing: bool) -> None:
+    live, gone = _run(runner, lambda p: read_ack_progress(p.socket), closing)
+    acked, age_s = live
+    assert acked > 0 and 0 <= age_s < 60
     assert gone is None or closing
 
 

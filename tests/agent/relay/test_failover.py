@@ -34,6 +34,34 @@ def test_stall_rule_fires_only_when_data_waits_and_nothing_is_acknowledged_for_s
     assert watch.observe(2000, True, 12.1)
 
 
+def test_stall_rule_dates_progress_by_the_kernels_last_ack_not_by_when_it_looked() -> None:
+    """The watch looks every half second; the kernel says the last ACK came 0.4 s before this look, so the
+    stall is due 3 s after that ACK (at 3.1), not 3 s after the look (3.5)."""
+    watch = AckWatch(3.0, 0.0)
+    assert not watch.observe(1000, True, 0.0)
+    assert not watch.observe(5000, True, 0.5, ack_age_s=0.4)
+    assert watch.stalled_at_s == 3.1
+    assert not watch.observe(5000, True, 3.0, ack_age_s=2.9)
+    assert watch.observe(5000, True, 3.15, ack_age_s=3.05)
+    # An age older than the last progress seen never moves it back; a negative one never moves it ahead of now.
+    watch = AckWatch(3.0, 0.0)
+    watch.observe(1000, True, 10.0)
+    watch.observe(2000, True, 10.5, ack_age_s=5.0)
+    assert watch.stalled_at_s == 13.0
+    watch.observe(3000, True, 11.0, ack_age_s=-1.0)
+    assert watch.stalled_at_s == 14.0
+
+
+def test_a_first_attempt_to_a_silent_ingest_waits_stall_s_when_there_is_a_backup() -> None:
+    clock = Clock()
+    two = IngestRotation(["rtmp://a.example/live/k", "rtmp://b.example/live/k"], 3.0, clock)
+    assert two.attempt_timeout_s(10.0, 2.0) == 2.0
+    assert IngestRotation(["rtmp://a.example/live/k"], 3.0, clock).attempt_timeout_s(10.0, 2.0) == 10.0
+    two.failed()
+    clock.now += 2.8
+    assert two.attempt_timeout_s(10.0, 2.0) == 0.5  # what is left (0.2 s), but at least MIN_ATTEMPT_S
+
+
 def test_rotation_retries_with_backoff_then_moves_round_the_list_after_failover_after_s() -> None:
     clock = Clock()
     rotation = IngestRotation(
