@@ -133,9 +133,9 @@ class FastLane:
         offset_ms = self._offset_ms
         for messages, received_at_s, sent_at_s, ends in unsettled:
             for index, (_, type_id, _, timestamp_ms, payload) in enumerate(messages):
+                kind, codec = classify(type_id, payload, timestamp_ms)  # the encoder's clock, as the general path
                 if offset_ms:
                     timestamp_ms = (timestamp_ms + offset_ms) & 0xFFFFFFFF
-                kind, codec = classify(type_id, payload)
                 frame = Frame(type_id, timestamp_ms, payload, kind, codec, received_at_s)
                 note_frame(frame)
                 for destination, end_offset in zip(

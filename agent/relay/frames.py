@@ -2,7 +2,8 @@
 
 Nothing is decoded: a video body's FLV/E-RTMP header says key or inter frame and sequence header, and for
 H.264/HEVC the first slice's NAL header says whether other pictures reference it (a non-reference picture
-is "disposable": dropping it never breaks decoding). Not for parsing media; `agent/rtmp/flv.py` builds it.
+is "disposable": dropping it never breaks decoding) and whether it leads an open keyframe (references.py).
+Not for parsing media; `agent/rtmp/flv.py` builds it.
 
 Enhanced RTMP (veovera): bit 7 of the first video byte set means an ex-header; the frame type is then
 `(b0 >> 4) & 7`, NOT the whole upper nibble (nginx-rtmp reads 8 + type and so thinks every E-RTMP keyframe
@@ -15,6 +16,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import Final
 
+from agent.relay.references import (
+    Role,
+    StreamConfig,
+    avc_config,
+    avc_role,
+    composition_offset_ms,
+    hevc_config,
+    hevc_role,
+)
 from agent.rtmp import messages as m
 
 # FLV / E-RTMP video frame types.
@@ -64,6 +74,10 @@ class FrameKind(enum.StrEnum):
     VIDEO_KEY = "video_key"
     VIDEO_INTER = "video_inter"
     VIDEO_DISPOSABLE = "video_disposable"  # nothing references it
+    # Comes after an open keyframe (HEVC CRA, H.264 I with a recovery point) in decoding order and before it
+    # in display order, referencing pictures before it: a reference to the policy, dropped when the stream
+    # resumes at that keyframe (HEVC RASL; in H.264, the pictures shown before the open keyframe).
+    VIDEO_LEADING = "video_leading"
     VIDEO_OTHER = "video_other"  # end of sequence, E-RTMP metadata / command frames: tiny, kept
     AUDIO = "audio"
     SEQUENCE_HEADER = "sequence_header"  # AVC/HEVC/AV1 config, AAC AudioSpecificConfig: cached, never dropped
@@ -74,7 +88,9 @@ class FrameKind(enum.StrEnum):
         return self in PICTURE_KINDS
 
 
-PICTURE_KINDS: Final = frozenset({FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE})
+PICTURE_KINDS: Final = frozenset(
+    {FrameKind.VIDEO_KEY, FrameKind.VIDEO_INTER, FrameKind.VIDEO_DISPOSABLE, FrameKind.VIDEO_LEADING}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,24 +114,27 @@ class Frame:
 
 
 class FrameClassifier:
-    """Classifies the frames of one stream. Keeps the NAL length size from the sequence headers it saw."""
+    """Classifies the frames of one stream, in order. Keeps what the sequence headers say (NAL length size,
+    HEVC temporal sub-layers) and, after an open H.264 keyframe, its display time to tell its leading pictures."""
 
     def __init__(self) -> None:
         self.nal_length_size = 4  # what every encoder we know uses; updated from the sequence header
+        self.hevc_highest_temporal_id = StreamConfig().highest_temporal_id
+        self._open_key_pts_ms: int | None = None  # the last H.264 keyframe's, while it is open (not an IDR)
 
-    def classify(self, type_id: int, payload: bytes) -> tuple[FrameKind, str]:
+    def classify(self, type_id: int, payload: bytes, timestamp_ms: int = 0) -> tuple[FrameKind, str]:
         if type_id == m.VIDEO:
-            return self.video(payload)
+            return self.video(payload, timestamp_ms)
         if type_id == m.AUDIO:
             return audio_kind(payload)
         return FrameKind.METADATA, "amf"
 
-    def video(self, body: bytes) -> tuple[FrameKind, str]:
+    def video(self, body: bytes, timestamp_ms: int = 0) -> tuple[FrameKind, str]:
         if not body:
             return FrameKind.VIDEO_OTHER, "unknown"
         b0 = body[0]
         if b0 & 0x80:
-            return self._ex_video(body)
+            return self._ex_video(body, timestamp_ms)
         frame_type, codec_id = b0 >> 4, b0 & 0x0F
         codec = _LEGACY_VIDEO.get(codec_id, f"unknown:{codec_id}")
         if frame_type == FRAME_COMMAND:
@@ -123,14 +142,15 @@ class FrameClassifier:
         if codec_id in (CODEC_AVC, CODEC_HEVC_LEGACY):
             packet_type = body[1] if len(body) > 1 else -1
             if packet_type == AVC_SEQUENCE_HEADER:
-                self._remember_nal_length(codec, body[5:])
+                self._remember_config(codec, body[5:])
                 return FrameKind.SEQUENCE_HEADER, codec
             if packet_type != AVC_NALU:
                 return FrameKind.VIDEO_OTHER, codec
-            return self._picture(frame_type, codec, body, 5), codec
-        return self._picture(frame_type, codec, body, -1), codec
+            pts_ms = timestamp_ms + composition_offset_ms(body, 2)
+            return self._picture(frame_type, codec, body, 5, pts_ms), codec
+        return self._picture(frame_type, codec, body, -1, timestamp_ms), codec
 
-    def _ex_video(self, body: bytes) -> tuple[FrameKind, str]:
+    def _ex_video(self, body: bytes, timestamp_ms: int) -> tuple[FrameKind, str]:
         b0 = body[0]
         frame_type, packet_type = (b0 >> 4) & 0x07, b0 & 0x0F
         fourcc_at = 1
@@ -138,62 +158,67 @@ class FrameClassifier:
             multitrack_type, packet_type = body[1] >> 4, body[1] & 0x0F
             fourcc_at = 2
             if multitrack_type == MULTITRACK_MANY_TRACKS_MANY_CODECS:
-                return self._ex_kind(frame_type, packet_type, "multi", body, -1), "multi"
+                return self._ex_kind(frame_type, packet_type, "multi", body, -1, 0), "multi"
         fourcc = bytes(body[fourcc_at : fourcc_at + 4])
         codec = _VIDEO_FOURCC.get(fourcc, f"unknown:{fourcc.decode('latin-1')}")
         payload_at = fourcc_at + 4
+        pts_ms = timestamp_ms
         if packet_type == EX_CODED_FRAMES and codec in ("avc", "hevc") and fourcc_at == 1:
+            pts_ms += composition_offset_ms(body, payload_at)
             payload_at += 3  # composition time offset
         elif fourcc_at != 1 or packet_type not in (EX_CODED_FRAMES, EX_CODED_FRAMES_X):
             payload_at = -1  # multitrack bodies carry a track id (and size) first: do not look at NAL units
         if packet_type == EX_SEQUENCE_START and fourcc_at == 1:
-            self._remember_nal_length(codec, body[payload_at:] if payload_at > 0 else body[5:])
-        return self._ex_kind(frame_type, packet_type, codec, body, payload_at), codec
+            self._remember_config(codec, body[payload_at:] if payload_at > 0 else body[5:])
+        return self._ex_kind(frame_type, packet_type, codec, body, payload_at, pts_ms), codec
 
-    def _ex_kind(self, frame_type: int, packet_type: int, codec: str, body: bytes, payload_at: int) -> FrameKind:
+    def _ex_kind(
+        self, frame_type: int, packet_type: int, codec: str, body: bytes, payload_at: int, pts_ms: int
+    ) -> FrameKind:
         if frame_type == FRAME_COMMAND or packet_type in (EX_METADATA, EX_SEQUENCE_END, EX_MOD_EX):
             return FrameKind.VIDEO_OTHER if packet_type != EX_METADATA else FrameKind.METADATA
         if packet_type in (EX_SEQUENCE_START, EX_MPEG2TS_SEQUENCE_START):
             return FrameKind.SEQUENCE_HEADER
         if packet_type in (EX_CODED_FRAMES, EX_CODED_FRAMES_X):
-            return self._picture(frame_type, codec, body, payload_at)
+            return self._picture(frame_type, codec, body, payload_at, pts_ms)
         return FrameKind.VIDEO_OTHER
 
-    def _picture(self, frame_type: int, codec: str, body: bytes, nal_at: int) -> FrameKind:
-        if frame_type in (FRAME_KEY, FRAME_GENERATED_KEY):
+    def _picture(self, frame_type: int, codec: str, body: bytes, nal_at: int, pts_ms: int) -> FrameKind:
+        """`pts_ms`: the picture's display time (timestamp plus composition offset), for H.264 leading pictures."""
+        key = frame_type in (FRAME_KEY, FRAME_GENERATED_KEY)
+        if nal_at <= 0 or codec not in ("avc", "hevc"):
+            if key:
+                return FrameKind.VIDEO_KEY
+            return FrameKind.VIDEO_DISPOSABLE if frame_type == FRAME_DISPOSABLE else FrameKind.VIDEO_INTER
+        if codec == "hevc":
+            role = hevc_role(body, nal_at, StreamConfig(self.nal_length_size, self.hevc_highest_temporal_id))
+            if key:
+                return FrameKind.VIDEO_KEY
+            if role is Role.LEADING:
+                return FrameKind.VIDEO_LEADING
+            return FrameKind.VIDEO_DISPOSABLE if role is Role.NON_REFERENCE else FrameKind.VIDEO_INTER
+        role = avc_role(body, nal_at, self.nal_length_size)
+        # H.264 says nothing in the NAL header about leading pictures: after an open keyframe (an I picture the
+        # encoder flags as a keyframe, not an IDR), those shown before it are its leading pictures.
+        if key:
+            self._open_key_pts_ms = pts_ms if role in (Role.REFERENCE, Role.NON_REFERENCE) else None
             return FrameKind.VIDEO_KEY
-        if frame_type == FRAME_DISPOSABLE:
-            return FrameKind.VIDEO_DISPOSABLE
-        if nal_at > 0 and codec in ("avc", "hevc") and not self._referenced(codec, body, nal_at):
+        open_key_pts_ms = self._open_key_pts_ms
+        if open_key_pts_ms is not None:
+            if (pts_ms - open_key_pts_ms) & 0x80000000:  # earlier, on the 32-bit RTMP clock
+                return FrameKind.VIDEO_LEADING
+            self._open_key_pts_ms = None  # the first trailing picture: no leading picture comes after it
+        if role is Role.NON_REFERENCE or frame_type == FRAME_DISPOSABLE:
             return FrameKind.VIDEO_DISPOSABLE
         return FrameKind.VIDEO_INTER
 
-    def _referenced(self, codec: str, body: bytes, pos: int) -> bool:
-        """Whether the first slice of the access unit may be referenced (True when unsure)."""
-        size = self.nal_length_size
-        end = len(body)
-        while pos + size < end:
-            length = int.from_bytes(body[pos : pos + size], "big")
-            header = pos + size
-            if length <= 0 or header >= end:
-                return True
-            nal = body[header]
-            if codec == "avc":
-                nal_type = nal & 0x1F
-                if nal_type in (1, 5):  # coded slice
-                    return (nal >> 5) & 0x03 != 0  # nal_ref_idc
-            else:
-                nal_type = (nal >> 1) & 0x3F
-                if nal_type <= 31:  # VCL: even types 0..14 are sub-layer non-reference pictures
-                    return not (nal_type <= 14 and nal_type % 2 == 0)
-            pos = header + length
-        return True
-
-    def _remember_nal_length(self, codec: str, record: bytes) -> None:
-        if codec == "avc" and len(record) > 4 and record[0] == 1:
-            self.nal_length_size = (record[4] & 0x03) + 1
-        elif codec == "hevc" and len(record) > 21 and record[0] == 1:
-            self.nal_length_size = (record[21] & 0x03) + 1
+    def _remember_config(self, codec: str, record: bytes) -> None:
+        config = avc_config(record) if codec == "avc" else hevc_config(record) if codec == "hevc" else None
+        if config is None:
+            return
+        self.nal_length_size = config.nal_length_size
+        if codec == "hevc":
+            self.hevc_highest_temporal_id = config.highest_temporal_id
 
 
 def never_cached(type_id: int, body: bytes) -> bool:

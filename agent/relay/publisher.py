@@ -123,7 +123,7 @@ class PublisherSession:
                 if self.publishing and event.stream_id == STREAM_ID and self._publish_pending is None:
                     # The live stream's media, i.e. nearly every message: classified and queued right here.
                     payload = event.payload
-                    kind, codec = classifier.video(payload) if is_video else audio_kind(payload)
+                    kind, codec = classifier.video(payload, event.timestamp) if is_video else audio_kind(payload)
                     self._events.append(
                         Frame(m.VIDEO if is_video else m.AUDIO, event.timestamp, payload, kind, codec, now)
                     )
@@ -171,7 +171,7 @@ class PublisherSession:
         if not (self.publishing or held) or stream_id != STREAM_ID:
             self.messages_ignored += 1
             return
-        kind, codec = self._classifier.classify(type_id, payload)
+        kind, codec = self._classifier.classify(type_id, payload, timestamp)
         (self._held if held else self._events).append(Frame(type_id, timestamp, payload, kind, codec, now))
 
     def _command(self, command: m.Command) -> None:

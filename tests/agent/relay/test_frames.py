@@ -25,7 +25,8 @@ def nal(header: bytes, payload: bytes = b"\x88\x84") -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-HEVC_RECORD = bytes([1] + [0] * 20 + [0x03, 0])  # HEVCDecoderConfigurationRecord: lengthSizeMinusOne = 3
+# HEVCDecoderConfigurationRecord: numTemporalLayers = 1, lengthSizeMinusOne = 3, no parameter set arrays.
+HEVC_RECORD = bytes([1] + [0] * 20 + [1 << 3 | 0x03, 0])
 HEVC_IDR = nal(bytes([19 << 1, 1]))  # IDR_W_RADL
 HEVC_TRAIL_R = nal(bytes([1 << 1, 1]))  # referenced
 HEVC_TRAIL_N = nal(bytes([0, 1]))  # sub-layer non-reference
@@ -66,6 +67,7 @@ CASES = [
 @pytest.mark.parametrize(("type_id", "body", "kind", "codec"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_frames_are_classified_from_their_headers(type_id: int, body: bytes, kind: FrameKind, codec: str) -> None:
     classifier = FrameClassifier()
+    classifier.classify(m.VIDEO, ex_video(1, 0, b"hvc1", HEVC_RECORD))  # as every HEVC stream starts
     assert classifier.classify(type_id, body) == (kind, codec)
 
 
