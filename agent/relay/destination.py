@@ -158,6 +158,7 @@ class Destination:
             publisher is None
             or not (self._forwarding and self._streaming and publisher.publishing)
             or self.queue
+            or self.queue.dropping  # a drop is under way: every frame goes through the policy (queue.py)
             or (self._probe is not None and self._probe.due)  # going back to the primary at a keyframe
         ):
             return None

@@ -85,10 +85,12 @@ def test_relay_drops_inter_frames_until_next_keyframe_when_queue_exceeds_thresho
     assert [f for f in kept if f.kind is FrameKind.AUDIO] == [f for f in frames if f.kind is FrameKind.AUDIO]
     assert [f for f in kept if f.kind is FrameKind.VIDEO_KEY] == [f for f in frames if f.kind is FrameKind.VIDEO_KEY]
     assert _chain_ok(frames, kept)
-    # After the second keyframe (at 2 s) inter frames flow again until the queue passes 900 ms once more.
-    second_key_ts = 2000
-    after = [f for f in kept if f.kind is FrameKind.VIDEO_INTER and f.timestamp_ms > second_key_ts]
-    assert after == []  # the queue still spans far beyond 900 ms, so they went too
+    # In the first GOP the pictures beyond 900 ms of backlog went, the older ones stayed (they still go out:
+    # the picture freezes later); when the second keyframe came, the first GOP's queued pictures went (the
+    # chain resumes there), and the second GOP kept its first 900 ms as the first one did.
+    inter = [f.timestamp_ms for f in kept if f.kind is FrameKind.VIDEO_INTER]
+    assert inter and min(inter) > 2000
+    assert 800 <= max(inter) - min(inter) <= 900
 
 
 def test_queue_that_drains_keeps_gops_whole_and_the_output_decodes() -> None:
