@@ -23,6 +23,7 @@ from typing import TextIO
 
 import httpx
 
+from agent.backoff import Backoff
 from agent.errors import ProtocolError
 from agent.ffmpeg.progress import ProgressParser, ProgressTracker
 from agent.models import FfmpegSample
@@ -167,14 +168,14 @@ class AgentRelay:
             self._task.cancel()
 
     async def _run(self) -> None:
-        delay = self.FIRST_RETRY_S
+        backoff = Backoff(self.FIRST_RETRY_S, self.MAX_BACKOFF_S)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = f"{self.base_url}/api/v1/ffmpeg/progress"
         while not self._closing:
             found = await agent_takes_progress(self.base_url, self.token)
             self.first_probe_done.set()
             if found:
-                delay = self.FIRST_RETRY_S
+                backoff.reset()
                 self.connected = True
                 self.sessions += 1
                 if not self._announced:
@@ -213,9 +214,8 @@ class AgentRelay:
             if self._closing:
                 return
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
+                async with asyncio.timeout(backoff.next_s()):
                     await self._wake.wait()
-            delay = min(delay * 2, self.MAX_BACKOFF_S)
 
     async def _body(self) -> AsyncIterator[bytes]:
         while (block := await self._queue.get()) is not None:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import platform
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from agent.backoff import Backoff, parse_retry_after
 from agent.models import LOG_RECORD, AlertRecord
 from agent.notify.formats import render
 from agent.notify.policy import Notification, WebhookPolicy
@@ -55,7 +55,10 @@ class _Webhook:
     policy: WebhookPolicy
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stats: WebhookStats = field(default_factory=WebhookStats)
-    failed_tries: int = 0  # of the message being delivered: the backoff grows with it
+    # Of the message being delivered: the backoff grows with its failed tries, and restarts with the next.
+    backoff: Backoff = field(
+        default_factory=lambda: Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S, retry_after_max_s=BACKOFF_MAX_S)
+    )
 
     @property
     def url(self) -> str:
@@ -161,7 +164,7 @@ class Notifier:
 
     async def _deliver(self, client: httpx.AsyncClient, hook: _Webhook, notification: Notification) -> None:
         body = render(hook.settings.format, notification, self.agent_name)
-        hook.failed_tries = 0
+        hook.backoff.reset()
         for attempt in range(1, self.settings.max_attempts + 1):
             retry_after = await self._post(client, hook, body)
             if retry_after is None:
@@ -189,7 +192,7 @@ class Notifier:
         except httpx.HTTPError as exc:
             hook.stats.last_error = f"{type(exc).__name__}"
             log.warning("notification to %s failed (%s); retrying", hook.shown, hook.stats.last_error)
-            return self._backoff(hook)
+            return hook.backoff.next_s()
         status = response.status_code
         if 200 <= status < 300:
             hook.stats.sent += 1
@@ -197,9 +200,8 @@ class Notifier:
             return None
         hook.stats.last_error = f"HTTP {status}"
         if status == 429 or status >= 500:
-            wait = _retry_after_s(response) if status == 429 else None
             log.warning("notification to %s answered %d; retrying", hook.shown, status)
-            return wait if wait is not None else self._backoff(hook)
+            return hook.backoff.next_s(_retry_after_s(response))
         log.error(
             "notification to %s refused with HTTP %d: check the webhook URL in [notify] (it may have been revoked)",
             hook.shown,
@@ -208,22 +210,18 @@ class Notifier:
         hook.stats.given_up += 1
         return None
 
-    def _backoff(self, hook: _Webhook) -> float:
-        hook.failed_tries += 1
-        ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** (hook.failed_tries - 1))
-        return ceiling * random.uniform(0.5, 1.0)
-
 
 def _retry_after_s(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        # Discord puts it in the JSON body as seconds ("retry_after": 1.5).
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        value = body.get("retry_after") if isinstance(body, dict) else None
+    """The wait a 429 or 5xx asks for: its Retry-After header, else (Discord) `retry_after` in its JSON body."""
+    header = response.headers.get("Retry-After")
+    if header is not None:
+        return parse_retry_after(header)
     try:
-        return None if value is None else min(BACKOFF_MAX_S, max(0.0, float(value)))
+        body = response.json()
+    except ValueError:
+        return None
+    value = body.get("retry_after") if isinstance(body, dict) else None
+    try:
+        return None if value is None else max(0.0, float(value))
     except (TypeError, ValueError):
         return None

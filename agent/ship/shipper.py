@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 from pydantic import ValidationError
 
+from agent.backoff import Backoff, parse_retry_after
 from agent.beat import sleep_until_next_beat
 from agent.models import IngestAck, ShippingState, ShippingStateName, utc_now
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
@@ -211,7 +212,7 @@ class Shipper:
 
     async def _send_until_answered(self, http: httpx.AsyncClient, lines: list[bytes]) -> IngestAck | None:
         """POST until the collector acknowledges (IngestAck) or refuses (None, after handling it)."""
-        attempt = 0
+        backoff = Backoff(1.0, self.settings.max_backoff_s, random_fraction=self._jitter)
         body = gzip.compress(b"".join(lines), compresslevel=5)
         while True:
             retry_after: float | None = None
@@ -235,14 +236,13 @@ class Shipper:
                         await self._check_last_seq(ack, lines)
                         return ack
                 elif response.status_code == 429 or response.status_code >= 500 or response.status_code == 408:
-                    retry_after = _retry_after_s(response)
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     self._failed(f"collector answered {response.status_code}: {_reason(response)}")
                 else:
                     await self._refused(response, lines)
                     return None
-            attempt += 1
             self._retries += 1
-            await asyncio.sleep(self._backoff_s(attempt, retry_after))
+            await asyncio.sleep(backoff.next_s(retry_after))
 
     async def _check_last_seq(self, ack: IngestAck, lines: list[bytes]) -> None:
         """Compare the collector's last_seq with what this agent wrote: past it, the records are not ours."""
@@ -263,11 +263,6 @@ class Shipper:
                 written,
             )
         self._collector_ahead_by = ahead_by
-
-    def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
-        capped = min(self.settings.max_backoff_s, 2.0 ** (attempt - 1))
-        delay = capped * (0.5 + 0.5 * self._jitter())  # jittered so agents do not return in lockstep
-        return max(delay, min(retry_after, 3600.0)) if retry_after is not None else delay
 
     def _failed(self, why: str) -> None:
         if self._connected or self._last_error is None:
@@ -340,16 +335,6 @@ def _reason(response: httpx.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("error") or response.reason_phrase)
     return response.reason_phrase
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare for collectors; our own backoff applies
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import ClassVar, Protocol
 
+from agent.backoff import Backoff
 from agent.beat import sleep_at_least, sleep_until_next_beat
 from agent.errors import StreamHealthError
 from agent.models import Sample
@@ -62,7 +63,7 @@ class PollingSource(Source):
         """Take one reading. Raise `StreamHealthError` with a user-facing reason when it cannot."""
 
     async def run(self, sink: SampleSink) -> None:
-        failures = 0
+        backoff = Backoff(self.interval_s, max(self.interval_s, self.max_backoff_s))
         while True:
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
@@ -70,19 +71,15 @@ class PollingSource(Source):
                 async with asyncio.timeout(self.timeout_s):
                     reading = await self.sample()
             except TimeoutError:
-                failures += 1
                 sink.report_failure(self.name, f"no reading within {self.timeout_s:g} s")
             except StreamHealthError as exc:
-                failures += 1
                 sink.report_failure(self.name, redact(str(exc)))
             except Exception as exc:  # a bug or an unexpected OS error: report it, keep measuring
-                failures += 1
                 log.exception("source %s failed unexpectedly", self.name)
                 sink.report_failure(self.name, redact(f"unexpected error: {type(exc).__name__}: {exc}"))
             else:
-                failures = 0
+                backoff.reset()
                 sink.publish(self.name, reading)
-            if failures == 0:
                 await sleep_until_next_beat(self.interval_s)  # with the tick and the other sources
-            else:
-                await sleep_at_least(min(self.interval_s * 2 ** (failures - 1), self.max_backoff_s), self.interval_s)
+                continue
+            await sleep_at_least(backoff.next_s(), self.interval_s)

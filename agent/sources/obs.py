@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.beat import next_beat
 from agent.errors import ProtocolError, SourceUnavailable
 from agent.models import EncoderSettings, ObsSample, UplinkSample
@@ -137,33 +138,32 @@ class ObsSource(Source):
 
     async def run(self, sink: SampleSink) -> None:
         self._reconnect_requested = asyncio.Event()
-        failures = 0
+        backoff = Backoff(1.0, self.settings.max_backoff_s)
         password = self.settings.password.get_secret_value() if self.settings.password else None
         while True:
             self._reconnect_requested.clear()
             client = ObsClient(self.settings.url, password, timeout_s=self.settings.request_timeout_s)
             self._client = client
-            if failures == 0:
+            if backoff.failures == 0:
                 self._set_connection("connecting", None, sink)
             delay: float | None
             try:
                 await client.connect()
-                failures = 0
+                backoff.reset()
                 self.sessions += 1
                 self.obs_websocket_version = client.protocol.obs_websocket_version
                 await self._session(client, sink)
             except ObsAuthenticationFailed as exc:
-                failures += 1
+                backoff.next_s()  # counted, so the next try is not announced as "connecting"
                 self._set_connection("auth_failed", str(exc), sink)
                 delay = self.settings.auth_retry_s
             except ObsKicked as exc:
-                failures += 1
+                backoff.next_s()
                 self._set_connection("kicked", str(exc), sink)
                 delay = None
             except (SourceUnavailable, ProtocolError) as exc:
-                failures += 1
-                delay = min(2.0 ** (failures - 1), self.settings.max_backoff_s)
-                self._set_connection("not_connected", f"{exc}; retrying in {delay:g} s", sink)
+                delay = backoff.next_s()
+                self._set_connection("not_connected", f"{exc}; retrying in {delay:.1f} s", sink)
             finally:
                 self._client = None
                 await client.close()

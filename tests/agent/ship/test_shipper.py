@@ -149,7 +149,6 @@ async def test_429_and_5xx_are_retried_in_order_honouring_retry_after(tmp_path: 
     assert [seqs for seqs in collector.requests if seqs][:3] == [[1, 2, 3, 4]] * 3
     assert list(collector.stored) == list(range(1, 7))
     assert shipper.state().retries_total == 2
-    assert shipper._backoff_s(1, 7.0) == 7.0 and shipper._backoff_s(20, None) == pytest.approx(0.5)
 
 
 async def test_a_rejected_batch_is_kept_aside_with_its_reason_and_shipping_goes_on(tmp_path: Path) -> None:
