@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
+from agent.backoff import Backoff
 from agent.models import IngestSwitch
 from agent.models.base import utc_now
 from agent.models.relay import IngestSwitchKind
@@ -176,12 +178,18 @@ class SentLedger:
 class IngestRotation:
     """Which ingest to connect to next, and when.
 
-    The same ingest is retried with backoff (0.25 s, 0.5 s, 1 s, ... capped) for `failover_after_s`
-    from the first failure; then the next one in the list gets its turn, round the list. A success
-    resets the clock. A new stream starts again from the first ingest.
+    The same ingest is retried with backoff (0.25 s, 0.5 s, 1 s, ... capped, jittered: agent/backoff.py)
+    for `failover_after_s` from the first failure; then the next one in the list gets its turn, round the
+    list. A success resets the clock. A new stream starts again from the first ingest.
     """
 
-    def __init__(self, urls: list[str], failover_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        failover_after_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        random_fraction: Callable[[], float] = random.random,
+    ) -> None:
         if not urls:
             raise ValueError("a destination needs at least one ingest URL")
         self.urls = urls
@@ -190,7 +198,8 @@ class IngestRotation:
         self._clock = clock
         self.index = 0
         self._failing_since: float | None = None
-        self._failures_here = 0
+        self._backoff = Backoff(FIRST_RETRY_S, MAX_BACKOFF_S, random_fraction=random_fraction)
+        self._backoff_s = 0.0  # drawn once per failure: delay_s() may be asked more than once
 
     @property
     def url(self) -> str:
@@ -210,16 +219,18 @@ class IngestRotation:
 
     def succeeded(self) -> None:
         self._failing_since = None
-        self._failures_here = 0
+        self._backoff.reset()
+        self._backoff_s = 0.0
 
     def failed(self) -> None:
         if self._failing_since is None:
             self._failing_since = self._clock()
-        self._failures_here += 1
+        self._backoff_s = self._backoff.next_s()
 
     def go_to(self, index: int) -> None:
         self.index = index % len(self.urls)
-        self._failures_here = 0
+        self._backoff.reset()
+        self._backoff_s = 0.0
         self._failing_since = self._clock()
 
     def choose(self) -> bool:
@@ -232,9 +243,9 @@ class IngestRotation:
 
     def delay_s(self) -> float:
         """How long to wait before the next attempt: backoff, but never past the moment to fail over."""
-        if self._failures_here == 0:
+        backoff = self._backoff_s
+        if backoff == 0.0:
             return 0.0
-        backoff = min(FIRST_RETRY_S * 2.0 ** (self._failures_here - 1), MAX_BACKOFF_S)
         if self._failing_since is not None and len(self.urls) > 1:
             until_failover = self._failing_since + self.failover_after_s - self._clock()
             backoff = min(backoff, max(until_failover, 0.0))
