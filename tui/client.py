@@ -19,6 +19,7 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse
 from pydantic import BaseModel, ValidationError
 
+from agent.backoff import Backoff
 from agent.models import (
     AlertRecord,
     AlertsView,
@@ -142,7 +143,7 @@ class AgentClient:
 
     async def run_events(self) -> None:
         """Follow the agent's event stream until cancelled, reconnecting with a capped backoff."""
-        delay = self.backoff_first_s
+        backoff = Backoff(min(self.backoff_first_s, self.backoff_max_s), self.backoff_max_s)
         timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=EVENTS_READ_TIMEOUT_S)
         while True:
             self.set_state("connecting", f"connecting to {self.base_url}")
@@ -156,7 +157,7 @@ class AgentClient:
                         detail = f"the agent answered {source.response.status_code} to GET {self.api}/events"
                     else:
                         self.set_state("connected", f"connected to {self.base_url}")
-                        delay = self.backoff_first_s
+                        backoff.reset()
                         async for sse in source.aiter_sse():
                             self.feed(sse.event, sse.data)
                         detail = "the agent closed the event stream (restarting?)"
@@ -166,10 +167,9 @@ class AgentClient:
                 detail = f"cannot reach the agent at {self.base_url}: {_transport_reason(exc)}"
             except SSEError as exc:
                 detail = f"the agent's event stream is not Server-Sent Events: {exc}"
-            retry = delay if state != "unauthorized" else self.backoff_max_s
+            retry = backoff.next_s() if state != "unauthorized" else self.backoff_max_s
             self.set_state(state, detail, retry)
             await asyncio.sleep(retry)
-            delay = min(delay * 2, self.backoff_max_s)
 
     # --- JSON endpoints --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 from textual.message import Message
 
+from agent.backoff import Backoff
 from collector.models import FleetView
 from tui.client import BACKOFF_FIRST_S, BACKOFF_MAX_S, REQUEST_TIMEOUT_S, AgentClient
 
@@ -97,16 +98,16 @@ class FleetClient:
 
     async def run_polls(self) -> None:
         """Poll until cancelled: every `interval_s` while it answers, backing off while it does not."""
-        delay = BACKOFF_FIRST_S
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         while True:
             try:
                 view = await self.fetch()
             except FleetError as exc:
+                delay = round(backoff.next_s(), 1)  # what the screen says is what it waits
                 self._emit(FleetUnreachable(str(exc), delay))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
-            delay = BACKOFF_FIRST_S
+            backoff.reset()
             self.polls += 1
             self._emit(FleetReceived(view))
             await asyncio.sleep(self.interval_s)
