@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, get_args
 from pydantic import BaseModel
 
 from agent import __version__, os_features
-from agent.api.events import EventBus
 from agent.backoff import Backoff
 from agent.beat import after_peers, sleep_until_next_beat
+from agent.events import EventBus
 from agent.history import History
 from agent.incidents import IncidentLog
 from agent.jobs import Jobs

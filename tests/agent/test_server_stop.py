@@ -45,7 +45,7 @@ async def test_agent_stops_promptly_while_an_event_stream_client_is_connected(tm
 
 
 async def test_closed_event_bus_ends_current_streams_and_those_that_subscribe_late() -> None:
-    from agent.api.events import EventBus
+    from agent.events import EventBus
 
     bus = EventBus()
     early = bus.subscribe()
@@ -60,7 +60,7 @@ async def test_closed_event_bus_ends_current_streams_and_those_that_subscribe_la
 
 
 async def _types(bus: object, subscription: object) -> list[str]:
-    from agent.api.events import EventBus, Subscription
+    from agent.events import EventBus, Subscription
 
     assert isinstance(bus, EventBus) and isinstance(subscription, Subscription)
     return [event.type async for event in bus.stream(subscription)]

@@ -1,4 +1,7 @@
-"""Fan-out of agent events to any number of Server-Sent Events clients.
+"""The event bus the runtime publishes to, and its fan-out to any number of Server-Sent Events clients.
+
+Lives beside the runtime, not in api/: the core publishes here and never imports the API (the API's
+SSE endpoint subscribes).
 
 Each event is serialised once, whatever the number of clients. Every client has its own bounded
 queue: a slow client loses its oldest events (and is told how many) instead of stalling the agent
