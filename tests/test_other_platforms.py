@@ -15,10 +15,10 @@ import pytest
 
 from agent.models import HealthSnapshot
 from agent.net.link import UploadUsersScanner, link_info, wifi_signal_dbm
+from agent.net.route import default_route_interface
 from agent.net.tcpinfo import read_tcp_info
 from agent.os_features import NOT_AVAILABLE
 from agent.server import AgentServer
-from agent.sources.system import default_route_interface
 from tests.agent.helpers import make_settings
 from tests.peers.wait import async_wait_until
 from tests.platform_neutral import OtherPlatform, as_on

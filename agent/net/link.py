@@ -20,7 +20,7 @@ import psutil
 from agent import os_features
 from agent.models import LinkInfo, UploadUser
 from agent.models.network import LinkKind
-from agent.sources.system import default_route_interface
+from agent.net.route import default_route_interface
 
 SS_TIMEOUT_S = 3.0
 MIN_REPORTED_BPS = 8_000.0

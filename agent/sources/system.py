@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import psutil
 
-from agent import os_features
 from agent.models import (
     BatteryState,
     DiskSpace,
@@ -24,6 +22,7 @@ from agent.models import (
     SystemSample,
 )
 from agent.models.system import EncoderKind
+from agent.net.route import default_route_interface
 from agent.process_names import ProcessNames, encoder_kind
 from agent.settings import SystemSourceSettings
 from agent.sources.base import PollingSource
@@ -36,27 +35,6 @@ IDLE_SCAN_FACTOR = 6
 
 # Encoders in order of preference when several run at once: the streaming app beats a stray ffmpeg.
 _ENCODER_PREFERENCE: tuple[EncoderKind, ...] = ("obs", "streamlabs", "tiktok_live_studio", "ffmpeg")
-
-
-def default_route_interface(route_table: Path | None = None) -> str | None:
-    """The interface of the IPv4 default route (Linux /proc/net/route); None where the OS has no such table."""
-    if route_table is None:
-        proc_net = os_features.current().proc_net
-        if proc_net is None:
-            return None
-        route_table = proc_net / "route"
-    try:
-        lines = route_table.read_text().splitlines()[1:]
-    except OSError:
-        return None
-    best: tuple[int, str] | None = None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 7 and fields[1] == "00000000" and fields[7:8] and fields[7] == "00000000":
-            metric = int(fields[6])
-            if best is None or metric < best[0]:
-                best = (metric, fields[0])
-    return best[1] if best else None
 
 
 def _describe_encoder_search(encoder: EncoderProcess | None, last_scan_at: float) -> str:

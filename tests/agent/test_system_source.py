@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.net.route import default_route_interface
 from agent.settings import SystemSourceSettings
-from agent.sources.system import SystemSource, default_route_interface, encoder_kind
+from agent.sources.system import SystemSource, encoder_kind
 
 
 def skip_if_an_encoder_already_runs() -> None:
