@@ -119,7 +119,7 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.sources = build_sources(settings) if sources is None else sources
+        self.sources = [*build_sources(settings), *_relay_sources(settings)] if sources is None else sources
         self.rules = rules if rules is not None else _default_rules(settings)
         self.clock = clock
         self.bus = EventBus()
@@ -440,3 +440,14 @@ class Agent:
         self.bus.publish(kind, line)
         for sink in self.sinks:
             sink.write_line(line)
+
+
+def _relay_sources(settings: Settings) -> list[Source]:
+    """The relay's own source when it runs; its modules load only then."""
+    from agent.relay.event_loop import relay_runs
+
+    if not relay_runs(settings):
+        return []
+    from agent.relay.source import relay_sources
+
+    return relay_sources(settings)

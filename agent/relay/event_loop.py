@@ -23,7 +23,7 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
 def relay_runs(settings: Settings) -> bool:
-    """The condition under which the agent starts the relay (agent/sources/__init__.py, build_sources)."""
+    """The condition under which the agent starts the relay (`relay_sources`, agent/relay/source.py)."""
     return settings.relay.enabled and bool(settings.ingest.primary or settings.relay.destinations)
 
 

@@ -16,11 +16,12 @@ from typing import ClassVar, Final
 from agent.beat import sleep_until_next_beat
 from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
 from agent.relay.destination import Destination
+from agent.relay.event_loop import relay_runs
 from agent.relay.going_nowhere import GoingNowhere
 from agent.relay.queue import DropReason
 from agent.relay.relay import Relay, RelayUnavailable
 from agent.relay.settings import RelaySettings
-from agent.settings import IngestSettings
+from agent.settings import IngestSettings, Settings
 from agent.sources.base import SampleSink, Source
 from agent.supervise import Supervisor
 
@@ -215,3 +216,13 @@ class RelaySource(Source):
             failovers_total=destination.failovers_total,
             last_switch=destination.last_switch,
         )
+
+
+def relay_sources(settings: Settings) -> list[Source]:
+    """The relay as the runtime's source when it runs (enabled, and somewhere to forward to), else none.
+
+    The relay registers itself here rather than in agent/sources/, which measure and sit below it; it
+    receives only its own section and the ingest list."""
+    if not relay_runs(settings):
+        return []
+    return [RelaySource(settings.relay, settings.ingest, interval_s=settings.sampling.interval_s)]

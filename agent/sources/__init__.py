@@ -1,4 +1,7 @@
-"""The sources: one module per thing we measure. `build_sources` is the one place that lists them."""
+"""The sources: one module per thing we measure. `build_sources` is the one place that lists them.
+
+The relay is a source too, but it registers itself (agent/relay/source.py, `relay_sources`, added by the
+runtime): the measuring sources never import the relay, which sits above them."""
 
 from __future__ import annotations
 
@@ -49,10 +52,6 @@ def build_sources(settings: Settings) -> list[Source]:
             obs_source.on_streaming = uplink_source.search_now
         if ffmpeg_source is not None:
             ffmpeg_source.on_progress = uplink_source.search_now
-    if settings.relay.enabled and (settings.ingest.primary or settings.relay.destinations):
-        from agent.relay.source import RelaySource
-
-        sources.append(RelaySource(settings.relay, settings.ingest, interval_s=interval_s))
     return sources
 
 

@@ -10,6 +10,7 @@ from prometheus_client import generate_latest
 
 from agent.api.metrics import build_registry
 from agent.errors import ConfigError
+from agent.relay.source import relay_sources
 from agent.rtmp.client import RtmpPublisher
 from agent.runtime import Agent
 from agent.sessions.live import live_origins
@@ -34,11 +35,13 @@ def _only_relay(tmp_path: Path, **environ: str) -> Agent:
 
 
 def test_no_relay_without_an_ingest_or_when_disabled(tmp_path: Path) -> None:
-    assert "relay" not in {s.name for s in build_sources(make_settings(tmp_path))}
+    assert relay_sources(make_settings(tmp_path)) == []
     disabled = make_settings(tmp_path, ingest__primary="rtmp://127.0.0.1/live/k", relay__enabled="false")
-    assert "relay" not in {s.name for s in build_sources(disabled)}
+    assert relay_sources(disabled) == []
     enabled = make_settings(tmp_path, ingest__primary="rtmp://127.0.0.1/live/k")
-    assert "relay" in {s.name for s in build_sources(enabled)}
+    assert [s.name for s in relay_sources(enabled)] == ["relay"]
+    assert "relay" not in {s.name for s in build_sources(enabled)}  # the relay registers itself, not here
+    assert "relay" in {s.name for s in Agent(enabled).sources}
 
 
 async def test_agent_relays_and_its_snapshot_shows_the_stream(tmp_path: Path) -> None:
