@@ -37,8 +37,8 @@ from agent import paths, settings_errors
 from agent.errors import ConfigError
 from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
-from agent.relay.settings import RelaySettings
 from agent.settings_base import ExpandedPath, IngestUrl, Section
+from agent.settings_relay import RelaySettings
 from agent.ship.settings import ShipSettings
 
 log = logging.getLogger(__name__)
