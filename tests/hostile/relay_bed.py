@@ -172,8 +172,10 @@ class Agent:
         return result
 
     def relay_sample(self) -> dict[str, object]:
-        relay = self.health()["relay"]
-        assert isinstance(relay, dict), relay
+        deadline = time.monotonic() + 10
+        while not isinstance(relay := self.health()["relay"], dict):  # none before the relay's first sample
+            assert time.monotonic() < deadline, "no relay sample in /api/v1/health"
+            time.sleep(0.2)
         return relay
 
     @property
