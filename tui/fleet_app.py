@@ -128,6 +128,9 @@ class FleetApp(StreamHealthApp, inherit_bindings=False):
 
     # --- one agent through the collector ---------------------------------------------------------
 
+    def on_fleet_screen_open_agent(self, message: FleetScreen.OpenAgent) -> None:
+        self.open_agent(message.agent_id, message.name)
+
     def open_agent(self, agent_id: str, name: str) -> None:
         self._let_go(self.client)
         client = self.fleet.agent_client(agent_id)

@@ -3,25 +3,35 @@
 Redraws from the app's latest `FleetView`: sorting and filtering are pure (tui/fleet_render.py), and the
 table (tui/widgets/fleet_table.py) draws only the rows on screen, so 500 agents at 1 Hz stay cheap. The
 filter box keeps the focus, so typing filters at once; arrows move the cursor, Enter opens the agent.
+The screen reads its app through the narrow `FleetData` protocol and asks it to open an agent with a
+message (`FleetScreen.OpenAgent`): it never imports tui/fleet_app.py, which imports it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from collector.models import FleetRow
+from collector.models import FleetRow, FleetView
 from tui.fleet_render import summary_line, visible_rows
 from tui.render import fmt_age
 from tui.widgets.fleet_table import FleetTable
 
-if TYPE_CHECKING:
-    from tui.fleet_app import FleetApp
+
+class FleetData(Protocol):
+    """What the screen reads of its app (tui/fleet_app.py's FleetApp provides it)."""
+
+    fleet_view: FleetView | None
+    fleet_problem: str | None
+    collector_label: str
+
+    def fleet_age_s(self) -> float | None: ...
 
 
 class FleetScreen(Screen[None]):
@@ -36,9 +46,16 @@ class FleetScreen(Screen[None]):
         Binding("left", "columns(-12)", "← Columns", show=False, priority=True),
     ]
 
+    class OpenAgent(Message):
+        """Open this agent's screens (the app points its agent client at the collector's forwarding)."""
+
+        def __init__(self, agent_id: str, name: str) -> None:
+            super().__init__()
+            self.agent_id, self.name = agent_id, name
+
     @property
-    def fleet_app(self) -> FleetApp:
-        return cast("FleetApp", self.app)
+    def fleet_app(self) -> FleetData:
+        return cast(FleetData, self.app)
 
     @property
     def table(self) -> FleetTable:
@@ -76,10 +93,10 @@ class FleetScreen(Screen[None]):
         if row is None:
             self.app.bell()
             return
-        self.fleet_app.open_agent(row.agent_id, row.name)
+        self.post_message(self.OpenAgent(row.agent_id, row.name))
 
     def on_fleet_table_opened(self, message: FleetTable.Opened) -> None:
-        self.fleet_app.open_agent(message.row.agent_id, message.row.name)
+        self.post_message(self.OpenAgent(message.row.agent_id, message.row.name))
 
     def redraw(self) -> None:
         if not self.is_current:
@@ -91,7 +108,7 @@ class FleetScreen(Screen[None]):
         self._status(app, rows, len(shown), filter_text)
         self.table.set_rows(shown)
 
-    def _status(self, app: FleetApp, rows: list[FleetRow], shown: int, filter_text: str) -> None:
+    def _status(self, app: FleetData, rows: list[FleetRow], shown: int, filter_text: str) -> None:
         status = Text()
         status.append(" FLEET ", style="bold black on grey62")
         if app.fleet_problem is not None:
