@@ -21,6 +21,7 @@ from agent.commands import (
     logs_cmd,
     preflight_cmd,
     relay_cmd,
+    rules_cmd,
     run_cmd,
 )
 from agent.configuration import load_configuration
@@ -52,6 +53,7 @@ COMMAND_MODULES: list[CommandModule] = [
     logs_cmd,
     preflight_cmd,
     relay_cmd,
+    rules_cmd,
     run_cmd,
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -80,7 +81,12 @@ class UplinkSource(Source):
             found.append(obs_server)
         primary = destination_from_url(self.ingest.primary, "ingest")
         if primary is not None and all(primary.name != known.name for known in found):
-            found.append(primary)
+            # OBS streaming to this machine (the relay) is not on the uplink when the ingest is elsewhere: the
+            # relay's connection to it is, and its congestion is the early warning.
+            if obs_server is not None and _is_loopback(obs_server.host) and not _is_loopback(primary.host):
+                found.insert(0, primary)
+            else:
+                found.append(primary)
         return found
 
     def _bitrates(self) -> tuple[float, int | None]:
@@ -201,3 +207,12 @@ class UplinkSource(Source):
         )
         self.latest = sample
         sink.publish(self.name, sample)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
