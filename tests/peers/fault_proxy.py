@@ -37,6 +37,8 @@ class FaultProxy:
         self.port = int(listener.getsockname()[1])
         self._plugs: list[socket.socket] = []
         self._pairs: list[tuple[socket.socket, socket.socket]] = []  # (client, upstream) of piped connections
+        self._drops = 0
+        self._last_drop_reset = False
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
@@ -129,6 +131,7 @@ class FaultProxy:
                 client, _ = listener.accept()
             except (TimeoutError, OSError):
                 return
+            drops_before = self._drops
         if self.upstream is None:
             client.close()
             return
@@ -139,6 +142,10 @@ class FaultProxy:
             return
         with self._lock:
             self._pairs.append((client, server))
+            missed = self._drops != drops_before  # dropped while this one was being piped: it goes too
+        if missed:
+            self.drop_connections(reset=self._last_drop_reset)
+            return
         for source, sink in ((client, server), (server, client)):
             threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
 
@@ -147,6 +154,8 @@ class FaultProxy:
         many. The listener is untouched: with mode "refuse" set first, nothing gets back in."""
         with self._lock:
             pairs, self._pairs = self._pairs, []
+            self._drops += 1
+            self._last_drop_reset = reset
         for client, server in pairs:
             with contextlib.suppress(OSError):
                 if reset:
@@ -169,8 +178,8 @@ class FaultProxy:
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    source.settimeout(None)
     try:
+        source.settimeout(None)  # inside: the connection may have been dropped already
         while data := source.recv(65536):
             sink.sendall(data)
     except OSError:

@@ -196,9 +196,9 @@ class _Run:
             delay_s = self.rng.uniform(0, 0.003)
             asyncio.get_running_loop().call_later(delay_s, self._fault_primary, f"in {stage} +{delay_s * 1000:.1f} ms")
 
-    def _fault_primary(self, note: str) -> None:
+    def _fault_primary(self, note: str, at_s: float | None = None) -> None:
         if self.faulted_at is None:
-            self.faulted_at = time.monotonic()
+            self.faulted_at = time.monotonic() if at_s is None else at_s
             self.note = note
             self.ingests[0].fail()
 
@@ -219,16 +219,25 @@ class _Run:
                 real_resume()
                 destination._resume = real_resume  # type: ignore[method-assign]
                 queued = destination.queue.duration_ms
-                self._fault_primary(f"with {queued} ms queued after the reconnect")
+                if destination.rotation.index == 0:
+                    self._fault_primary(f"with {queued} ms queued after the reconnect")
+                else:  # the blip itself ended in a failover (a cut link): it is the fault, timed from it
+                    self._fault_primary("the blip failed over", at_s=blip_at)
 
             destination._resume = resume_then_fault  # type: ignore[method-assign]
+            blip_at = time.monotonic()
             await self.ingests[0].blip(lambda: destination.state != "live")
         elif moment == "reconnecting":
             reconnects = destination.connects_total
             choice = self.rng.choice([*STAGES, "backoff"])
             if choice != "backoff":
                 self.armed = choice
+            blip_at = time.monotonic()
             await self.ingests[0].blip(lambda: destination.state != "live")
+            if choice != "backoff":  # the blip may itself end in a failover (a cut link): then it is the fault
+                await _until(lambda: self.faulted_at is not None or destination.rotation.index != 0, 15,
+                             "the reconnect's stage")  # fmt: skip
+                self._fault_primary("the blip failed over", at_s=blip_at)
             if choice == "backoff":
                 await _until(lambda: destination.state == "retrying" or destination.connects_total > reconnects,
                              STALL_S + 3, "the reconnect's backoff")  # fmt: skip
