@@ -1,6 +1,8 @@
 """The collector's HTTP API: ingest for agents, the read API and events for people and dashboards.
 
-Every 4xx and 5xx is an `ErrorBody`. Ingest answers only after the store committed the batch; a malformed
+Every 4xx and 5xx is an `ErrorBody`, in the vocabulary the agent's API speaks too (agent/http/): the same reason
+table, the token as a dependency (401 with `WWW-Authenticate`, 403 for the other kind of token), the same body
+limit on every route but ingest (which has its own, larger one), the same OpenAPI error declarations. Ingest answers only after the store committed the batch; a malformed
 batch is refused whole (400 naming the line), a database in trouble is a 503 with Retry-After (the agent
 retries), and the process keeps serving either way.
 """
@@ -15,20 +17,29 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import generate_latest
 from sse_starlette import EventSourceResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from agent import __version__
+from agent.http.auth import SCHEME_NAME
+from agent.http.errors import error_response, install_error_handlers
+from agent.http.limits import BodyLimitMiddleware
+from agent.http.openapi import serve_documents
 from agent.models import ErrorBody, IngestAck
 from agent.models.shipping import INGEST_PATH
 from agent.notify.settings import NotifySettings
 from collector.auth import Authenticator
-from collector.fast_ingest import BODY_DEADLINE_S, IngestFastPath, IngestHandler
+from collector.fast_ingest import (
+    BODY_DEADLINE_S,
+    RETRY_AFTER_S,
+    BatchBody,
+    IngestFastPath,
+    IngestHandler,
+    store_detail,
+)
 from collector.fleet import FleetTracker
 from collector.fleet_routes import add_fleet_routes
 from collector.ingest import STATE_RANK, BatchError
@@ -85,27 +96,22 @@ def create_app(
         version=__version__,
         description="Agents ship their health logs here (each record stored once); people and dashboards read them.",
         lifespan=lifespan,
+        openapi_url=None,  # served by serve_documents, with our errors
+        docs_url=None,
+        redoc_url=None,
     )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, _reason(exc.status_code), str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
-        return _error(422, "bad request", problems)
+    install_error_handlers(app)
+    serve_documents(app, forbidden_too=True)
+    reader = [Depends(auth.reader)]
 
     @app.exception_handler(BatchError)
     async def batch_error(_: Request, exc: BatchError) -> JSONResponse:
-        return _error(exc.status, _reason(exc.status), exc.detail)
+        return error_response(exc.status, f"{exc.error}: {exc.detail}")
 
     @app.exception_handler(StoreError)
     async def store_error(_: Request, exc: StoreError) -> JSONResponse:
         log.error("store: %s", exc)
-        response = _error(503, "database unavailable", str(exc))
-        response.headers["Retry-After"] = "1"
-        return response
+        return error_response(503, store_detail(exc), {"Retry-After": RETRY_AFTER_S})
 
     @app.get(f"{API}/status", summary="Liveness for load balancers (no token)")
     async def status() -> dict[str, str]:
@@ -116,22 +122,27 @@ def create_app(
         response_model=IngestAck,
         responses=ERRORS,
         summary="Store a batch of an agent's log lines (NDJSON, gzip); answered after the commit",
+        openapi_extra={"security": [{SCHEME_NAME: []}]},  # an agent token, checked by the handler itself
     )
     async def ingest(request: Request) -> Response:
         # Normally answered by IngestFastPath before FastAPI; this route documents it (and serves it the
         # same way when the app is mounted without the fast path).
-        status, body, headers = await ingest_handler.handle(
-            request.headers, lambda limit: _read_limited(request, limit)
-        )
+        body_reader = BatchBody(request.receive, request.headers.get("content-length", ""))
+        status, body, headers = await ingest_handler.handle(request.headers, body_reader.read)
         response = Response(body, status_code=status, media_type="application/json")
         for name, value in headers:
             if name != b"content-type":
                 response.headers[name.decode()] = value.decode()
         return response
 
-    @app.get(f"{API}/agents", response_model=list[AgentView], responses=ERRORS, summary="Every agent seen")
-    async def agents(request: Request) -> list[AgentView]:
-        await auth.require(request, "reader")
+    @app.get(
+        f"{API}/agents",
+        response_model=list[AgentView],
+        responses=ERRORS,
+        dependencies=reader,
+        summary="Every agent seen",
+    )
+    async def agents() -> list[AgentView]:
         now = datetime.now(UTC)
         return [agent_view(row, now) for row in await store.agents()]
 
@@ -139,37 +150,40 @@ def create_app(
         f"{API}/agents/{{agent_id}}/records",
         response_model=list[StoredRecord],
         responses=ERRORS,
+        dependencies=reader,
         summary="An agent's records in seq order, exactly as written to its log",
     )
     async def records(
-        request: Request,
         agent_id: AgentIdPath,
         after_seq: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[StoredRecord]:
-        await auth.require(request, "reader")
         return [StoredRecord(seq=seq, line=line) for seq, line in await store.records(agent_id, after_seq, limit)]
 
     @app.get(
         f"{API}/agents/{{agent_id}}/minutes",
         response_model=list[MinuteView],
         responses=ERRORS,
+        dependencies=reader,
         summary="An agent's per-minute rollups (ticks, worst state, means), kept longer than raw records",
     )
     async def minutes(
-        request: Request,
         agent_id: AgentIdPath,
         since: Annotated[datetime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
     ) -> list[MinuteView]:
-        await auth.require(request, "reader")
         until = until or datetime.now(UTC)
         since = since or until - timedelta(hours=24)
         return [minute_view(row) for row in await store.minutes(agent_id, since, until)]
 
-    @app.get(f"{API}/sessions", response_model=list[SessionView], responses=ERRORS, summary="Stream sessions")
+    @app.get(
+        f"{API}/sessions",
+        response_model=list[SessionView],
+        responses=ERRORS,
+        dependencies=reader,
+        summary="Stream sessions",
+    )
     async def sessions(
-        request: Request,
         agent: AgentQuery = None,
         since: Annotated[datetime | None, Query(description="Sessions still running at or after (ISO 8601)")] = None,
         until: Annotated[datetime | None, Query(description="Sessions started at or before (ISO 8601)")] = None,
@@ -177,7 +191,6 @@ def create_app(
         worst_state: Annotated[WorstState | None, Query(description="Sessions at least this bad")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[SessionView]:
-        await auth.require(request, "reader")
         where = SessionFilter(
             agent, since, until, platform, STATE_RANK[worst_state] if worst_state else None, limit=limit
         )
@@ -187,14 +200,13 @@ def create_app(
         f"{API}/sessions/{{session_id}}",
         response_model=SessionDetail,
         responses=ERRORS,
+        dependencies=reader,
         summary="One session: its summary, alert timeline and metric series",
     )
     async def session(
-        request: Request,
         session_id: SessionIdPath,
         agent: AgentQuery = None,
     ) -> SessionDetail:
-        await auth.require(request, "reader")
         found = await store.sessions(SessionFilter(agent=agent, session_id=session_id, limit=2))
         if not found:
             raise HTTPException(404, f"no session {session_id!r}" + (f" of agent {agent!r}" if agent else ""))
@@ -205,19 +217,24 @@ def create_app(
         ticks = await store.session_records(row.agent_id, session_id, ("tick",), 24 * 3600)
         return session_detail(row, alerts, ticks)
 
-    @app.get(f"{API}/events", responses=ERRORS, summary="Server-sent events: an `agent` event when one changes")
-    async def events(request: Request) -> EventSourceResponse:
-        await auth.require(request, "reader")
+    @app.get(
+        f"{API}/events",
+        responses=ERRORS,
+        dependencies=reader,
+        summary="Server-sent events: an `agent` event when one changes",
+    )
+    async def events() -> EventSourceResponse:
         return EventSourceResponse(_agent_changes(store, events_poll_s), ping=15)
 
-    @app.get("/metrics", responses=ERRORS, summary="Prometheus metrics (read token)")
-    async def prometheus(request: Request) -> Response:
-        await auth.require(request, "reader")
+    @app.get("/metrics", responses=ERRORS, dependencies=reader, summary="Prometheus metrics (read token)")
+    async def prometheus() -> Response:
         await metrics.refresh()
         await tracker.refresh()
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
 
     add_fleet_routes(app, store, auth, tracker, poll_s=events_poll_s)
+    # Every route but ingest, whose fast path has its own (larger) batch limit and answers before this runs.
+    app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({INGEST_PATH}))
     return IngestFastPath(app, ingest_handler)
 
 
@@ -240,19 +257,6 @@ async def _agent_changes(store: Store, poll_s: float) -> AsyncIterator[dict[str,
         await asyncio.sleep(poll_s)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _prune_forever(store: Store, retention_days: float, rollup_days: float) -> None:
     while True:
         now = datetime.now(UTC)
@@ -263,16 +267,3 @@ async def _prune_forever(store: Store, retention_days: float, rollup_days: float
         except StoreError as exc:
             log.warning("retention: %s; trying again later", exc)
         await asyncio.sleep(PRUNE_EVERY_S)
-
-
-def _error(status: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse(ErrorBody(error=error, detail=detail).model_dump(), status_code=status)
-
-
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase.lower()
-    except ValueError:
-        return "error"

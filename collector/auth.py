@@ -4,18 +4,24 @@ An agent token writes under one agent id only: the one it was created for (`coll
 else the first id it sends, bound for good; another id with it is a 403, and an id bound to another token
 too. So a token taken from one studio PC cannot write, forge seqs or sessions under any other agent.
 
+Auth is the shared vocabulary's (agent/http/auth.py): `reader` is a FastAPI dependency for the read routes,
+401 with `WWW-Authenticate` without a known token, 403 with a token of the other kind; ingest, served by the
+fast path below FastAPI, asks `agent` with the header itself.
+
 Tokens are looked up by hash in the store; answers are cached a few seconds per process so 1,000 agents
 a second do not cost 1,000 lookups, while a new token works at once and the cache stays a cache (no state
 a second collector would need).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads `Depends(SCHEME)` from `reader`'s signature.
 
 import re
 import time
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException
 
+from agent.http.auth import Credentials, bearer_scheme, bearer_token, forbidden, unauthorized
 from collector.store import Store, TokenRow
 from collector.tokens import TokenKind, hash_token
 
@@ -24,6 +30,7 @@ CACHE_MAX = 10_000
 # What agents send (a uuid4 hex), with room for hand-made ids; it is a path segment of the read API.
 AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 AGENT_ID_PATTERN = f"^{AGENT_ID.pattern}$"
+SCHEME = bearer_scheme("A collector token: a read token for the read API, an agent token for ingest")
 
 
 class Authenticator:
@@ -31,20 +38,23 @@ class Authenticator:
         self.store = store
         self._cache: dict[str, tuple[float, TokenRow | None]] = {}
 
-    async def require(self, request: Request, kind: TokenKind) -> TokenRow:
-        return await self.check(request.headers.get("authorization", ""), kind)
+    async def reader(self, credentials: Annotated[Credentials, Depends(SCHEME)]) -> TokenRow:
+        """The read routes' dependency: a read token's row, or a 401 / 403 that says what to send."""
+        return await self._row(credentials.credentials if credentials is not None else None, "reader")
 
     async def check(self, header: str, kind: TokenKind) -> TokenRow:
-        """The token's row; an HTTPException (401 / 403, with what to do) otherwise."""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "send a token as 'Authorization: Bearer <token>' (streamhealth collector token)")
-        row = await self._lookup(hash_token(token.strip()))
+        """The row of the token in an `Authorization` header; an HTTPException (401 / 403) otherwise."""
+        return await self._row(bearer_token(header), kind)
+
+    async def _row(self, token: str | None, kind: TokenKind) -> TokenRow:
+        if not token:
+            raise unauthorized("send a token as 'Authorization: Bearer <token>' (streamhealth collector token)")
+        row = await self._lookup(hash_token(token))
         if row is None:
-            raise HTTPException(401, "unknown token: create one with `streamhealth collector token NAME`")
+            raise unauthorized("unknown token: create one with `streamhealth collector token NAME`")
         if row.kind != kind:
             need = "an agent token" if kind == "agent" else "a read token (streamhealth collector token --reader NAME)"
-            raise HTTPException(403, f"this is a {row.kind} token; this endpoint needs {need}")
+            raise forbidden(f"this is a {row.kind} token; this endpoint needs {need}")
         return row
 
     async def agent(self, header: str, agent_id: str) -> TokenRow:
@@ -53,15 +63,14 @@ class Authenticator:
             raise HTTPException(400, "the agent id header must be 1 to 100 letters, digits, '.', '_', ':' or '-'")
         row = await self.check(header, "agent")
         if row.agent_id is None:
-            token_hash = hash_token(header.partition(" ")[2].strip())
+            token_hash = hash_token(bearer_token(header) or "")
             row = await self.store.bind_token(token_hash, agent_id) or row
             self._cache[token_hash] = (time.monotonic() + CACHE_S, row)
         if row.agent_id == agent_id:
             return row
         if row.agent_id is None:
-            raise HTTPException(403, f"agent id {agent_id!r} belongs to another token; send this agent's own id")
-        raise HTTPException(
-            403,
+            raise forbidden(f"agent id {agent_id!r} belongs to another token; send this agent's own id")
+        raise forbidden(
             f"this token belongs to agent {row.agent_id!r}, not {agent_id!r}: each agent needs its own token "
             f"(an agent whose log folder was replaced has a new id: streamhealth collector token {row.name})",
         )

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from agent.http.server import uvicorn_config
     from collector.app import create_app
     from collector.notify import load_notify_settings
     from collector.store import open_store, redact_database_url
@@ -120,15 +121,8 @@ def run_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        http="httptools",
-    )
+    # The agent's set-up: uvicorn logs through the CLI's handler (and its redacting filter), not its own.
+    config = uvicorn_config(app, host=settings.host, port=settings.port, lifespan="on")
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1

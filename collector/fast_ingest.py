@@ -5,6 +5,9 @@ solving and response classes cost more per batch than reading and storing it, so
 answers `POST /api/v1/ingest` directly and hands every other request to the FastAPI app, which still
 declares the route (OpenAPI) and serves it the same way if the fast path is not in front.
 
+Errors are the shared vocabulary's (agent/http/errors.py): the `error` from the one reason table, what a
+`BatchError` calls the problem ("batch too large", "malformed batch") leading its detail.
+
 A batch's body must arrive within `body_deadline_s` of its headers: a client trickling bytes holds a
 connection and memory, so it gets a 408 and the connection is closed (uvicorn bounds no body time).
 """
@@ -19,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agent.models import ErrorBody
+from agent.http.errors import error_body
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
 from collector.auth import Authenticator
 from collector.ingest import MAX_COMPRESSED_BYTES, BatchError, gunzip, parse_batch
@@ -63,13 +66,13 @@ class IngestHandler:
             except BatchError as exc:
                 self.metrics.rejected(exc.status)
                 log.warning("refused a batch from %s (%s): %s", agent_name[:100], agent_id, exc.detail)
-                raise HTTPException(exc.status, exc.detail) from exc
+                raise HTTPException(exc.status, f"{exc.error}: {exc.detail}") from exc
         except HTTPException as exc:
-            return _error(exc.status_code, _reason(exc.status_code), str(exc.detail))
+            extra = [(name.lower().encode(), value.encode()) for name, value in (exc.headers or {}).items()]
+            return exc.status_code, error_body(exc.status_code, str(exc.detail)), [*_JSON, *extra]
         except StoreError as exc:
             log.error("store: %s", exc)
-            status, body, extra = _error(503, "database unavailable", str(exc))
-            return status, body, [*extra, (b"retry-after", b"1")]
+            return 503, error_body(503, store_detail(exc)), [*_JSON, (b"retry-after", RETRY_AFTER_S.encode())]
         self.metrics.ingested(ack, time.perf_counter() - started)
         return 200, ack.model_dump_json().encode(), list(_JSON)
 
@@ -83,43 +86,43 @@ class IngestFastPath:
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        body_complete = False
-
-        async def read_body(limit: int) -> bytes:
-            nonlocal body_complete
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise BatchError(400, "bad request", "the agent went away before the batch was complete")
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    body_complete = True
-                    return b"".join(chunks)
-
-        status, body, extra = await self.handler.handle(headers, read_body)
-        response_headers = [*extra, (b"content-length", str(len(body)).encode())]
-        if not body_complete:  # answered before the body ended (too slow, too large): the rest is not read
+        body = BatchBody(receive, headers.get("content-length", ""))
+        status, answer, extra = await self.handler.handle(headers, body.read)
+        response_headers = [*extra, (b"content-length", str(len(answer)).encode())]
+        if not body.complete:  # answered before the body ended (too slow, too large): the rest is not read
             response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer})
 
 
-def _error(status: int, error: str, detail: str) -> Reply:
-    return status, ErrorBody(error=error, detail=detail).model_dump_json().encode(), list(_JSON)
+class BatchBody:
+    """A batch's body read from the ASGI `receive`, refused with 413 past `limit` bytes (declared or counted)
+    before more is buffered. One reader for the fast path and the FastAPI route that documents it."""
+
+    def __init__(self, receive: Receive, declared_length: str) -> None:
+        self._receive, self._declared = receive, declared_length
+        self.complete = False
+
+    async def read(self, limit: int) -> bytes:
+        if self._declared.isdigit() and int(self._declared) > limit:
+            raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
+        chunks, size = [], 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise BatchError(400, "incomplete batch", "the agent went away before the batch was complete")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BatchError(413, "batch too large", f"at most {limit} bytes per batch")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                self.complete = True
+                return b"".join(chunks)
 
 
-def _reason(status: int) -> str:
-    from http import HTTPStatus
+RETRY_AFTER_S = "1"
 
-    try:
-        return HTTPStatus(status).phrase.lower()
-    except ValueError:
-        return "error"
+
+def store_detail(exc: StoreError) -> str:
+    return f"database unavailable: {exc}"

@@ -12,11 +12,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
+from agent.http.openapi import error_responses
 from agent.models import Alert, AlertRecord, HealthSnapshot, HistorySeries
 from collector.auth import Authenticator
 from collector.fleet import FleetTracker
@@ -28,6 +29,7 @@ from collector.store import Store, StoreError
 API = "/api/v1"
 FORWARD_POLL_S = 1.0
 HISTORY_MAX_RECORDS = 2000
+NOT_FOUND = error_responses(404, s404="No such agent, or no tick from it yet (the detail says which)")
 FORWARDED_TYPES = {"tick": "tick", "alert": "alert", "source_state": "source_state", "job_finished": "job_finished"}
 
 
@@ -39,23 +41,28 @@ class AlertsView(BaseModel):
 def add_fleet_routes(
     app: FastAPI, store: Store, auth: Authenticator, tracker: FleetTracker, *, poll_s: float = FORWARD_POLL_S
 ) -> None:
-    @app.get(f"{API}/fleet", response_model=FleetView, summary="Every agent in one row each, worst first")
-    async def fleet(request: Request) -> FleetView:
-        await auth.require(request, "reader")
+    reader = [Depends(auth.reader)]
+
+    @app.get(
+        f"{API}/fleet",
+        response_model=FleetView,
+        dependencies=reader,
+        summary="Every agent in one row each, worst first",
+    )
+    async def fleet() -> FleetView:
         await tracker.refresh()
         return tracker.view()
 
     @app.get(
         f"{API}/prometheus/targets",
+        dependencies=reader,
         summary="Prometheus HTTP service discovery: each agent's /metrics address, labelled with its name",
     )
     async def prometheus_targets(
-        request: Request,
         include_loopback: Annotated[
             bool, Query(description="Also list agents bound to loopback (a Prometheus on the same machine)")
         ] = False,
     ) -> JSONResponse:
-        await auth.require(request, "reader")
         await tracker.refresh()
         return JSONResponse(target_groups(tracker, include_loopback=include_loopback))
 
@@ -67,21 +74,35 @@ def add_fleet_routes(
             raise HTTPException(404, f"no tick from agent {agent_id!r} yet" if known else f"no agent {agent_id!r}")
         return snapshot
 
-    @app.get(f"{API}/agents/{{agent_id}}/health", response_model=HealthSnapshot, summary="Its latest snapshot")
-    async def agent_health(request: Request, agent_id: AgentIdPath) -> HealthSnapshot:
-        await auth.require(request, "reader")
+    @app.get(
+        f"{API}/agents/{{agent_id}}/health",
+        responses=NOT_FOUND,
+        response_model=HealthSnapshot,
+        dependencies=reader,
+        summary="Its latest snapshot",
+    )
+    async def agent_health(agent_id: AgentIdPath) -> HealthSnapshot:
         return await latest(agent_id)
 
-    @app.get(f"{API}/agents/{{agent_id}}/events", summary="Its records as the agent's own event stream (SSE)")
-    async def agent_events(request: Request, agent_id: AgentIdPath) -> EventSourceResponse:
-        await auth.require(request, "reader")
+    @app.get(
+        f"{API}/agents/{{agent_id}}/events",
+        responses=NOT_FOUND,
+        dependencies=reader,
+        summary="Its records as the agent's own event stream (SSE)",
+    )
+    async def agent_events(agent_id: AgentIdPath) -> EventSourceResponse:
         first = await latest(agent_id)
         start_seq = tracker.followed[agent_id].seq
         return EventSourceResponse(_forward(store, agent_id, first, start_seq, poll_s), ping=15)
 
-    @app.get(f"{API}/agents/{{agent_id}}/alerts", response_model=AlertsView, summary="Its active and cleared alerts")
-    async def agent_alerts(request: Request, agent_id: AgentIdPath) -> AlertsView:
-        await auth.require(request, "reader")
+    @app.get(
+        f"{API}/agents/{{agent_id}}/alerts",
+        responses=NOT_FOUND,
+        response_model=AlertsView,
+        dependencies=reader,
+        summary="Its active and cleared alerts",
+    )
+    async def agent_alerts(agent_id: AgentIdPath) -> AlertsView:
         snapshot = await latest(agent_id)
         cleared: list[Alert] = []
         for _, record in await _recent(store, tracker, agent_id, 500):
@@ -94,14 +115,18 @@ def add_fleet_routes(
                     cleared.append(change.alert)
         return AlertsView(active=snapshot.alerts, recently_cleared=cleared[::-1][:50])
 
-    @app.get(f"{API}/agents/{{agent_id}}/history", response_model=HistorySeries, summary="One metric from its ticks")
+    @app.get(
+        f"{API}/agents/{{agent_id}}/history",
+        responses=NOT_FOUND,
+        response_model=HistorySeries,
+        dependencies=reader,
+        summary="One metric from its ticks",
+    )
     async def agent_history(
-        request: Request,
         agent_id: AgentIdPath,
         metric: Annotated[str, Query(pattern=r"^[a-z_]+\.[a-z0-9_]+$", description="e.g. system.cpu_usage_ratio")],
         last_s: Annotated[float, Query(gt=0, le=3600)] = 300,
     ) -> HistorySeries:
-        await auth.require(request, "reader")
         await latest(agent_id)
         source, _, name = metric.partition(".")
         points: list[tuple[float, float]] = []

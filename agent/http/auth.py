@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 SCHEME_NAME = "apiToken"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="streamhealth"'}
@@ -24,6 +25,13 @@ Credentials = HTTPAuthorizationCredentials | None
 def bearer_scheme(description: str) -> HTTPBearer:
     """The credentials as FastAPI reads them (None when absent or another scheme: the caller answers 401)."""
     return HTTPBearer(scheme_name=SCHEME_NAME, description=description, auto_error=False)
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization` header read as `HTTPBearer` reads it, for code below FastAPI (the
+    collector's ingest fast path); None when absent or another scheme."""
+    scheme, token = get_authorization_scheme_param(header)
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def unauthorized(detail: str) -> HTTPException:

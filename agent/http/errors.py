@@ -25,6 +25,7 @@ REASONS: dict[int, str] = {
     403: "forbidden",
     404: "not found",
     405: "method not allowed",
+    408: "request timeout",
     409: "conflict",
     413: "payload too large",
     415: "unsupported media type",
@@ -39,16 +40,14 @@ def reason_of(status: int) -> str:
     return REASONS.get(status, "error")
 
 
-def error_body(status: int, detail: str, *, error: str | None = None) -> bytes:
+def error_body(status: int, detail: str) -> bytes:
     """The body as bytes, for answers sent below the framework (the body limit, the collector's fast path).
-    `error` overrides the table's reason where a service has a more precise one ("database unavailable")."""
-    return ErrorBody(error=error or reason_of(status), detail=redact(detail)).model_dump_json().encode()
+    The reason is always the table's: clients switch on it; what is more precise goes in the detail."""
+    return ErrorBody(error=reason_of(status), detail=redact(detail)).model_dump_json().encode()
 
 
-def error_response(
-    status: int, detail: str, headers: Mapping[str, str] | None = None, *, error: str | None = None
-) -> JSONResponse:
-    body = ErrorBody(error=error or reason_of(status), detail=redact(detail))
+def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody(error=reason_of(status), detail=redact(detail))
     return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
 
 

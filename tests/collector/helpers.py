@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from agent.http.server import uvicorn_config
 from agent.models.shipping import AGENT_ID_HEADER, AGENT_NAME_HEADER, INGEST_PATH
 from collector.app import create_app
 from collector.store import open_store
@@ -94,7 +95,7 @@ async def running_collector(database_url: str, **options: Any) -> AsyncIterator[
     agent_token, reader_token = await add_tokens(database_url)
     port = free_port()
     app = create_app(open_store(database_url), events_poll_s=0.05, **options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, lifespan="on"))  # as `collector serve`
     task = asyncio.create_task(server.serve())
     try:
         await async_wait_until(lambda: server.started or task.done(), 20, "the collector to start")
