@@ -35,11 +35,10 @@ from agent.relay.frames import Frame, FrameKind, HeaderCache
 from agent.relay.hold import Hold, SwitchBack, restamped
 from agent.relay.ingress import IngressStats
 from agent.relay.peer_log import PeerLog
+from agent.relay.protection import Protection
 from agent.relay.publisher import PublisherSession, PublishRequested
 from agent.relay.queue import QueueLimits
 from agent.relay.settings import RelaySettings
-from agent.relay.slate import Slate, SlateCache, slate_unavailable_reason
-from agent.relay.stream_shape import NoSlate, StreamShape, shape_of
 from agent.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -51,9 +50,6 @@ SECRET_LOOKING_KEY_LENGTH: Final = 16  # a new publish waits this long for the p
 
 
 _CACHED_KINDS: Final = frozenset({FrameKind.SEQUENCE_HEADER, FrameKind.METADATA})  # what HeaderCache keeps
-SHAPE_SETTLE_S: Final = 0.5  # after a video sequence header, the audio one and metadata follow: then make the slate
-SLATE_WAIT_S: Final = 3.0  # an encoder lost while its slate is still being made: wait this long for it
-SLATE_GAP_FRAMES: Final = 3  # the slate starts this many frame times after the last frame (B-frames' PTS)
 
 
 def _nothing() -> None:
@@ -76,19 +72,9 @@ class Relay:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        # Disconnect protection (hold.py): said at start-up when it cannot work, else slates by stream shape.
-        self.slate_note = slate_unavailable_reason(settings.hold_s)
-        self.slates = (
-            SlateCache(slate_dir or paths.user_data_dir() / "slates", settings.slate_image)
-            if self.slate_note is None
-            else None
-        )
-        self.stream_slate_note: str | None = None  # why this stream's shape has no slate
-        self._shape_timer: asyncio.TimerHandle | None = None
-        self._hold: Hold | None = None
+        # Disconnect protection (protection.py): the slates, the hold in progress, the time held.
+        self.protection = Protection(settings, slate_dir or paths.user_data_dir() / "slates", clock)
         self._offset_ms = 0  # added to the live encoder's timestamps: it took over a held broadcast
-        self._held_before_s = 0.0  # earlier holds of this broadcast
-        self.slate_frames_total = 0
         # Called when the relay's state changes between samples (an encoder lost, back, a hold ended), so
         # its source can publish at once: the alert must not wait for the next tick.
         self.on_change: Callable[[], None] = _nothing
@@ -139,7 +125,6 @@ class Relay:
         self._slot = asyncio.Lock()
         self._live: PublisherSession | None = None
         self.lane: FastLane | None = None  # the live stream's fast lane (fast_lane.py), while it is live
-        self._hold_task: asyncio.Task[None] | None = None
         for destination in self.destinations:
             destination.settle_fast_lane = self.settle
         self.port: int | None = None
@@ -150,24 +135,7 @@ class Relay:
 
     @property
     def holding(self) -> bool:
-        return self._hold is not None
-
-    def hold_remaining_s(self) -> float | None:
-        hold = self._hold
-        return None if hold is None else hold.remaining_s()
-
-    def held_total_s(self) -> float:
-        """Seconds the current (or last) broadcast was held with the slate."""
-        hold = self._hold
-        return self._held_before_s + (hold.held_s() if hold is not None else 0.0)
-
-    def note(self) -> str | None:
-        """Why no slate would be sent if the encoder were lost now, when that is so."""
-        if self.slate_note is not None:
-            return self.slate_note
-        if self.stream_slate_note is not None:
-            return self.stream_slate_note
-        return None
+        return self.protection.hold is not None
 
     async def start(self) -> None:
         host, port = self.settings.host, self.settings.port
@@ -248,7 +216,7 @@ class Relay:
             log.warning("relay: refused a publisher from %s: wrong stream key (relay.publish_key)", where)
             session.reject_publish(description="Wrong stream key")
             return
-        if self._hold is not None and self._live is None:
+        if self.protection.hold is not None and self._live is None:
             self._take_over(session, request, where)
             return
         acquired = False
@@ -266,8 +234,7 @@ class Relay:
         self._live = session
         self.headers.clear()
         self._offset_ms = 0
-        self._held_before_s = 0.0
-        self.stream_slate_note = None
+        self.protection.new_broadcast()
         self.ingress.stream_started(request.encoder)
         for destination in self.destinations:
             destination.start_stream()
@@ -278,7 +245,7 @@ class Relay:
 
     def _take_over(self, session: PublisherSession, request: PublishRequested, where: str) -> None:
         """An encoder publishes while the broadcast is held: it goes on the air at its first keyframe."""
-        hold = self._hold
+        hold = self.protection.hold
         assert hold is not None
         self._live = session
         hold.switch = SwitchBack()
@@ -289,7 +256,7 @@ class Relay:
 
     def on_frame(self, frame: Frame) -> None:
         self.settle()  # the fast lane's frames came first
-        hold = self._hold
+        hold = self.protection.hold
         if hold is not None:
             self._while_held(hold, frame)
             return
@@ -302,58 +269,15 @@ class Relay:
     def _note_frame(self, frame: Frame) -> None:
         if frame.kind in _CACHED_KINDS:
             self.headers.update(frame)
-            if frame.kind is FrameKind.SEQUENCE_HEADER and self.slates is not None:
-                self._shape_may_change()
+            if frame.kind is FrameKind.SEQUENCE_HEADER:
+                self.protection.headers_changed(self.headers)
         self.ingress.record(frame)
 
     # ------------------------------------------------------------------------- holding with the slate
 
-    def _shape_may_change(self) -> None:
-        """New sequence headers: make (or load) the slate for the stream's shape now, so it is ready
-        before the encoder is lost. Once the audio header and metadata that follow have arrived."""
-        if self._shape_timer is None:
-            self._shape_timer = asyncio.get_running_loop().call_later(SHAPE_SETTLE_S, self._prepare_slate)
-
-    def _prepare_slate(self) -> None:
-        self._shape_timer = None
-        if self.slates is None or self._hold is not None:
-            return
-        try:
-            shape = shape_of(self.headers)
-        except NoSlate as exc:
-            self.stream_slate_note = f"no slate for this stream: {exc}; a lost encoder ends the stream"
-            log.warning("relay: %s", self.stream_slate_note)
-            return
-        self.stream_slate_note = None
-        self.slates.prepare(shape)
-
-    async def _slate_now(self) -> Slate | None:
-        """The slate for the stream the ingest has seen, or None (and why, in stream_slate_note)."""
-        if self.slates is None:
-            return None
-        try:
-            shape: StreamShape = shape_of(self.headers)
-        except NoSlate as exc:
-            self.stream_slate_note = f"no slate for this stream: {exc}; a lost encoder ends the stream"
-            return None
-        slate = self.slates.ready(shape) or await self.slates.get(shape, SLATE_WAIT_S)
-        if slate is None:
-            failure = self.slates.failures.get(shape, "it was not ready in time")
-            self.stream_slate_note = f"no slate for this stream: {failure}"
-        return slate
-
-    def _continue_at_ms(self, slate: Slate) -> int:
-        """Where the slate starts: after the last frame the encoder sent (a few frame times on, so no
-        picture's presentation time, B-frames' included, comes after the slate's first)."""
-        ingress = self.ingress
-        last = max((ts for ts in (ingress.last_video_ts_ms, ingress.last_audio_ts_ms) if ts is not None), default=0)
-        video = slate.shape.video
-        return last + round(SLATE_GAP_FRAMES * 1000 * video.fps_den / video.fps_num)
-
     def _send_slate(self, frame: Frame) -> None:
         if frame.kind is FrameKind.SEQUENCE_HEADER:
             self.headers.update(frame)  # what a new ingest connection must get first while the slate plays
-        self.slate_frames_total += 1
         for destination in self.destinations:
             destination.offer(frame)
 
@@ -367,10 +291,7 @@ class Relay:
         if back is None:
             return
         frames, self._offset_ms = back
-        hold.stop()
-        self._held_before_s += hold.held_s()
-        self._hold = None
-        self._cancel_hold_task()
+        self.protection.finish()
         log.info(
             "relay: the encoder is back on the air after %.1f s of slate (%d of its frames before its keyframe dropped)",
             hold.held_s(),
@@ -387,12 +308,6 @@ class Relay:
             )
         self.on_change()
 
-    def _cancel_hold_task(self) -> None:
-        task = self._hold_task
-        self._hold_task = None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
     async def on_lost(self, session: PublisherSession) -> None:
         """An encoder connection has ended. If it was publishing (no deleteStream), its encoder was lost
         mid-stream: hold the broadcast with the slate, or end it where there is no slate."""
@@ -406,26 +321,21 @@ class Relay:
         session.publishing = False
         self._live = None
         self.ingress.stream_ended()
-        if self._hold is not None:  # the encoder that took over was lost before its first keyframe
-            self._hold.switch = None
+        protection = self.protection
+        if protection.hold is not None:  # the encoder that took over was lost before its first keyframe
+            protection.hold.switch = None
             log.warning("relay: the returning encoder was lost before its first keyframe; the slate goes on")
             return
-        slate = await self._slate_now()
+        slate = await protection.slate_for(self.headers)
         if slate is None or self._live is not None:
-            log.warning("relay: the encoder was lost mid-stream; %s: ending the stream", self.note() or "no slate")
+            why = protection.note() or "no slate"
+            log.warning("relay: the encoder was lost mid-stream; %s: ending the stream", why)
             await self._end_broadcast()
             return
-        hold = Hold(
-            slate,
-            start_ms=self._continue_at_ms(slate),
-            hold_s=self.settings.hold_s,
-            send=self._send_slate,
-            clock=self.clock,
-        )
-        self._hold = hold
-        self._hold_task = asyncio.create_task(self._run_hold(hold), name="relay-hold")
-        self._tasks.add(self._hold_task)
-        self._hold_task.add_done_callback(self._tasks.discard)
+        last_ms = [self.ingress.last_video_ts_ms, self.ingress.last_audio_ts_ms]
+        task = protection.start(slate, protection.continue_at_ms(slate, last_ms), self._send_slate, self._run_hold)
+        self._tasks.add(task)  # cancelled by close()
+        task.add_done_callback(self._tasks.discard)
         log.warning(
             "relay: the encoder was lost mid-stream: holding the broadcast with the slate (%s) for up to %g s",
             slate.shape.describe(),
@@ -435,11 +345,9 @@ class Relay:
 
     async def _run_hold(self, hold: Hold) -> None:
         await hold.run()  # cancelled when an encoder takes over, or when the relay closes
-        if self._hold is not hold:
+        if self.protection.hold is not hold:
             return
-        self._held_before_s += hold.held_s()
-        self._hold = None
-        self._hold_task = None
+        self.protection.finish()
         pending = self._live
         if pending is not None:  # back, but no keyframe within the grace: its stream has nowhere to go
             pending.publishing = False
@@ -460,12 +368,7 @@ class Relay:
         if self._live is not session:
             return
         session.publishing = False
-        hold = self._hold
-        if hold is not None:
-            hold.stop()
-            self._held_before_s += hold.held_s()
-            self._hold = None
-            self._cancel_hold_task()
+        if self.protection.finish() is not None:
             self.on_change()
         await self._end_broadcast()
 

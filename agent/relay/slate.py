@@ -129,6 +129,11 @@ class SlateCache:
         self.failures: dict[StreamShape, str] = {}
         self.last_report: MakeReport | None = None
 
+    @property
+    def loaded(self) -> int:
+        """How many slates are in memory, ready to send."""
+        return len(self._slates)
+
     def ready(self, shape: StreamShape) -> Slate | None:
         return self._slates.get(shape)
 

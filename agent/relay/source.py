@@ -99,8 +99,8 @@ class RelaySource(Source):
 
     async def run(self, sink: SampleSink) -> None:
         self._sink = sink
-        if self.relay.slate_note is not None:
-            log.warning("relay: %s", self.relay.slate_note)
+        if self.relay.protection.start_note is not None:
+            log.warning("relay: %s", self.relay.protection.start_note)
         while not self.relay.listening:
             try:
                 await self.relay.start()
@@ -170,9 +170,9 @@ class RelaySource(Source):
             ingest_unreachable=(ingress.publishing or relay.holding)
             and primary.state in ("retrying", "rejected", "connecting"),
             holding=relay.holding,
-            hold_remaining_s=_round_s(relay.hold_remaining_s()),
-            held_total_s=round(relay.held_total_s(), 3),
-            slate_note=relay.note(),
+            hold_remaining_s=_round_s(relay.protection.remaining_s()),
+            held_total_s=round(relay.protection.held_total_s(), 3),
+            slate_note=relay.protection.note(),
             going_nowhere=nowhere is not None,
             going_nowhere_reason=nowhere,
             destinations=destinations,

@@ -41,6 +41,11 @@ def ffmpeg_x264_defaults(url: str, seconds: float) -> list[str]:
     ]  # fmt: skip
 
 
+def slate_ready(relay: Relay) -> bool:
+    slates = relay.protection.slates
+    return slates is not None and slates.loaded > 0
+
+
 async def start_ffmpeg(command: list[str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
@@ -71,7 +76,7 @@ async def test_ffmpeg_killed_mid_stream_is_held_with_the_slate_and_its_return_co
         first = await start_ffmpeg(ffmpeg_x264_defaults(url, 60))
         try:
             await until(lambda: relay.ingress.video_pictures_total >= 150, 30, "5 s of the first encoder")
-            await until(lambda: relay.slates is not None and bool(relay.slates._slates), 20, "the slate made")
+            await until(lambda: slate_ready(relay), 20, "the slate made")
             killed_at = time.monotonic()
             first.kill()
             await until(lambda: relay.holding, 5, "the relay to hold")
@@ -88,7 +93,7 @@ async def test_ffmpeg_killed_mid_stream_is_held_with_the_slate_and_its_return_co
             await stop(second)
         await until(lambda: relay.destinations[0].state == "idle", 15, "the relay to end the stream")
     assert held_after_s < 1.0
-    assert 14 < relay.held_total_s() < 20
+    assert 14 < relay.protection.held_total_s() < 20
     assert relay.destinations[0].connects_total == 1  # one session at the ingest, across the crash
     recorded = recorded_file(recording_ingest, "held")
     decode = subprocess.run(
@@ -114,8 +119,8 @@ async def test_a_clean_stop_ends_the_broadcast_at_once_even_with_disconnect_prot
         finally:
             await stop(process)
         await until(lambda: ingest.closed_sessions == 1, 10, "the relay to unpublish at the ingest")
-        assert not relay.holding and relay.held_total_s() == 0
-        assert relay.slate_frames_total == 0
+        assert not relay.holding and relay.protection.held_total_s() == 0
+        assert relay.protection.frames_sent_total == 0
 
 
 async def test_a_lost_encoder_is_held_for_hold_s_then_the_stream_ends_with_timestamps_that_never_go_back() -> None:
@@ -123,7 +128,7 @@ async def test_a_lost_encoder_is_held_for_hold_s_then_the_stream_ends_with_times
         process = await start_ffmpeg(ffmpeg_x264_defaults(f"rtmp://127.0.0.1:{relay.port}/live/x", 60))
         try:
             await until(lambda: relay.ingress.video_pictures_total >= 60, 30, "2 s of video")
-            await until(lambda: relay.slates is not None and bool(relay.slates._slates), 20, "the slate made")
+            await until(lambda: slate_ready(relay), 20, "the slate made")
             process.kill()
             await until(lambda: relay.holding, 5, "the relay to hold")
         finally:
@@ -131,8 +136,8 @@ async def test_a_lost_encoder_is_held_for_hold_s_then_the_stream_ends_with_times
         assert ingest.closed_sessions == 0
         await until(lambda: ingest.closed_sessions == 1, 10, "the hold to end the stream")
         assert not relay.holding
-    assert 2.9 < relay.held_total_s() < 5
-    assert relay.slate_frames_total >= 80  # 3 s of 30 fps video and 48 kHz audio
+    assert 2.9 < relay.protection.held_total_s() < 5
+    assert relay.protection.frames_sent_total >= 80  # 3 s of 30 fps video and 48 kHz audio
     media = [(type(e), e.timestamp) for e in ingest.events if isinstance(e, m.VideoMessage | m.AudioMessage)]
     for kind in (m.VideoMessage, m.AudioMessage):
         stamps = [ts for k, ts in media if k is kind]
@@ -147,12 +152,12 @@ async def test_without_a_slate_for_the_stream_a_lost_encoder_ends_it_and_the_rel
         await encoder.start()
         await encoder.send_video(0, ex_video(1, 0, b"hvc1", HEVC_RECORD))
         await encoder.send_video(0, ex_video(1, 1, b"hvc1", CTS + HEVC_IDR + b"\x00" * 500))
-        await until(lambda: relay.note() is not None, 5, "the relay to judge the stream's shape")
+        await until(lambda: relay.protection.note() is not None, 5, "the relay to judge the stream's shape")
         encoder.abort()
         await encoder.close()
         await until(lambda: ingest.closed_sessions == 1, 10, "the relay to end the stream")
         assert not relay.holding
-    note = relay.note()
+    note = relay.protection.note()
     assert note is not None and "hevc" in note and "ends the stream" in note
 
 
@@ -160,5 +165,5 @@ def test_the_relay_says_at_start_up_when_disconnect_protection_is_off() -> None:
     from agent.relay.settings import RelaySettings
 
     relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0", "hold_s": 0}), ["rtmp://127.0.0.1/live/k"])
-    assert relay.slate_note is not None and "relay.hold_s = 0" in relay.slate_note
-    assert relay.slates is None
+    assert relay.protection.start_note is not None and "relay.hold_s = 0" in relay.protection.start_note
+    assert relay.protection.slates is None

@@ -14,7 +14,7 @@ from agent.models import Alert
 from agent.runtime import Agent
 from tests.agent.helpers import make_settings
 from tests.agent.relay.helpers import until
-from tests.agent.relay.test_relay_hold import ffmpeg_x264_defaults, start_ffmpeg, stop
+from tests.agent.relay.test_relay_hold import ffmpeg_x264_defaults, slate_ready, start_ffmpeg, stop
 from tests.agent.rtmp.mini_ingest import mini_ingest
 from tests.peers.wait import free_port
 from tests.peers.webhook_receiver import webhook_receiver
@@ -59,7 +59,7 @@ async def test_a_killed_encoder_raises_a_critical_alert_within_a_second_and_the_
         process = await start_ffmpeg(ffmpeg_x264_defaults(f"rtmp://127.0.0.1:{port}/live/x", 60))
         try:
             await until(lambda: relay.ingress.video_pictures_total >= 60, 30, "2 s of video through the relay")
-            await until(lambda: relay.slates is not None and bool(relay.slates._slates), 20, "the slate made")
+            await until(lambda: slate_ready(relay), 20, "the slate made")
             killed_at = time.monotonic()
             process.kill()
             await until(lambda: _encoder_lost(agent) is not None, 5, "the encoder-lost alert")

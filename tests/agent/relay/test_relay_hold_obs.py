@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.agent.relay.helpers import running_relay, until
-from tests.agent.relay.test_relay_hold import video_packets
+from tests.agent.relay.test_relay_hold import slate_ready, video_packets
 from tests.agent.relay.test_relay_nginx import recorded_file, recording_ingest
 from tests.peers import obs_studio as obs_peer
 from tests.peers.nginx_rtmp import NginxRtmp
@@ -37,7 +37,7 @@ async def test_obs_killed_mid_stream_and_started_again_15_s_later_is_one_decodab
         server = f"rtmp://127.0.0.1:{relay.port}/live"
         with obs_peer.obs_studio(server, start_streaming=True) as first:
             await until(lambda: relay.ingress.video_pictures_total >= 240, 90, "8 s of OBS through the relay")
-            await until(lambda: relay.slates is not None and bool(relay.slates._slates), 20, "the slate made")
+            await until(lambda: slate_ready(relay), 20, "the slate made")
             killed_at = time.monotonic()
             os.kill(first.process.pid, signal.SIGKILL)
             await until(lambda: relay.holding, 5, "the relay to hold")
@@ -55,7 +55,7 @@ async def test_obs_killed_mid_stream_and_started_again_15_s_later_is_one_decodab
                 await client.close()
             await until(lambda: relay.destinations[0].state == "idle", 20, "the relay to end the stream")
     assert held_after_s < 1.0
-    assert relay.held_total_s() > 15
+    assert relay.protection.held_total_s() > 15
     assert relay.destinations[0].connects_total == 1
     assert recording_ingest.error_log.count("publish: name='obs'") == 1
     recorded = recorded_file(recording_ingest, "obs")
