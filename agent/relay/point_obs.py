@@ -9,6 +9,8 @@ host, with the key redacted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -102,7 +104,29 @@ async def point_obs_at_relay(client: ObsClient, settings: Settings) -> PointResu
     message = f"OBS now streams to the relay at {relay_url}; the relay forwards to {redact_url(ingest_url)}"
     if settings.ingest.primary and settings.ingest.primary != ingest_url:
         message += f" (but your config sets ingest.primary to {redact_url(settings.ingest.primary)}, which wins)"
-    return PointResult(True, message + ". Restart the agent if it is running, so the relay listens.")
+    if await _relay_listening(settings):
+        # A running relay reads the layer and takes the new ingest between streams (agent/relay/ingest_layer.py).
+        return PointResult(True, message + "; the running relay takes it from the next stream, no restart needed.")
+    return PointResult(
+        True,
+        message + ". Start the agent so the relay listens (an agent already running without any ingest "
+        "has no relay: restart it once).",
+    )
+
+
+async def _relay_listening(settings: Settings) -> bool:
+    """Whether something listens where the relay should (the agent's relay, as far as we can tell)."""
+    host = settings.relay.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, settings.relay.port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 async def undo_point_obs(client: ObsClient) -> PointResult:

@@ -139,3 +139,11 @@ class Protection:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         return hold
+
+    async def close(self) -> None:
+        """The relay is closing: no slate is made any more."""
+        if self._shape_timer is not None:
+            self._shape_timer.cancel()
+            self._shape_timer = None
+        if self.slates is not None:
+            await self.slates.close()

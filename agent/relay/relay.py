@@ -95,23 +95,12 @@ class Relay:
         # The ingest with its backups first (failover), then relay.destinations, each on its own: its own
         # queue, drops, reconnects and task, so one slow or failing destination never holds up another.
         connect = connect or ingest_connector(settings)
+        self._limits, self._resilience, self._connect = limits, resilience, connect
+        self.ingest_urls = ingest_urls
         groups = ([ingest_urls] if ingest_urls else []) + [[url] for url in settings.destinations]
         names = destination_names(groups)
-        self.destinations = [
-            Destination(
-                urls,
-                self.headers,
-                limits=limits,
-                chunk_size=settings.chunk_size,
-                timeout_s=settings.ingest_timeout_s,
-                finish_timeout_s=settings.finish_timeout_s,
-                connect=connect,
-                clock=clock,
-                resilience=resilience,
-                name=name,
-            )
-            for urls, name in zip(groups, names, strict=True)
-        ]
+        self.destinations = [self._destination(urls, name) for urls, name in zip(groups, names, strict=True)]
+        self._destination_tasks: dict[Destination, asyncio.Task[None]] = {}
         self._server: asyncio.Server | None = None
         self.supervisor = Supervisor()  # the destinations' tasks (agent/supervise.py); the runtime adopts it
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,9 +114,58 @@ class Relay:
         self._slot = asyncio.Lock()
         self._live: PublisherSession | None = None
         self.lane: FastLane | None = None  # the live stream's fast lane (fast_lane.py), while it is live
-        for destination in self.destinations:
-            destination.settle_fast_lane = self.settle
         self.port: int | None = None
+
+    def _destination(self, urls: list[str], name: str) -> Destination:
+        settings = self.settings
+        destination = Destination(
+            urls,
+            self.headers,
+            limits=self._limits,
+            chunk_size=settings.chunk_size,
+            timeout_s=settings.ingest_timeout_s,
+            finish_timeout_s=settings.finish_timeout_s,
+            connect=self._connect,
+            clock=self.clock,
+            resilience=self._resilience,
+            name=name,
+        )
+        destination.settle_fast_lane = self.settle
+        return destination
+
+    def _run_destination(self, destination: Destination) -> None:
+        """Under the supervisor: a task that ends is alerted and restarted."""
+        task = self.supervisor.spawn(
+            f"relay-destination:{destination.name}", destination.run, what=f"the relay stopped forwarding to "
+            f"{destination.name}", severity="critical", backoff=Backoff(0.25, 5.0), on_end=destination.task_ended,
+        )  # fmt: skip
+        self._destination_tasks[destination] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def replace_ingest(self, ingest_urls: list[str]) -> bool:
+        """Forward to another ingest from now on (the settings layer `relay point-obs` writes changed): only
+        between streams, so a live or held broadcast never moves. False when one is; ask again later."""
+        if self._live is not None or self.holding or self._slot.locked():
+            return False
+        if ingest_urls == self.ingest_urls:
+            return True
+        old = self.destinations[0] if self.ingest_urls else None
+        rest = self.destinations[1:] if old is not None else self.destinations
+        groups = ([ingest_urls] if ingest_urls else []) + [d.urls for d in rest]
+        names = destination_names(groups)
+        new = [self._destination(ingest_urls, names[0])] if ingest_urls else []
+        self.destinations = new + rest
+        self.ingest_urls = ingest_urls
+        if old is not None:
+            task = self._destination_tasks.pop(old, None)
+            if task is not None:
+                task.cancel()
+        if self._server is not None:
+            for destination in new:
+                self._run_destination(destination)
+        log.info("relay: the ingest is now %s (from the settings layer)", names[0] if new else "none")
+        return True
 
     @property
     def listening(self) -> bool:
@@ -150,13 +188,8 @@ class Relay:
             )
             raise RelayUnavailable(f"the relay cannot listen on {host}:{port}: {reason} ({hint})") from exc
         self.port = self._server.sockets[0].getsockname()[1]
-        for destination in self.destinations:  # under the supervisor: a task that ends is alerted and restarted
-            task = self.supervisor.spawn(
-                f"relay-destination:{destination.name}", destination.run, what=f"the relay stopped forwarding to "
-                f"{destination.name}", severity="critical", backoff=Backoff(0.25, 5.0), on_end=destination.task_ended,
-            )  # fmt: skip
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for destination in self.destinations:
+            self._run_destination(destination)
         loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # "uvloop" or "asyncio"
         log.info("relay listening on %s:%s (event loop: %s)", host, self.port, loop)
 
@@ -171,6 +204,7 @@ class Relay:
         pending = self._tasks | self._handlers
         if pending:
             await asyncio.wait(pending, timeout=5)
+        await self.protection.close()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):

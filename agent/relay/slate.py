@@ -163,6 +163,14 @@ class SlateCache:
             return await asyncio.wait_for(asyncio.shield(task), timeout_s)
         return None
 
+    async def close(self) -> None:
+        """Stop making slates (the relay is closing)."""
+        tasks = list(self._making.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
     async def _get(self, shape: StreamShape) -> Slate | None:
         path = self.path(shape)
         try:
@@ -190,9 +198,11 @@ class SlateCache:
             async with asyncio.timeout(MAKE_TIMEOUT_S):
                 out, err = await process.communicate()
         except TimeoutError:
-            process.kill()
-            await process.wait()
+            await _kill(process)
             raise TimeoutError(f"making the slate took over {MAKE_TIMEOUT_S:g} s") from None
+        except asyncio.CancelledError:  # the relay is closing: no maker outlives it
+            await _kill(process)
+            raise
         if process.returncode != 0:
             last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {process.returncode}"]
             raise RuntimeError(f"making the slate failed: {last[0][:300]}")
@@ -211,3 +221,10 @@ class SlateCache:
             self.last_report.bytes,
             f"{peak / 1e6:.0f} MB" if peak else "unknown",
         )
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

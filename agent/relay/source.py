@@ -18,6 +18,7 @@ from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, Relay
 from agent.relay.destination import Destination
 from agent.relay.event_loop import relay_runs
 from agent.relay.going_nowhere import GoingNowhere
+from agent.relay.ingest_layer import IngestLayerWatch
 from agent.relay.queue import DropReason
 from agent.relay.relay import Relay, RelayUnavailable
 from agent.relay.settings import RelaySettings
@@ -81,6 +82,10 @@ class RelaySource(Source):
         self._going_nowhere = GoingNowhere(settings.stall_s)
         self._sink: SampleSink | None = None
         self.relay.on_change = self._publish_now
+        # A new ingest from `relay point-obs`, taken between streams (ingest_layer.py).
+        self._backups = list(ingest.backups)
+        self._layer = IngestLayerWatch(ingest.primary)
+        self._pending_ingest: str | None = None
 
     @property
     def supervisor(self) -> Supervisor:
@@ -108,8 +113,20 @@ class RelaySource(Source):
                 sink.report_failure(self.name, str(exc))
                 await asyncio.sleep(LISTEN_RETRY_S)
         while True:
+            self._follow_the_settings_layer()
             sink.publish(self.name, self.sample())
             await sleep_until_next_beat(self.interval_s)  # with the tick and the other sources (agent/beat.py)
+
+    def _follow_the_settings_layer(self) -> None:
+        changed = self._layer.poll()
+        if changed is not None:
+            self._pending_ingest = changed
+        pending = self._pending_ingest
+        if pending is None:
+            return
+        urls = [pending, *self._backups] if pending else []
+        if self.relay.replace_ingest(urls):  # False while a stream is live or held: the next tick asks again
+            self._pending_ingest = None
 
     async def close(self) -> None:
         await self.relay.close()
