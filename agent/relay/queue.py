@@ -41,7 +41,6 @@ class DropReason(enum.StrEnum):
 # much media time: under a lasting congestion they would only take the place of the reference pictures that
 # keep the picture moving, and OBS's own frame drops thin the same pictures first.
 THIN_HOLD_MS: Final = 3000
-EARLY_MS: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +79,6 @@ class MediaQueue:
         # The stream resumed at a keyframe after a drop: its leading pictures go (until the first other one).
         self._after_resume = False
         self._thin_until_ts: int | None = None  # arriving non-reference pictures go until this media time
-        self._last_key_ts: int | None = None
-        self._key_interval_ms: int | None = None
         self.dropping = False  # any of the three: frames must come through push
         self.dropped: Counter[DropReason] = Counter()
         self.dropped_bytes = 0
@@ -130,10 +127,6 @@ class MediaQueue:
             if self.dropping and not self._let_in(frame):
                 return
             self._newest_picture_ts = frame.timestamp_ms
-            if kind is FrameKind.VIDEO_KEY:
-                if self._last_key_ts is not None:
-                    self._key_interval_ms = _ms_after(frame.timestamp_ms, self._last_key_ts) or None
-                self._last_key_ts = frame.timestamp_ms
         if kind in _MEDIA:
             self._newest_media_ts = frame.timestamp_ms
         self._frames.append(frame)
@@ -222,9 +215,7 @@ class MediaQueue:
                 self._thin_until_ts = (newest + THIN_HOLD_MS) & 0xFFFFFFFF
             self._drop_queued({FrameKind.VIDEO_DISPOSABLE}, DropReason.DISPOSABLE)
             while self.backlog_ms > limits.inter_drop_ms:
-                self._drop_references(limits.inter_drop_ms)
-            if self.backlog_ms > limits.disposable_drop_ms and self._keyframe_due_within(EARLY_MS):
-                self._drop_references(limits.disposable_drop_ms)
+                self._drop_references()
         while (self.duration_ms > limits.max_ms or self.size_bytes > limits.max_bytes) and self._drop_head_gop():
             pass
         if self.size_bytes > limits.max_bytes:
@@ -233,32 +224,37 @@ class MediaQueue:
         self.peak_bytes = max(self.peak_bytes, self.size_bytes)
         self.peak_ms = max(self.peak_ms, self.duration_ms)
 
-    def _keyframe_due_within(self, ms: int) -> bool:
-        last, interval, newest = self._last_key_ts, self._key_interval_ms, self._newest_picture_ts
-        if last is None or interval is None or newest is None:
+    def _drop_oldest_gop_tail(self) -> bool:
+        """If a keyframe is queued behind the oldest queued non-key picture, drop the pictures between them (the
+        end of the oldest GOP) and resume at the keyframe. Returns whether it could."""
+        frames = self._frames
+        first = next((index for index, frame in enumerate(frames) if frame.kind in _NON_KEY), None)
+        if first is None:
             return False
-        return _ms_after(newest, last) + ms >= interval
+        key = next((i for i in range(first + 1, len(frames)) if frames[i].kind is FrameKind.VIDEO_KEY), None)
+        if key is None:
+            return False
+        kept: deque[Frame] = deque()
+        for index, frame in enumerate(frames):
+            if first <= index < key and frame.kind in _NON_KEY:
+                self._count_drop(frame, DropReason.UNTIL_KEYFRAME)
+                self.size_bytes -= frame.size_bytes
+            else:
+                kept.append(frame)
+        self._frames = kept
+        self._drop_leading(key - (len(frames) - len(kept)))  # every frame dropped came before the keyframe
+        return True
 
-    def _drop_references(self, target_ms: int) -> None:
+    def _drop_references(self) -> None:
         """Bring the backlog down by dropping reference pictures. If a keyframe is queued behind the oldest
         non-key picture, the oldest GOP's queued pictures go and the chain resumes at that keyframe. Otherwise
         the backlog is all in the current GOP: its newest pictures go (nothing queued or sent references a
         later picture), and every arriving one until the next keyframe, while the older ones still go out:
         the picture freezes for less time than if the queued ones went (what OBS drops)."""
+        if self._drop_oldest_gop_tail():
+            return
         frames = self._frames
         first = next(index for index, frame in enumerate(frames) if frame.kind in _NON_KEY)
-        key = next((i for i in range(first + 1, len(frames)) if frames[i].kind is FrameKind.VIDEO_KEY), None)
-        if key is not None:
-            kept: deque[Frame] = deque()
-            for index, frame in enumerate(frames):
-                if first <= index < key and frame.kind in _NON_KEY:
-                    self._count_drop(frame, DropReason.UNTIL_KEYFRAME)
-                    self.size_bytes -= frame.size_bytes
-                else:
-                    kept.append(frame)
-            self._frames = kept
-            self._drop_leading(key - (len(frames) - len(kept)))  # every frame dropped came before the keyframe
-            return
         self.waiting_for_keyframe = True
         newest_kept: Frame | None = None
         for index in range(len(frames) - 1, first - 1, -1):
@@ -267,7 +263,7 @@ class MediaQueue:
                 continue
             if (
                 frame.kind is FrameKind.VIDEO_KEY
-                or _ms_after(frame.timestamp_ms, frames[first].timestamp_ms) <= target_ms
+                or _ms_after(frame.timestamp_ms, frames[first].timestamp_ms) <= self.limits.inter_drop_ms
             ):
                 newest_kept = frame
                 break
