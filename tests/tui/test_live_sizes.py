@@ -62,3 +62,24 @@ async def test_no_line_of_the_live_screen_is_cut_with_an_ellipsis(size: tuple[in
                 assert "DROPPING 19/s" in text and "0.0 ms queued" not in text
             if scene == "healthy_stream":
                 assert "≥ 2.50 Mb/s" in text
+
+
+def test_the_newest_incident_is_shown_even_when_it_is_taller_than_the_strip() -> None:
+    from datetime import timedelta
+
+    from agent.models.incidents import Incident
+    from tui.render.incidents import incident_rows
+
+    long = Incident(
+        at=data.NOW,
+        kind="alert_raised",
+        severity="critical",
+        text="CRITICAL alert: The encoder stopped sending mid-stream; the relay is holding the broadcast with "
+        "the slate for 90 s more, then ends the stream",
+    )
+    older = [Incident(at=data.NOW - timedelta(seconds=i + 1), kind="link_back", text="link back") for i in range(19)]
+    rows = [row.plain for row in incident_rows([long, *older], 50, 5, "nothing")]
+    assert rows[0].startswith("20:15:00 !! CRITICAL alert: The encoder stopped") and len(rows) == 5
+    roomy = [row.plain for row in incident_rows([long, *older], 50, 8, "nothing")]
+    shown_older = sum(row.endswith("link back") for row in roomy)
+    assert roomy[-1] == f"+ {19 - shown_older} earlier: History (key 4)" and len(roomy) <= 8 and shown_older

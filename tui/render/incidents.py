@@ -33,9 +33,15 @@ def incident_rows(incidents: Sequence[Incident], width: int, height: int, empty:
     for index, incident in enumerate(incidents):
         fitted = _fit(incident_line(incident), width)
         left = len(incidents) - index
+        if index == 0:
+            # The newest is always shown, whole when it fits the strip, else its first rows: a strip that
+            # said only "+ 19 earlier" would hide the one thing a technician needs now.
+            rows.extend(fitted[:height])
+            continue
         room = height - len(rows) - (1 if left > 1 else 0)  # keep a row to say what is left out
         if len(fitted) > room:
-            rows.append(Text(f"+ {left} earlier: History (key 4)" if height > len(rows) else "", style="dim"))
+            if height > len(rows):
+                rows.append(Text(f"+ {left} earlier: History (key 4)", style="dim"))
             break
         rows.extend(fitted)
     return [row for row in rows if row.plain][:height]
