@@ -29,9 +29,9 @@ from agent.http.errors import error_response, install_error_handlers
 from agent.http.limits import BodyLimitMiddleware
 from agent.http.openapi import serve_documents
 from agent.models import ErrorBody, IngestAck
-from agent.models.shipping import INGEST_PATH
+from agent.models.shipping import AGENT_ID_HEADER, INGEST_PATH
 from agent.notify.settings import NotifySettings
-from collector.auth import Authenticator
+from collector.auth import AGENT_ID_PATTERN, Authenticator
 from collector.fast_ingest import (
     BODY_DEADLINE_S,
     RETRY_AFTER_S,
@@ -46,7 +46,7 @@ from collector.ingest import STATE_RANK, BatchError
 from collector.metrics import CollectorMetrics
 from collector.models import AgentView, MinuteView, SessionDetail, SessionView, StoredRecord, WorstState
 from collector.notify import FleetNotifier, watching
-from collector.params import AgentIdPath, AgentQuery, SessionIdPath, TextQuery
+from collector.params import AgentIdPath, AgentQuery, IsoTime, SessionIdPath, TextQuery
 from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
 from collector.views import agent_view, minute_view, session_detail, session_view
@@ -122,7 +122,17 @@ def create_app(
         response_model=IngestAck,
         responses=ERRORS,
         summary="Store a batch of an agent's log lines (NDJSON, gzip); answered after the commit",
-        openapi_extra={"security": [{SCHEME_NAME: []}]},  # an agent token, checked by the handler itself
+        openapi_extra={  # an agent token and its agent's id, checked by the handler itself
+            "security": [{SCHEME_NAME: []}],
+            "parameters": [
+                {
+                    "name": AGENT_ID_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": AGENT_ID_PATTERN},
+                }
+            ],
+        },
     )
     async def ingest(request: Request) -> Response:
         # Normally answered by IngestFastPath before FastAPI; this route documents it (and serves it the
@@ -155,7 +165,7 @@ def create_app(
     )
     async def records(
         agent_id: AgentIdPath,
-        after_seq: Annotated[int, Query(ge=0)] = 0,
+        after_seq: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # a database integer
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[StoredRecord]:
         return [StoredRecord(seq=seq, line=line) for seq, line in await store.records(agent_id, after_seq, limit)]
@@ -169,8 +179,8 @@ def create_app(
     )
     async def minutes(
         agent_id: AgentIdPath,
-        since: Annotated[datetime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
-        until: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
+        since: Annotated[IsoTime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
+        until: Annotated[IsoTime | None, Query(description="ISO 8601; default: now")] = None,
     ) -> list[MinuteView]:
         until = until or datetime.now(UTC)
         since = since or until - timedelta(hours=24)
@@ -185,8 +195,8 @@ def create_app(
     )
     async def sessions(
         agent: AgentQuery = None,
-        since: Annotated[datetime | None, Query(description="Sessions still running at or after (ISO 8601)")] = None,
-        until: Annotated[datetime | None, Query(description="Sessions started at or before (ISO 8601)")] = None,
+        since: Annotated[IsoTime | None, Query(description="Sessions still running at or after (ISO 8601)")] = None,
+        until: Annotated[IsoTime | None, Query(description="Sessions started at or before (ISO 8601)")] = None,
         platform: TextQuery = None,
         worst_state: Annotated[WorstState | None, Query(description="Sessions at least this bad")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -221,12 +231,19 @@ def create_app(
         f"{API}/events",
         responses=ERRORS,
         dependencies=reader,
+        response_class=Response,  # an endless stream: the document declares no JSON body
         summary="Server-sent events: an `agent` event when one changes",
     )
     async def events() -> EventSourceResponse:
         return EventSourceResponse(_agent_changes(store, events_poll_s), ping=15)
 
-    @app.get("/metrics", responses=ERRORS, dependencies=reader, summary="Prometheus metrics (read token)")
+    @app.get(
+        "/metrics",
+        responses=ERRORS,
+        dependencies=reader,
+        response_class=Response,
+        summary="Prometheus metrics (read token)",
+    )
     async def prometheus() -> Response:
         await metrics.refresh()
         await tracker.refresh()

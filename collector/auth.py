@@ -59,9 +59,9 @@ class Authenticator:
 
     async def agent(self, header: str, agent_id: str) -> TokenRow:
         """The agent token's row, when it may write under `agent_id` (binding it on first use); else 400/401/403."""
+        row = await self.check(header, "agent")  # who asks first: without a token, a 401 whatever else is wrong
         if not AGENT_ID.fullmatch(agent_id):
             raise HTTPException(400, "the agent id header must be 1 to 100 letters, digits, '.', '_', ':' or '-'")
-        row = await self.check(header, "agent")
         if row.agent_id is None:
             token_hash = hash_token(bearer_token(header) or "")
             row = await self.store.bind_token(token_hash, agent_id) or row

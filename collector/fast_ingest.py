@@ -50,6 +50,7 @@ class IngestHandler:
         try:
             agent_id = headers.get(AGENT_ID_HEADER.lower(), "")
             if not agent_id:
+                await self.auth.check(headers.get("authorization", ""), "agent")  # a 401 / 403 comes first
                 raise HTTPException(400, f"the {AGENT_ID_HEADER} header is missing")
             token = await self.auth.agent(headers.get("authorization", ""), agent_id)
             agent_name = headers.get(AGENT_NAME_HEADER.lower()) or token.name

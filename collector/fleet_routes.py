@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
@@ -88,6 +88,7 @@ def add_fleet_routes(
         f"{API}/agents/{{agent_id}}/events",
         responses=NOT_FOUND,
         dependencies=reader,
+        response_class=Response,  # an endless stream: the document declares no JSON body
         summary="Its records as the agent's own event stream (SSE)",
     )
     async def agent_events(agent_id: AgentIdPath) -> EventSourceResponse:

@@ -6,9 +6,11 @@ fails with a 503 for the reader. Shared by the read routes (app.py) and the flee
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Path, Query
+from pydantic import BeforeValidator
 
 from collector.auth import AGENT_ID_PATTERN
 from collector.ingest import MAX_TEXT_CHARS
@@ -21,3 +23,13 @@ AgentQuery = Annotated[
     str | None, Query(description="Agent id or name", max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
 ]
 TextQuery = Annotated[str | None, Query(max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)]
+
+
+def _iso_only(value: Any) -> Any:
+    """A time given as ISO 8601, as the document says: pydantic would also take `0.5` as Unix seconds."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("give an ISO 8601 time, e.g. 2026-11-25T08:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
