@@ -70,6 +70,8 @@ class CapacityTracker:
         at = snapshot.taken_at
         kernel = self._kernel_measurement(snapshot)
         relay = self._relay_measurement(snapshot, now_s)
+        if _kernel_sees(snapshot):
+            relay = None  # the relay's queue drains and bursts after a cut: the kernel's view of its link decides
         self._ffmpeg.update(snapshot)
         encoder = self._encoder_measurement(snapshot, now_s) or self._ffmpeg_measurement(snapshot, now_s)
         fresh = kernel or relay or encoder
@@ -151,6 +153,8 @@ class CapacityTracker:
         until the path has looked healthy for a few seconds) and the relay's queue has drained."""
         uplink = snapshot.uplink
         uplink_clear = uplink is None or not uplink.congested
+        if _kernel_sees(snapshot):
+            return uplink_clear
         backlogs = (self._relay_backlog, self._obs_backlog, self._ffmpeg_backlog)
         return uplink_clear and not any(backlog.active for backlog in backlogs)
 
@@ -181,3 +185,9 @@ class CapacityTracker:
         return CapacityEstimate(
             bps=round(bps), source=source, lower_bound=True, measured_at=snapshot.taken_at, note=note
         )
+
+
+def _kernel_sees(snapshot: HealthSnapshot) -> bool:
+    """The uplink source reads the connection that carries the stream (the encoder's, or the relay's)."""
+    uplink = snapshot.uplink
+    return uplink is not None and uplink.state in ("ok", "congested") and uplink.found_by == "ingest"

@@ -113,3 +113,12 @@ def test_the_relay_egress_is_a_measurement_once_its_queue_stayed_backlogged() ->
     assert kinds == [("relay_egress", True)] * 4 + [("relay_egress", False)]
     quiet = [tracker.update(snapshot(t, relay=relay(t, 0, 2.6e6)), float(t)) for t in range(5, 9)]
     assert [e.lower_bound for e in quiet if e is not None] == [False, True, True, True]
+
+
+def test_with_the_kernels_view_of_the_relays_link_the_relays_queue_measures_nothing() -> None:
+    relay = RelaySample(taken_at=at(0), listen="127.0.0.1:1935", publishing=True, queue_ms=900, egress_bps=1.45e6)
+    watched = UplinkSample(taken_at=at(0), state="ok", connection="10.77.0.2:1935", found_by="ingest")
+    tracker = CapacityTracker()
+    estimates = [tracker.update(snapshot(t, relay=relay, uplink=watched), float(t)) for t in range(5)]
+    # The kernel says the link keeps up (the queue drains after a cut): what the relay sends is a bound.
+    assert all(e is not None and e.lower_bound for e in estimates)
