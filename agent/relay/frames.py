@@ -146,7 +146,9 @@ class FrameClassifier:
                 return FrameKind.SEQUENCE_HEADER, codec
             if packet_type != AVC_NALU:
                 return FrameKind.VIDEO_OTHER, codec
-            pts_ms = timestamp_ms + composition_offset_ms(body, 2)
+            # The display time matters only at a keyframe and after an open one: not read for the others.
+            needs_pts = frame_type in (FRAME_KEY, FRAME_GENERATED_KEY) or self._open_key_pts_ms is not None
+            pts_ms = timestamp_ms + composition_offset_ms(body, 2) if needs_pts else timestamp_ms
             return self._picture(frame_type, codec, body, 5, pts_ms), codec
         return self._picture(frame_type, codec, body, -1, timestamp_ms), codec
 
