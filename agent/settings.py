@@ -104,7 +104,7 @@ class SystemSourceSettings(Section):
 
 class NetworkSourceSettings(Section):
     enabled: bool = True
-    interval_s: float = Field(2.0, ge=1.0, le=300)  # each round probes the ingest (TCP connect, ICMP)
+    interval_s: float = Field(2.0, ge=0.25, le=300)  # each round probes the ingest (TCP connect, ICMP): 4/s at most
     timeout_s: float = Field(2.0, gt=0, le=30)
     extra_targets: list[str] = Field(default_factory=list, max_length=32)
     icmp: bool = True

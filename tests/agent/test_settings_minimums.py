@@ -14,7 +14,7 @@ from agent.settings import load_settings
 @pytest.mark.parametrize(
     ("section", "name", "floor"),
     [
-        ("sources.network", "interval_s", 1.0),
+        ("sources.network", "interval_s", 0.25),
         ("sources.network", "link_scan_interval_s", 1.0),
         ("sources.network", "upload_users_interval_s", 5.0),
         ("sources.system", "interval_s", 0.1),
