@@ -76,8 +76,10 @@ class Protection:
         try:
             shape = shape_of(headers)
         except NoSlate as exc:
-            self.stream_note = f"no slate for this stream: {exc}; a lost encoder ends the stream"
-            log.warning("relay: %s", self.stream_note)
+            note = f"no slate for this stream: {exc}; a lost encoder ends the stream"
+            if note != self.stream_note:  # once per stream and reason: a publisher repeating headers floods nothing
+                log.warning("relay: %s", note)
+            self.stream_note = note
             return
         self.stream_note = None
         self.slates.prepare(shape)

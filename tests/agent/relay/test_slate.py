@@ -159,3 +159,26 @@ def test_no_slate_for_he_aac_hevc_or_a_stream_without_video_and_the_reason_says_
 def test_a_slate_file_that_is_not_one_is_refused() -> None:
     with pytest.raises(Exception, match="no single GOP"):
         load_slate(SHAPES[0], flv.flv_header())
+
+
+async def test_a_publisher_repeating_headers_that_have_no_slate_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """300 sequence headers without an SPS once wrote 300 WARNING lines: the reason is said once per stream."""
+    import asyncio
+
+    from agent.relay import protection
+    from agent.relay.settings import RelaySettings
+
+    monkeypatch.setattr(protection, "SHAPE_SETTLE_S", 0.0)
+    guard = protection.Protection(RelaySettings(hold_s=120), tmp_path, clock=lambda: 0.0)
+    if guard.slates is None:
+        pytest.skip(f"no slates here: {guard.start_note}")
+    headers = HeaderCache()  # no video sequence header at all: no shape, no slate
+    with caplog.at_level("WARNING", logger="agent.relay.relay"):
+        for _ in range(30):
+            guard.headers_changed(headers)
+            await asyncio.sleep(0.005)
+    lines = [record for record in caplog.records if "no slate for this stream" in record.getMessage()]
+    assert len(lines) == 1
+    assert guard.stream_note is not None and "no video sequence header" in guard.stream_note
