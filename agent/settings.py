@@ -11,7 +11,6 @@ TOML and environment sources); a bad value anywhere becomes one `ConfigError` na
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from agent import paths, settings_errors
 from agent.errors import ConfigError
+from agent.net.addresses import is_loopback_host
 from agent.notify.settings import NotifySettings
 from agent.redact import redact, register_secret
 from agent.settings_base import ExpandedPath, IngestUrl, Section
@@ -57,12 +57,7 @@ class ApiSettings(Section):
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
 
 MAX_HISTORY_POINTS = 172_800  # 48 h at 1 s; ~50 MB of history at ~300 bytes a point (all sources)

@@ -5,13 +5,13 @@ and the relay receives this section from whoever starts it (agent/relay/source.p
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
+from agent.net.addresses import is_loopback_host
 from agent.settings_base import IngestUrl, Section
 
 
@@ -38,15 +38,6 @@ def _check_slate_image(path: Path) -> Path:
     if not path.is_file():
         raise ValueError(f"{path} is not a file (a PNG or JPEG picture for the slate)")
     return path
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class RelaySettings(Section):
@@ -114,7 +105,7 @@ class RelaySettings(Section):
 
     @model_validator(mode="after")
     def _key_beyond_loopback(self) -> RelaySettings:
-        if not _is_loopback(self.host) and self.publish_key is None:
+        if not is_loopback_host(self.host) and self.publish_key is None:
             raise ValueError(
                 f"relay.listen = {self.listen} accepts encoders from other machines: set relay.publish_key "
                 "(the stream key they must use), or listen on 127.0.0.1"

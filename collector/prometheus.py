@@ -8,7 +8,6 @@ figures would look live. Not for the collector's own counters (metrics.py).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from agent.api.metrics import METRIC_BUILDERS
+from agent.net.addresses import is_loopback_host
 from collector.fleet import FleetTracker
 
 AGENT_LABEL = "agent"
@@ -38,7 +38,7 @@ def target_groups(tracker: FleetTracker, *, include_loopback: bool = False) -> l
         parts = urlsplit(row.api_url)
         if parts.hostname is None or parts.scheme not in ("http", "https"):
             continue
-        if _is_loopback(parts.hostname) and not include_loopback:
+        if is_loopback_host(parts.hostname) and not include_loopback:
             continue
         port = parts.port or (443 if parts.scheme == "https" else 80)
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -47,15 +47,6 @@ def target_groups(tracker: FleetTracker, *, include_loopback: bool = False) -> l
             labels["platform"] = row.platform
         groups.append({"targets": [f"{host}:{port}"], "labels": labels})
     return groups
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class FleetExposition(Collector):

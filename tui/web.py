@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 import shlex
@@ -30,6 +29,7 @@ from aiohttp import web
 from textual_serve.server import Server
 
 from agent.errors import BindRefused
+from agent.net.addresses import is_loopback_host
 from agent.redact import register_secret
 from agent.settings import Settings
 from tui.cli import COLLECTOR_TOKEN_ENV, configured_url
@@ -70,15 +70,6 @@ def add_parser(
     parser.set_defaults(command=run)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def tui_command(args: argparse.Namespace, settings: Settings) -> str:
     """The command each browser runs. No secret in it (a command line is visible to every user of the
     machine): the TUI reads api.token from the same config and environment as this server."""
@@ -94,7 +85,7 @@ def tui_command(args: argparse.Namespace, settings: Settings) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     token = settings.api.token.get_secret_value() if settings.api.token else None
-    if not is_loopback(args.host) and token is None:
+    if not is_loopback_host(args.host) and token is None:
         raise BindRefused(
             f"refusing to serve the TUI on {args.host}: that address is reachable from other machines and "
             "api.token is not set. Set api.token (or STREAMHEALTH_API__TOKEN), or keep --host 127.0.0.1."

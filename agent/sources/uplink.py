@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from agent.beat import next_beat, sleep_until_next_beat
 from agent.models import EncoderSettings
 from agent.models.uplink import UplinkSample
+from agent.net.addresses import is_loopback_host
 from agent.net.encoder_connection import ConnectionFinder, Destination, IngestConnection, destination_from_url
 from agent.net.sockdiag import SockDiagError
 from agent.net.sockdiag_reader import SockDiagReader, unavailable_reason
@@ -83,7 +83,7 @@ class UplinkSource(Source):
         if primary is not None and all(primary.name != known.name for known in found):
             # OBS streaming to this machine (the relay) is not on the uplink when the ingest is elsewhere: the
             # relay's connection to it is, and its congestion is the early warning.
-            if obs_server is not None and _is_loopback(obs_server.host) and not _is_loopback(primary.host):
+            if obs_server is not None and is_loopback_host(obs_server.host) and not is_loopback_host(primary.host):
                 found.insert(0, primary)
             else:
                 found.append(primary)
@@ -207,12 +207,3 @@ class UplinkSource(Source):
         )
         self.latest = sample
         sink.publish(self.name, sample)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
