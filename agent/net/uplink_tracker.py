@@ -4,36 +4,41 @@ Rates come from the difference between two readings (acknowledged bytes, retrans
 The early warning fires when the path stops keeping up: the RTT well above its baseline (the kernel's
 min RTT) together with bytes piling up unsent, retransmits, a send buffer that blocks the encoder or a
 link (not the encoder) setting the pace, held for a fraction of a second so one burst (a keyframe) does
-not make it flap. It clears after the path has looked healthy for a few seconds. The link rate is what
-the congested connection delivered (the median of the kernel's delivery-rate samples, leaving out stalls,
-timeouts and samples the encoder itself limited; the acknowledged throughput as a floor); the bitrate
-suggestion keeps headroom under it and stays put while it holds.
+not make it flap. It clears after the path has looked healthy for a few seconds.
+
+The link rate is what the ingest acknowledged over the intervals the connection was backlogged (bytes
+waiting unsent at both ends of the interval: the link, never the sender, set the pace), outside the
+kernel's loss recovery and not right after one (whose cumulative acknowledgement of SACKed data is a burst):
+the median of those intervals' rates over the last few seconds. The kernel's own delivery-rate samples are
+not used: on a link shaped to 1.2 Mbit/s they spread from 0.57 to 1.46 Mbit/s within seconds (the bursts
+of the first moments of a cut, the ack intervals of a relay's bursty writes), where the acknowledged rate of
+backlogged intervals stays within 1.06-1.23 (tests/fixtures/uplink/). A first suggestion comes only once
+enough intervals agree, and it keeps headroom under that rate and stays put unless the rate moves by more
+than a margin for seconds.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
 from agent.models.uplink import UplinkSample
 from agent.net.sockdiag import TcpDiagRecord
+from agent.net.steady import HeldFigure, agreed
 
 TROUBLE_HOLD_S = 0.45  # trouble must last this long (two reads at 4 Hz) to raise the warning
 HEALTHY_HOLD_S = 3.0  # and the path must look healthy this long to clear it
 QUEUE_DELAY_MIN_MS = 20.0  # RTT above the baseline by at least this (and by half the baseline) is queueing
 UNSENT_MIN_BYTES = 8192
-LINK_SAMPLES_KEPT = 48  # 12 s of congested readings at 4 Hz
 HEADROOM_RATIO = 0.8
 SUGGESTION_STEP_KBPS = 50
 SUGGESTION_MIN_KBPS = 200
-SUGGESTION_CHANGE_RATIO = 0.2  # a new suggestion only when the link rate moved this much ...
-SUGGESTION_SETTLE_S = 2.0  # ... for this long
-FLOOR_CORRECTION_RATIO = 0.05  # or at once when the link surely carried this much more than quoted
-DELIVERY_SAMPLES_MIN = 2  # clean delivery-rate samples before their median is the link rate
-CARRIED_FLOOR_WINDOW_S = 3.0  # acknowledged throughput over a window this long is a floor
+LINK_WINDOW_S = 3.0  # the link rate: backlogged intervals over the last this long of them ...
+LINK_WINDOW_MIN_S = 1.5  # ... at least this long of them before a first figure, most agreeing (steady.py)
+LINK_EVIDENCE_MAX_AGE_S = 10.0  # intervals older than this are forgotten (the link may have changed since)
 RECOVERY_SHOWN_S = 60.0
-TCP_CA_LOSS = 4  # the connection is recovering from a retransmission timeout: its rates mean nothing
+TCP_CA_RECOVERY = 3  # the kernel's congestion-avoidance state from here on (3 Recovery, 4 Loss): a loss is
+# being recovered, and what is acknowledged meanwhile, or right after, is no rate of the link
 
 
 @dataclass
@@ -61,11 +66,11 @@ class UplinkTracker:
     cleared_at: float | None = None
     suggestion_kbps: int | None = None
     suggestion_link_bps: float | None = None
-    _moved_since: float | None = None
-    delivery_samples_bps: deque[float] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
-    _stalled_before: bool = False
+    link: HeldFigure = field(default_factory=HeldFigure)  # moves past steady.CHANGE_RATIO for SETTLE_S only
+    _unsettled_before: bool = True  # the last interval was a stall or a recovery: the next one catches up
     last_reason: str | None = None  # the signals of the last troubled reading: what a congestion rests on
-    acked_window: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=LINK_SAMPLES_KEPT))
+    # (reading time, seconds, acknowledged bits) of the backlogged intervals: what the link carried
+    backlogged_intervals: deque[tuple[float, float, float]] = field(default_factory=deque)
 
     def update(self, now: float, record: TcpDiagRecord, **identity: object) -> UplinkSample:
         info = record.tcp_info
@@ -117,11 +122,14 @@ class UplinkTracker:
         trouble = (queueing and len(signals) >= 2) or (unsent_growing and (retransmitted or sndbuf_blocked))
         stalled = previous is not None and acked_bps == 0 and unsent + (record.send_queue_bytes or 0) > 0
         # The first troubled reading's interval straddles the change (part of it was the old link): skip it.
-        if self.trouble_since is not None or self.congested_since is not None:
-            backlogged = unsent > 0 or info.delivery_rate_app_limited is False
-            clean = not stalled and not self._stalled_before and info.ca_state != TCP_CA_LOSS and backlogged
-            self._learn_link(elapsed, acked_bps, delivery_bps, info.delivery_rate_app_limited, clean)
-        self._stalled_before = stalled
+        unsettled = stalled or info.ca_state >= TCP_CA_RECOVERY
+        if (self.trouble_since is not None or self.congested_since is not None) and previous is not None:
+            # Data waiting at both ends: the socket was never empty, so what was acknowledged is what the link
+            # carried (after the link's return the backlog drains in one interval, which ends empty).
+            backlogged = unsent > 0 and previous.unsent_bytes > 0
+            if backlogged and not unsettled and not self._unsettled_before and acked_bps is not None:
+                self._learn_link(now, elapsed, acked_bps)
+        self._unsettled_before = unsettled
         self._step(now, trouble, queueing or unsent_growing or retransmitted)
         congested = self.congested_since is not None
         if trouble:
@@ -177,49 +185,31 @@ class UplinkTracker:
             self.cleared_at = now
             self.suggestion_kbps = self.suggestion_link_bps = None
             self.last_reason = None
-            self.delivery_samples_bps.clear()
-            self.acked_window.clear()
+            self.backlogged_intervals.clear()
+            self.link.clear()
 
-    def _learn_link(
-        self, elapsed: float, acked_bps: float | None, delivery_bps: float | None, app_limited: bool | None, clean: bool
-    ) -> None:
-        """Keep what the congested link delivered. Every interval counts towards the acknowledged total (a
-        floor); the kernel's delivery-rate samples only from clean intervals: no stall, not the catch-up
-        right after one, no timeout recovery, data waiting to be sent, not limited by the encoder."""
-        if acked_bps is None or elapsed <= 0:
+    def _learn_link(self, now: float, elapsed: float, acked_bps: float) -> None:
+        if elapsed <= 0:
             return
-        self.acked_window.append((elapsed, acked_bps * elapsed))
-        if clean and delivery_bps is not None and not app_limited:
-            self.delivery_samples_bps.append(delivery_bps)
+        intervals = self.backlogged_intervals
+        intervals.append((now, elapsed, acked_bps * elapsed))
+        while intervals and now - intervals[0][0] > LINK_EVIDENCE_MAX_AGE_S:
+            intervals.popleft()
+        while sum(seconds for _, seconds, _ in intervals) - intervals[0][1] >= LINK_WINDOW_S:
+            intervals.popleft()
+
+    def link_rate_bps(self) -> float | None:
+        """The agreed rate (steady.agreed) of the backlogged intervals over the window, once it is long enough;
+        else None: not known yet."""
+        intervals = self.backlogged_intervals
+        if sum(seconds for _, seconds, _ in intervals) < LINK_WINDOW_MIN_S:
+            return None
+        return agreed([bits / seconds for _, seconds, bits in intervals])
 
     def _suggest(self, now: float) -> None:
-        if not self.delivery_samples_bps and not self.acked_window:
-            return
-        # The kernel's delivery-rate samples (delivered over the interval it took, SACKs counted) are the
-        # link's rate; their median shrugs off the odd sample. Acknowledged bytes over a window are not,
-        # early on: what was queued or SACKed before the window is acknowledged inside it (34 KB over 1 s
-        # is +0.27 Mbit/s on a 1.2 Mbit/s link), so they are only a floor once the window is long.
-        seconds = sum(elapsed for elapsed, _ in self.acked_window)
-        carried_bps = sum(bits for _, bits in self.acked_window) / seconds if seconds > 0 else 0.0
-        if len(self.delivery_samples_bps) >= DELIVERY_SAMPLES_MIN:
-            estimate_bps = statistics.median(self.delivery_samples_bps)
-        else:
-            estimate_bps = carried_bps
-        floor_bps = carried_bps if seconds >= CARRIED_FLOOR_WINDOW_S else 0.0
-        link_bps = max(floor_bps, estimate_bps)  # never below what the link surely carried
-        # Quoting less than the link surely carried would be wrong, however steady: that corrects at once.
-        surely_more = self.suggestion_link_bps is not None and floor_bps > self.suggestion_link_bps * (
-            1 + FLOOR_CORRECTION_RATIO
-        )
-        if self.suggestion_link_bps is not None and not surely_more:
-            if abs(link_bps / self.suggestion_link_bps - 1) < SUGGESTION_CHANGE_RATIO:
-                self._moved_since = None
-                return  # the same link: keep the same number
-            if self._moved_since is None:
-                self._moved_since = now
-            if now - self._moved_since < SUGGESTION_SETTLE_S:
-                return  # a new number only once the link has really changed, not on one odd reading
-        self._moved_since = None
+        if not self.link.offer(now, self.link_rate_bps()) or self.link.value is None:
+            return  # nothing agreed yet, or the same link: a suggestion already made stands
+        link_bps = self.link.value
         video_kbps = (link_bps * HEADROOM_RATIO - self.audio_bitrate_bps) / 1000
         video_kbps = max(SUGGESTION_MIN_KBPS, int(video_kbps // SUGGESTION_STEP_KBPS) * SUGGESTION_STEP_KBPS)
         if self.video_bitrate_cap_kbps:

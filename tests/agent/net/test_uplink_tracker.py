@@ -93,6 +93,7 @@ def test_a_cut_warns_within_a_second_with_a_bitrate_the_link_can_carry(captured:
             warned_at = warned_at or now
             suggestions.add(sample.suggested_video_bitrate_kbps)
     assert warned_at is not None and 0.4 <= warned_at - cut_at <= 1.0
+    suggestions.discard(None)  # the warning comes first; the figure once enough backlogged intervals agree
     assert len(suggestions) == 1  # stable while the link stays the same
     (suggested,) = suggestions
     assert suggested is not None and 600 <= suggested <= 1000
