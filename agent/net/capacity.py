@@ -2,20 +2,24 @@
 upload tile share. Sans-I/O: it reads the latest samples (uplink, relay, encoder, bandwidth test) and keeps
 only what it needs to tell a measurement from a bound.
 
-A capacity is measured only where the link, not the sender, set the pace: a bandwidth test, the kernel's
-delivery rate of the encoder's connection while it is congested (agent/net/uplink_tracker.py), or the relay's
-egress while its queue toward the ingest is backlogged. Those are revised as soon as the link shows no backlog
+A capacity is measured only where the link, not the sender, set the pace: a bandwidth test, what the ingest
+acknowledged on the stream's connection over the seconds it was backlogged, as the kernel reads it while it is
+congested (agent/net/uplink_tracker.py: OBS's connection, or the relay's), or, where the kernel's view is not at
+hand, the relay's egress while its queue toward the ingest is backlogged. While the kernel reads a congested
+connection its figure alone measures it (none until its intervals agree). Those are revised as soon as the link shows no backlog
 again: what a link carried during a cut says nothing once the cut is over. Otherwise what leaves the encoder or
 the relay proves only a lower bound, and a lower bound never says the link is too slow.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime
 
 from agent.models import HealthSnapshot
 from agent.models.capacity import CapacityEstimate, CapacitySource
 from agent.net.encoder_rates import FfmpegRates
+from agent.net.steady import HeldFigure, agreed
 
 # The relay's queue counts as a backlog from this much media waiting (its early warning's threshold)...
 RELAY_BACKLOG_MS = 350
@@ -26,9 +30,12 @@ BACKLOG_HOLD_S = 2.0
 BACKLOG_GAP_S = 2.0
 # OBS's send buffer this far toward its drop threshold: what OBS gets out is what the link takes.
 OBS_BACKLOG_CONGESTION_RATIO = 0.1
-# A measured figure is kept, not replaced, while new readings stay within this ratio of it: the suggestion
-# built on it does not jump while the evidence holds still.
-STEADY_RATIO = 0.1
+# A sender's output while backlogged (the relay's egress, OBS's or ffmpeg's output) is a figure over its last
+# second, bursts included: the last this many readings make it, once this many of them agree (steady.py), and
+# it is held until they agree on another for seconds. The kernel's figure comes held by the uplink tracker.
+SENDER_READINGS_KEPT = 5
+SENDER_READINGS_MIN = 3
+KERNEL_STEADY_RATIO = 0.1
 
 
 class _Backlog:
@@ -65,6 +72,9 @@ class CapacityTracker:
         self._ffmpeg = FfmpegRates()
         self._ffmpeg_backlog = _Backlog()
         self._contradicted_at: datetime | None = None  # a bandwidth test older than this is out of date
+        self._sender_source: CapacitySource | None = None  # the source of the readings below
+        self._sender_readings: deque[float] = deque(maxlen=SENDER_READINGS_KEPT)
+        self._sender_figure = HeldFigure()
 
     def update(self, snapshot: HealthSnapshot, now_s: float) -> CapacityEstimate | None:
         at = snapshot.taken_at
@@ -73,13 +83,19 @@ class CapacityTracker:
         if _kernel_sees(snapshot):
             relay = None  # the relay's queue drains and bursts after a cut: the kernel's view of its link decides
         self._ffmpeg.update(snapshot)
-        encoder = self._encoder_measurement(snapshot, now_s) or self._ffmpeg_measurement(snapshot, now_s)
+        obs = self._encoder_measurement(snapshot, now_s)
+        if _kernel_congested(snapshot):
+            # The kernel reads the congested connection: its figure (once its backlogged intervals agree) is the
+            # measurement; what OBS got out over its last second, a burst included, is no better meanwhile.
+            obs = None
+        encoder = obs or self._ffmpeg_measurement(snapshot, now_s)
         fresh = kernel or relay or encoder
         if fresh is not None:
-            self._measured = self._steady(fresh, at)
+            self._measured = self._steady(fresh, at, now_s) or self._measured
             self._contradicted_at = at
         elif self._link_keeps_up(snapshot):
             self._measured = None
+            self._forget_sender()
         if self._measured is not None:
             return self._measured
         tested = self._bandwidth_test(snapshot)
@@ -141,12 +157,29 @@ class CapacityTracker:
         bps = min(rates.throughput_bps, rates.recent_bps or rates.throughput_bps)
         return bps, "encoder_output", "what ffmpeg got out while held back by its output"
 
-    def _steady(self, fresh: tuple[float, CapacitySource, str], at: datetime) -> CapacityEstimate:
+    def _steady(self, fresh: tuple[float, CapacitySource, str], at: datetime, now_s: float) -> CapacityEstimate | None:
+        """The figure to show for this reading: the kernel's as it comes; a sender's once its readings agree."""
         bps, source, note = fresh
         kept = self._measured
-        if kept is not None and kept.source == source and abs(bps / kept.bps - 1) < STEADY_RATIO:
-            bps = kept.bps
+        if source == "kernel_delivery_rate":
+            if kept is not None and kept.source == source and abs(bps / kept.bps - 1) < KERNEL_STEADY_RATIO:
+                bps = kept.bps  # the tracker rounds what it holds; a figure it revised a hair is the same link
+        else:
+            if source != self._sender_source:
+                self._forget_sender()
+                self._sender_source = source
+            self._sender_readings.append(bps)
+            readings = self._sender_readings
+            self._sender_figure.offer(now_s, agreed(readings) if len(readings) >= SENDER_READINGS_MIN else None)
+            if self._sender_figure.value is None:
+                return None  # not agreed yet: the last measured figure (if any) stands
+            bps = self._sender_figure.value
         return CapacityEstimate(bps=round(bps), source=source, lower_bound=False, measured_at=at, note=note)
+
+    def _forget_sender(self) -> None:
+        self._sender_source = None
+        self._sender_readings.clear()
+        self._sender_figure.clear()
 
     def _link_keeps_up(self, snapshot: HealthSnapshot) -> bool:
         """No backlog where the agent can see the link: the uplink's verdict is clear (it holds its warning
@@ -185,6 +218,12 @@ class CapacityTracker:
         return CapacityEstimate(
             bps=round(bps), source=source, lower_bound=True, measured_at=snapshot.taken_at, note=note
         )
+
+
+def _kernel_congested(snapshot: HealthSnapshot) -> bool:
+    """The uplink source reads the stream's connection (OBS's own, or the relay's) and finds it congested."""
+    uplink = snapshot.uplink
+    return uplink is not None and uplink.congested
 
 
 def _kernel_sees(snapshot: HealthSnapshot) -> bool:

@@ -97,21 +97,26 @@ def test_a_bandwidth_test_counts_until_the_link_is_measured_slower_after_it() ->
     assert after is not None and after.source == "encoder_output" and after.lower_bound
 
 
-def test_the_relay_egress_is_a_measurement_once_its_queue_stayed_backlogged() -> None:
+def test_the_relay_egress_is_a_measurement_once_its_queue_stayed_backlogged_and_its_readings_agree() -> None:
     def relay(t: float, queue_ms: int, egress_bps: float) -> RelaySample:
         return RelaySample(
             taken_at=at(t), listen="127.0.0.1:1935", publishing=True, queue_ms=queue_ms, egress_bps=egress_bps
         )
 
     tracker = CapacityTracker()
-    kinds = []
-    for t, (queue_ms, egress) in enumerate([(0, 2.6e6), (500, 2.0e6), (600, 1.2e6), (100, 1.1e6), (700, 1.1e6)]):
+    kinds, figures = [], []
+    # Backlogged from t=1 (the sawing queue at t=3 is no end to it): its egress is the link's rate 2 s on,
+    # once three readings agree (t=6); then a burst (t=7: the queue draining 1.45 Mbit/s) moves nothing.
+    readings = [(0, 2.6e6), (500, 2.0e6), (600, 1.2e6), (100, 1.1e6), (700, 1.1e6), (800, 1.15e6), (650, 1.2e6)]
+    readings += [(900, 1.45e6), (700, 1.12e6), (600, 1.18e6)]
+    for t, (queue_ms, egress) in enumerate(readings):
         estimate = tracker.update(snapshot(t, relay=relay(t, queue_ms, egress)), float(t))
         assert estimate is not None
         kinds.append((estimate.source, estimate.lower_bound))
-    # Backlogged from t=1 (the sawing queue at t=3 is no end to it): its egress is the link's rate 2 s on.
-    assert kinds == [("relay_egress", True)] * 4 + [("relay_egress", False)]
-    quiet = [tracker.update(snapshot(t, relay=relay(t, 0, 2.6e6)), float(t)) for t in range(5, 9)]
+        figures.append(estimate.bps)
+    assert kinds == [("relay_egress", True)] * 6 + [("relay_egress", False)] * 4
+    assert set(figures[6:]) == {1_150_000}  # the agreed median of 1.1, 1.15, 1.2: held
+    quiet = [tracker.update(snapshot(t, relay=relay(t, 0, 2.6e6)), float(t)) for t in range(10, 14)]
     assert [e.lower_bound for e in quiet if e is not None] == [False, True, True, True]
 
 
