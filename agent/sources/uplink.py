@@ -82,9 +82,11 @@ class UplinkSource(Source):
         primary = destination_from_url(self.ingest.primary, "ingest")
         if primary is not None and all(primary.name != known.name for known in found):
             # OBS streaming to this machine (the relay) is not on the uplink when the ingest is elsewhere: the
-            # relay's connection to it is, and its congestion is the early warning.
+            # relay's connection to it is, and its congestion is the early warning. OBS's loopback connection
+            # is left out: found first (before the relay has connected to the ingest), it was read for the
+            # whole stream, and the cut went unseen (in one alert-trust run through the relay).
             if obs_server is not None and is_loopback_host(obs_server.host) and not is_loopback_host(primary.host):
-                found.insert(0, primary)
+                found = [primary]
             else:
                 found.append(primary)
         return found

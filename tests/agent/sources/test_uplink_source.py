@@ -198,10 +198,10 @@ async def test_finds_an_ffmpeg_publishing_to_an_ingest_nobody_configured(nginx_i
         await publisher.wait()
 
 
-def test_obs_streaming_to_a_local_relay_puts_the_relays_ingest_first() -> None:
+def test_obs_streaming_to_a_local_relay_reads_the_relays_ingest_connection_only() -> None:
     source = UplinkSource(
         UplinkSourceSettings(find_encoder_processes=False),
         IngestSettings(primary="rtmp://10.77.0.2:1935/live/x"),
         obs_settings=lambda: EncoderSettings(server="rtmp://127.0.0.1:1936/live"),
     )
-    assert [d.found_by for d in source.destinations()] == ["ingest", "obs"]
+    assert [d.found_by for d in source.destinations()] == ["ingest"]  # OBS's loopback one is not on the uplink
