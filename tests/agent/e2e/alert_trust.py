@@ -16,13 +16,22 @@ log the agent wrote is the recorded timeline (tests/fixtures/timelines/), with t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import json
+import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from agent.events import Subscription
 from agent.models import Alert
+from agent.models.uplink import UplinkSample
+from agent.net.sockdiag import TcpDiagRecord
+from agent.net.uplink_tracker import UplinkTracker
 from agent.obs.client import ObsClient
 from agent.runtime import Agent
 from tests.peers.netns import NetnsHost
@@ -60,10 +69,12 @@ class Seen:
 @dataclass
 class TrustFigures:
     phase_starts_s: dict[str, float] = field(default_factory=dict)  # since the stream started
+    started_at: float = 0.0  # time.monotonic() when OBS was told to stream
     seen: list[Seen] = field(default_factory=list)
     early_warning_s: float | None = None  # after the cut, the first uplink_falling_behind alert
     early_warning_id: str | None = None
-    suggestions_kbps: list[int] = field(default_factory=list)  # every bitrate suggestion shown during the cut
+    suggestions_kbps: list[int] = field(default_factory=list)  # every alert's bitrate suggestion, cut to end
+    uplink_suggestions_kbps: list[int] = field(default_factory=list)  # every uplink sample's, cut to end
     cleared_after_return_s: dict[str, float | None] = field(default_factory=dict)  # per alert active at the return
 
     def during(self, phase: str, until: str | None = None) -> list[Seen]:
@@ -82,7 +93,8 @@ class TrustFigures:
         after_start = [f"{x.alert_id}({x.severity}) {x.first_s:.1f}-{x.last_s:.1f} s" for x in self.seen]
         return (
             f"early warning {s(self.early_warning_s)} ({self.early_warning_id}), "
-            f"suggestions {sorted(set(self.suggestions_kbps))} kbps, cleared after the return {cleared}; "
+            f"suggestions {sorted(set(self.suggestions_kbps))} kbps "
+            f"(uplink samples {sorted(set(self.uplink_suggestions_kbps))}), cleared after the return {cleared}; "
             f"alerts seen: {after_start}"
         )
 
@@ -98,8 +110,29 @@ async def run_scenario(
     """Starts OBS's stream and walks the phases; returns what the agent said when, relative to the stream start."""
     figures = TrustFigures()
     open_seen: dict[str, Seen] = {}
-    await client.request("StartStream")
-    started = time.monotonic()
+    samples = agent.bus.subscribe()  # every uplink sample, as the API's event stream (the TUI) gets it
+    with record_uplink_readings(figures):
+        await client.request("StartStream")
+        started = figures.started_at = time.monotonic()
+        try:
+            await _walk(agent, client, host, phases, on_phase, figures, open_seen, samples, started)
+        finally:
+            agent.bus.unsubscribe(samples)
+    return figures
+
+
+async def _walk(
+    agent: Agent,
+    client: ObsClient,
+    host: NetnsHost,
+    phases: Phases,
+    on_phase: Callable[[str, float], Awaitable[None]] | None,
+    figures: TrustFigures,
+    open_seen: dict[str, Seen],
+    samples: Subscription,
+    started: float,
+) -> None:
+    cutting = False
 
     async def phase(name: str) -> None:
         figures.phase_starts_s[name] = time.monotonic() - started
@@ -108,6 +141,12 @@ async def run_scenario(
 
     def watch() -> list[Alert]:
         now = time.monotonic() - started
+        while not samples.queue.empty():
+            event = samples.queue.get_nowait()
+            if cutting and event.type == "sample" and '"source":"uplink"' in event.data:
+                kbps = json.loads(event.data)["sample"].get("suggested_video_bitrate_kbps")
+                if kbps is not None:
+                    figures.uplink_suggestions_kbps.append(kbps)
         alerts = agent.active_alerts()
         for alert in alerts:
             seen = open_seen.get(alert.id)
@@ -137,17 +176,22 @@ async def run_scenario(
     await client.request("SetCurrentProgramScene", {"sceneName": "Main"})
     await hold(phases.healthy_s + phases.static_s + phases.moving_s)
     host.shape_upload(LINK_KBIT)
+    cutting = True
     await phase("cut")
     cut_at = figures.phase_starts_s["cut"]
+
+    def suggested(alerts: list[Alert]) -> None:
+        for alert in alerts:
+            for suggestion in alert.suggestions:
+                match = BITRATE_SUGGESTION.match(suggestion.text)
+                if match:
+                    figures.suggestions_kbps.append(int(match.group(1)))
 
     def during_cut(alerts: list[Alert], now: float) -> None:
         for alert in alerts:
             if figures.early_warning_s is None and alert.kind == "uplink_falling_behind":
                 figures.early_warning_s, figures.early_warning_id = now - cut_at, alert.id
-            for suggestion in alert.suggestions:
-                match = BITRATE_SUGGESTION.match(suggestion.text)
-                if match:
-                    figures.suggestions_kbps.append(int(match.group(1)))
+        suggested(alerts)
 
     await hold(cut_at + phases.cut_s, during_cut)
     host.unshape()
@@ -157,6 +201,7 @@ async def run_scenario(
     figures.cleared_after_return_s = dict.fromkeys(pending)
 
     def after_return(alerts: list[Alert], now: float) -> None:
+        suggested(alerts)  # an alert still active after the return still shows its suggestion
         active = {alert.id for alert in alerts}
         for alert_id in pending:
             if alert_id not in active and figures.cleared_after_return_s[alert_id] is None:
@@ -168,7 +213,38 @@ async def run_scenario(
 
     await hold(returned_at + phases.return_s, after_return)
     await phase("end")
-    return figures
+
+
+@contextlib.contextmanager
+def record_uplink_readings(figures: TrustFigures) -> Iterator[None]:
+    """With RECORD_UPLINK_READINGS=DIR, every reading the uplink tracker is fed (the kernel's tcp_info of the
+    connection to the ingest, 4 a second) goes to DIR/uplink-<time>.jsonl, the phases on its last line: the
+    tracker's own input, to replay in its unit tests (tests/fixtures/uplink/)."""
+    target = os.environ.get("RECORD_UPLINK_READINGS")
+    if not target:
+        yield
+        return
+    readings: list[dict[str, Any]] = []
+    update = UplinkTracker.update
+
+    def recording(tracker: UplinkTracker, now: float, record: TcpDiagRecord, **identity: object) -> UplinkSample:
+        sample = update(tracker, now, record, **identity)
+        readings.append(
+            {"at": now, "record": dataclasses.asdict(record), "suggested": sample.suggested_video_bitrate_kbps}
+        )
+        return sample
+
+    UplinkTracker.update = recording  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        UplinkTracker.update = update  # type: ignore[method-assign]
+        out = Path(target)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / f"uplink-{time.strftime('%H%M%S')}.jsonl").open("w", encoding="utf-8") as handle:
+            for reading in readings:
+                handle.write(json.dumps(reading) + "\n")
+            handle.write(json.dumps({"phases": figures.phase_starts_s, "started_at": figures.started_at}) + "\n")
 
 
 def agent_config(
