@@ -8,8 +8,9 @@ Each run: a fresh namespace + nginx-rtmp, OBS streaming 2500 kbit/s (x264, keyfr
 to it or through the agent's relay; 120 s healthy (the stream's start included), 60 s of the plain-colour scene,
 20 s moving again, 60 s cut with tc tbf, 40 s after the return (--short: the suite's 25/15/8/30/14 s). Printed
 per run and as the spread: alerts after the first 15 s before the cut (none expected; the machine's own
-rendering lag is listed apart), uplink alerts on the static scene, the early warning after the cut, the bitrate
-suggestions, and how long after the return each alert cleared.
+rendering lag is listed apart), uplink alerts on the static scene, the early warning after the cut, every bitrate
+suggestion shown (in the alerts and in the uplink samples) and when the first came, and how long after the return
+each alert cleared.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ async def main() -> None:
         early: list[float] = []
         worst_clear: list[float] = []
         suggestions: list[int] = []
+        first_suggestion: list[float] = []
         for run in range(1, args.runs + 1):
             figures = await one_run(path, phases)
             summary = report(figures)
@@ -95,10 +97,14 @@ async def main() -> None:
             clears = [v for v in summary["cleared"].values() if v is not None]  # type: ignore[attr-defined]
             if clears:
                 worst_clear.append(max(clears))
-            suggestions.extend(figures.suggestions_kbps)
+            suggestions.extend(figures.suggestions_kbps + figures.uplink_suggestions_kbps)
+            if figures.first_suggestion_s is not None:
+                first_suggestion.append(figures.first_suggestion_s)
+        shown = f"{min(suggestions)}-{max(suggestions)}" if suggestions else "none"
         print(
             f"{path}, {args.runs} runs: early warning {spread(early)} s after the cut; the last alert cleared "
-            f"{spread(worst_clear)} s after the return; suggestions {sorted(set(suggestions))} kbps"
+            f"{spread(worst_clear)} s after the return; every suggestion shown (alerts and uplink samples) "
+            f"{shown} kbps, the first {spread(first_suggestion)} s after the cut"
         )
 
 

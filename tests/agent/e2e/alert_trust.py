@@ -75,6 +75,7 @@ class TrustFigures:
     early_warning_id: str | None = None
     suggestions_kbps: list[int] = field(default_factory=list)  # every alert's bitrate suggestion, cut to end
     uplink_suggestions_kbps: list[int] = field(default_factory=list)  # every uplink sample's, cut to end
+    first_suggestion_s: float | None = None  # after the cut, the first alert showing a bitrate to lower to
     cleared_after_return_s: dict[str, float | None] = field(default_factory=dict)  # per alert active at the return
 
     def during(self, phase: str, until: str | None = None) -> list[Seen]:
@@ -93,6 +94,7 @@ class TrustFigures:
         after_start = [f"{x.alert_id}({x.severity}) {x.first_s:.1f}-{x.last_s:.1f} s" for x in self.seen]
         return (
             f"early warning {s(self.early_warning_s)} ({self.early_warning_id}), "
+            f"first suggestion {s(self.first_suggestion_s)}, "
             f"suggestions {sorted(set(self.suggestions_kbps))} kbps "
             f"(uplink samples {sorted(set(self.uplink_suggestions_kbps))}), cleared after the return {cleared}; "
             f"alerts seen: {after_start}"
@@ -186,6 +188,8 @@ async def _walk(
                 match = BITRATE_SUGGESTION.match(suggestion.text)
                 if match:
                     figures.suggestions_kbps.append(int(match.group(1)))
+                    if figures.first_suggestion_s is None:
+                        figures.first_suggestion_s = time.monotonic() - started - cut_at
 
     def during_cut(alerts: list[Alert], now: float) -> None:
         for alert in alerts:
