@@ -16,9 +16,13 @@ def bitrate_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> Tile
         actual, series = obs.output_bitrate_bps, state.series["obs.output_bitrate_bps"]
     elif ffmpeg is not None and ffmpeg.bitrate_bps is not None:
         actual, series = ffmpeg.bitrate_bps, state.series["ffmpeg.bitrate_bps"]
+    elif obs is None and ffmpeg is None:
+        return nodata_tile("bitrate", title, "no encoder source", "configure sources.obs or sources.ffmpeg")
     else:
-        why = "encoder not streaming" if obs is not None or ffmpeg is not None else "no encoder source"
-        return nodata_tile("bitrate", title, why, "configure sources.obs or sources.ffmpeg")
+        # A configured source that is not there says so; "configure sources.obs" would be wrong advice when
+        # OBS was killed mid-stream (the Sources tile says why it is not connected).
+        connected = obs is None or obs.connection == "connected"
+        return nodata_tile("bitrate", title, "encoder not streaming" if connected else "OBS not connected", "")
     target_kbps = obs.settings.video_bitrate_kbps if obs is not None and obs.settings is not None else None
     lines = []
     level: Level = "ok"
