@@ -2,11 +2,12 @@
 
 A private socket (`-L`) with no configuration file (`-f /dev/null`): nothing of a user's tmux (their
 ~/.tmux.conf, their sessions) decides the size or the keys. The pane's program gets the test's environment
-without COLUMNS and LINES: Python's readline, once imported (pytest's debugger imports it), writes
-COLUMNS=80 LINES=24 into the process's C environment, which a child started with `env=None` inherits, and
-Textual takes its size from them before the terminal's (shutil.get_terminal_size): the TUI drew 80x24 in a
-130x40 pane, and never followed a resize. `size()` reads back what the pane is; the screen shows what the
-program made of it. Everything the server started ends with it.
+without COLUMNS and LINES: Python's readline, once imported (under this suite's pytest it is, by a
+plugin's imports), writes COLUMNS=80 LINES=24 into the process's C environment (not os.environ), which a
+child started with `env=None` inherits, and Textual takes its size from them before the terminal's
+(shutil.get_terminal_size): the TUI drew 80x24 in a 130x40 pane, and never followed a resize. `size()`
+reads back what the pane is; the screen shows what the program made of it. Everything the server started
+ends with it.
 """
 
 from __future__ import annotations
@@ -49,11 +50,6 @@ class TmuxPane:
             "x"
         )
         return int(width), int(height)
-
-    def alive(self) -> bool:
-        """False once the program in the pane has exited (the session closes with it)."""
-        found = subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", self.session], capture_output=True)
-        return found.returncode == 0
 
 
 @contextlib.contextmanager
