@@ -129,14 +129,27 @@ async def read_history(pane: TmuxPane) -> tuple[datetime, str, list[Row]]:
     pane.send_keys("Tab")  # from the sessions table to the incident list, which scrolls
     rows = history_rows(screen)
     for _ in range(30):
+        before = incident_box(pane.capture())
         pane.send_keys("PageDown")
-        await asyncio.sleep(0.5)
+
+        def moved(before: list[str] = before) -> bool:
+            return incident_box(pane.capture()) != before
+
+        try:  # the end of the list: the box no longer moves (given time to, on a loaded machine)
+            await async_wait_until(moved, 5, "the list to scroll", interval_s=0.2)
+        except TimeoutError:
+            break
         page = history_rows(pane.capture())
         overlap = next(n for n in range(min(len(rows), len(page)), -1, -1) if rows[len(rows) - n :] == page[:n])
-        if overlap == len(page):
-            break
         rows += page[overlap:]
     return asked_at, heading, rows
+
+
+def incident_box(screen: str) -> list[str]:
+    """The History screen's lower box: the lines under its rule (the header's countdown moves on its own)."""
+    lines = screen.splitlines()
+    rule = next((i for i, line in enumerate(lines) if line.startswith("─" * 20)), len(lines))
+    return lines[rule + 1 : -1]
 
 
 def history_rows(screen: str) -> list[Row]:
