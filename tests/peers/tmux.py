@@ -63,9 +63,11 @@ def tmux_pane(command: list[str], width: int, height: int, cwd: Path | None = No
     environment = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
     subprocess.run(new, check=True, capture_output=True, env=environment)
     pane = TmuxPane(socket, session)
+    socket_path = Path(pane._tmux("display", "-p", "#{socket_path}").stdout.strip())
     try:
         # Keep the window at this size whatever clients come and go (none attach here; a person may, to watch).
         subprocess.run(["tmux", "-L", socket, "set-option", "-g", "default-size", f"{width}x{height}"], check=True)
         yield pane
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        socket_path.unlink(missing_ok=True)  # the server leaves its socket behind in /tmp/tmux-UID
