@@ -27,6 +27,20 @@ RECENT_KEPT = 30  # and at most this many lines in each snapshot (every tick car
 Severity = Literal["info", "warning", "critical"]
 
 
+HEADLINE_CHARS = 110  # an incident line says what happened; the alert itself (Alerts screen) has the whole advice
+
+
+def alert_headline(message: str) -> str:
+    """An alert's message up to the end of its first sentence (what is wrong, with its numbers), without the
+    advice that follows: a strip of one-line incidents where a single alert took four rows pushed the hold's
+    line off the Live screen within 30 s. Never cut inside a sentence, so no number is lost half-way."""
+    for stop in (". ", "; "):
+        head, found, _ = message.partition(stop)
+        if found and len(head) <= HEADLINE_CHARS:
+            return head
+    return message
+
+
 def _mbps(bps: float | None) -> str:
     return "?" if bps is None else f"{bps / 1e6:.2f} Mb/s"
 
@@ -59,9 +73,11 @@ class IncidentLog:
     def observe_alert(self, change: AlertChange, at: datetime) -> None:
         alert = change.alert
         if change.change == "raised":
-            self._note(at, "alert_raised", alert.severity, f"{alert.severity.upper()} alert: {alert.message}")
+            self._note(
+                at, "alert_raised", alert.severity, f"{alert.severity.upper()} alert: {alert_headline(alert.message)}"
+            )
         elif change.change == "cleared":
-            self._note(at, "alert_cleared", "info", f"alert cleared: {alert.message}")
+            self._note(at, "alert_cleared", "info", f"alert cleared: {alert_headline(alert.message)}")
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -276,6 +276,7 @@ class Relay:
             self.lane = FastLane(session, self.destinations, self._note_frame, self.clock)
         session.accept_publish()
         log.info("relay: %s (%s) is publishing", where, request.encoder or "unknown encoder")
+        self.on_change()  # the stream's start is on the timeline (and the API) now, not at the next beat
 
     def _take_over(self, session: PublisherSession, request: PublishRequested, where: str) -> None:
         """An encoder publishes while the broadcast is held: it goes on the air at its first keyframe."""

@@ -97,8 +97,9 @@ class RelaySource(Source):
         return max(3 * self.interval_s, LISTEN_RETRY_S + self.interval_s)
 
     def _publish_now(self) -> None:
-        """The encoder was lost or is back, or a hold ended: a sample now, not at the next beat, so the
-        alert comes within a second (the sample's `holding` asks the agent for a prompt tick)."""
+        """A stream started, the encoder was lost or is back, or a hold ended: a sample now, not at the next beat,
+        so the alert comes within a second (the sample's `holding` asks the agent for a prompt tick) and the
+        timeline's times are the relay's own."""
         if self._sink is not None:
             self._sink.publish(self.name, self.sample())
 

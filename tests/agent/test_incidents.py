@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from agent.api.app import create_app
-from agent.incidents import IncidentLog
+from agent.incidents import IncidentLog, alert_headline
 from agent.models import RelaySample, UplinkSample
 from agent.models.incidents import IncidentList
 from agent.models.relay import IngestSwitch, RelayDrops
@@ -141,3 +141,18 @@ async def test_the_runtime_puts_alert_changes_in_the_snapshot_at_the_log_s_time_
     assert response.status_code == 200
     served = IncidentList.model_validate_json(response.text)
     assert served.incidents == snapshot.incidents and served.let_go == 0
+
+
+def test_an_alert_incident_says_what_is_wrong_without_the_advice_and_cuts_no_sentence() -> None:
+    """The strip is one line per event: the advice stays on the Alerts screen."""
+    message = (
+        "OBS is not connected: nothing answers at ws://127.0.0.1:4455. Start OBS and enable Tools > WebSocket "
+        "Server Settings > Enable WebSocket server, or check sources.obs.url; retrying in 2.8 s"
+    )
+    assert alert_headline(message) == "OBS is not connected: nothing answers at ws://127.0.0.1:4455"
+    assert alert_headline("The relay holds 1.5 s of media (2.1 Mb/s out for 2.6 Mb/s in)") == (
+        "The relay holds 1.5 s of media (2.1 Mb/s out for 2.6 Mb/s in)"
+    )
+    # A first sentence too long for a line is kept whole rather than cut inside it.
+    long_sentence = "x " * 80 + "at 1.25 Mb/s. Then the advice."
+    assert alert_headline(long_sentence) == long_sentence

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.incidents import alert_headline
 from agent.models.incidents import Incident
 from agent.server import AgentServer
 from agent.settings import load_settings
@@ -259,7 +260,11 @@ def evidence(
         at = datetime.fromisoformat(str(record["at"]))
         if at >= until:
             continue
-        lines = [i for i in incidents if i.text == said + alert["message"] and abs(i.at - at) < timedelta(seconds=5)]
+        lines = [
+            i
+            for i in incidents
+            if i.text == said + alert_headline(alert["message"]) and abs(i.at - at) < timedelta(seconds=5)
+        ]
         assert lines, f"the alert {record} is not in the incidents"
         found.append((f"alert {change['change']} {alert['id']}", row_of(lines[0]), at, at))
     return found
