@@ -34,9 +34,11 @@ async def watch_connection(
     stall_s: float,
     clock: Callable[[], float],
     before_reading: Callable[[], None],
+    on_acked: Callable[[int, float], None] | None = None,
 ) -> None:
     """Until the connection is lost (raises IngestLost). `before_reading` runs before each look: the relay's
-    fast lane notes the frames it wrote, so the ledger has them."""
+    fast lane notes the frames it wrote, so the ledger has them. `on_acked` gets each look's acknowledged
+    bytes and time (the egress rate that sizes what may sit below the queue, below_queue.py)."""
     watch = AckWatch(stall_s, clock())
     while True:
         now_s = time.monotonic()
@@ -56,6 +58,8 @@ async def watch_connection(
         before_reading()
         acked, pending, ack_age_s = read_acks(publisher, ledger, queue)
         now = clock()
+        if on_acked is not None:
+            on_acked(acked, now)
         if watch.observe(acked, pending, now, ack_age_s):
             raise IngestLost(
                 f"nothing acknowledged for {watch.waited_s(now):.1f} s while "

@@ -3,8 +3,9 @@
 While a stream is live, frames are offered to every destination (`offer` never blocks, so a slow ingest
 never holds up the encoder or another destination); each destination's forwarding task pops its queue and
 writes the bytes exactly as the encoder sent them. A new connection first gets the cached metadata and
-sequence headers (unless they are still queued). The kernel's own send buffer is kept small
-(TCP_NOTSENT_LOWAT) so congestion shows up in our queue, where the drop policy can act on it.
+sequence headers (unless they are still queued). What sits below the queue (asyncio's write buffer, the
+kernel's unsent bytes) is kept to about 0.2 s of the stream at the rate the ingest takes it (below_queue.py),
+so congestion shows up in our queue, where the drop policy can act on it.
 
 Reconnecting, failing over to backups and several destinations (issue 11) build on this: `urls` is the
 ordered list of ingests to try, `connect` is swappable for tests, and `run` is the one loop that owns a
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,9 +26,10 @@ from typing import Any, Final, Literal
 from agent.errors import ProtocolError
 from agent.models import IngestSwitch, TcpInfo
 from agent.models.base import utc_now
-from agent.net.sockstate import SOCKET_GONE
 from agent.net.tcpinfo import read_tcp_info
 from agent.redact import redact
+from agent.relay import below_queue
+from agent.relay.below_queue import BelowQueueLimits, EgressRate
 from agent.relay.connection_watch import read_acks, watch_connection
 from agent.relay.failover import (
     IngestLost,
@@ -48,10 +49,6 @@ from agent.rtmp.errors import IngestError, IngestRejected
 
 log = logging.getLogger(__name__)
 
-# Linux and macOS have it (with different numbers); Windows does not, and there no number is the right guess.
-TCP_NOTSENT_LOWAT: Final[int | None] = getattr(socket, "TCP_NOTSENT_LOWAT", None)
-NOTSENT_LOWAT_BYTES: Final = 128 * 1024
-WRITE_BUFFER_HIGH_BYTES: Final = 64 * 1024  # asyncio's default high-water mark: drain() waits below it
 LATENCY_SAMPLES: Final = 4096
 SWITCH_HISTORY: Final = 64
 # Media in the sense of the ledger and the GOP kept for replay: pictures and audio (not headers, metadata).
@@ -118,6 +115,10 @@ class Destination:
         # again, so a lost connection costs no frames as long as the queue bounds allow.
         self._gop: list[Frame] = []
         self._gop_bytes = 0
+        # What the connection may hold below the queue (below_queue.py), from the rate it is acknowledged.
+        self.below_queue = BelowQueueLimits()
+        self._write_buffer_high_bytes = self.below_queue.write_buffer_high_bytes  # read per frame: no chain
+        self._egress = EgressRate()
         # Set by the relay: accounts for the frames its fast lane wrote but has not yet noted here (counters,
         # ledger, replay, latency). Called before anything reads or extends those.
         self.settle_fast_lane: Callable[[], None] = _nothing_to_settle
@@ -163,7 +164,7 @@ class Destination:
         ):
             return None
         transport = publisher.transport
-        if transport is None or transport.get_write_buffer_size() > WRITE_BUFFER_HIGH_BYTES:
+        if transport is None or transport.get_write_buffer_size() > self._write_buffer_high_bytes:
             return None
         return publisher
 
@@ -309,7 +310,7 @@ class Destination:
             self.last_error = None
             self.state = "live"
             rotation.succeeded()
-            self._keep_kernel_buffer_small(publisher)
+            self._size_below_queue(publisher)
             log.info("relay forwarding to %s", publisher.url.redacted())
             self._resume()
             self._forwarding = True
@@ -381,7 +382,7 @@ class Destination:
         watch = asyncio.create_task(
             watch_connection(
                 publisher, ledger, self.queue, stall_s=self.resilience.stall_s, clock=self._clock,
-                before_reading=self.settle_fast_lane,
+                before_reading=self.settle_fast_lane, on_acked=self._note_egress,
             ),
             name=f"relay-watch:{self.name}",
         )  # fmt: skip
@@ -434,7 +435,7 @@ class Destination:
                     log.warning("ingest %s: gave up sending the last %d queued frames", self.name, len(queue))
                     queue.clear()
                     return "ended"
-            if publisher.write_buffer_size > WRITE_BUFFER_HIGH_BYTES:
+            if publisher.write_buffer_size > self._write_buffer_high_bytes:
                 await publisher.drain()
 
     def _send_now(self, publisher: RtmpPublisher, frame: Frame) -> None:
@@ -473,10 +474,22 @@ class Destination:
         self.frames_out_total += 1
         self.bytes_out_total += len(frame.payload)
 
-    @staticmethod
-    def _keep_kernel_buffer_small(publisher: RtmpPublisher) -> None:
-        sock = publisher.socket
-        if sock is None or TCP_NOTSENT_LOWAT is None:
+    def _size_below_queue(self, publisher: RtmpPublisher) -> None:
+        """A new connection starts at the ceiling (below_queue.py) until its egress rate is known."""
+        self._egress = EgressRate()
+        self._set_below_queue(publisher, BelowQueueLimits())
+
+    def _note_egress(self, acked_bytes: int, now_s: float) -> None:
+        """The connection watch read the bytes acknowledged: resize what may sit below the queue."""
+        rate = self._egress.observe(acked_bytes, now_s)
+        publisher = self.publisher
+        if rate is None or publisher is None:
             return
-        with contextlib.suppress(*SOCKET_GONE):  # closed already: the session ends on its own
-            sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
+        limits = BelowQueueLimits.for_rate(rate)
+        if not limits.close_to(self.below_queue):
+            self._set_below_queue(publisher, limits)
+
+    def _set_below_queue(self, publisher: RtmpPublisher, limits: BelowQueueLimits) -> None:
+        self.below_queue = limits
+        self._write_buffer_high_bytes = limits.write_buffer_high_bytes
+        below_queue.apply(publisher.transport, publisher.socket, limits)

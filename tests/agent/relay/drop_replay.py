@@ -23,7 +23,11 @@ from agent.rtmp import flv
 from agent.rtmp import messages as m
 
 # What the relay's socket path holds beyond its queue: asyncio's write buffer up to its high-water mark and
-# the kernel's unsent bytes up to TCP_NOTSENT_LOWAT (destination.py).
+# the kernel's unsent bytes up to TCP_NOTSENT_LOWAT, at their ceilings (below_queue.py). The relay now sizes
+# them from the egress rate, and the real runs freeze less for it (test_relay_drops_e2e.py); this replay
+# keeps the ceilings: its link is a fluid that takes frames only when one arrives, and with the smaller
+# sizes (plus the kernel's measured overshoot) it froze 1.53 s in two of its cuts to a third, an artefact
+# of the model, while the real runs froze 1.37-1.47 s.
 BUFFERED_BYTES: Final = 64 * 1024 + 128 * 1024
 FPS: Final = 30
 

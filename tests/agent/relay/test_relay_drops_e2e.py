@@ -1,10 +1,11 @@
 """Every drop leaves a decodable stream, end to end: ffmpeg's libx264 at its defaults (3 B-frames, b-pyramid)
 and a real OBS Studio with its default x264 settings (veryfast, High, 2 B-frames) publish 2500 kbit/s through
 the relay to nginx-rtmp in a network namespace, whose path is cut with tc tbf to a third, then to half of the
-stream's rate, 30 s each. What nginx recorded decodes with no word from `ffmpeg -v error`; no video gap is
-over 1.5 s in the cut to half. In the cut to a third the link carries only the keyframe and 0.5-0.9 s of each
-2 s GOP's reference pictures (non-reference ones all go), so the freezes measured there are 1.5-1.7 s: the
-test holds them under 2 s (never a whole GOP lost). More runs: bench/relay_drops.py."""
+stream's rate, 30 s each. What nginx recorded decodes with no word from `ffmpeg -v error`, and no video gap is
+over 1.5 s in either cut. In the cut to a third the link carries only each 2 s GOP's keyframe and its first
+reference pictures (non-reference ones all go); that the freezes stay under 1.5 s there depends on little of
+the stream sitting below the queue, where no drop reaches it (below_queue.py: with the fixed buffers before,
+they were 1.57-1.70 s). More runs: bench/relay_drops.py."""
 
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.root]
 
 CUTS = [(1 / 3, 30.0), (1 / 2, 30.0)]
 HEALTHY_S = 5.0
-MAX_GAP_S = 1.5  # in the cut to half
-MAX_GAP_THIRD_S = 2.0  # in the cut to a third: less than a GOP
+MAX_GAP_S = 1.5  # in both cuts
 
 
 @pytest.mark.parametrize("encoder", ["ffmpeg", "obs"])
@@ -40,7 +40,5 @@ async def test_cuts_to_a_third_and_to_half_leave_a_recording_that_decodes_withou
     assert run.dropped[DropReason.UNTIL_KEYFRAME] > 0 and run.dropped[DropReason.DISPOSABLE] > 0, run.line()
     assert run.dropped[DropReason.QUEUE_FULL] == 0, run.line()
     assert run.decode_errors == [], run.decode_errors[:20]
-    assert run.longest_gap_s <= MAX_GAP_THIRD_S, run.line()
-    half_starts_s = 2 * HEALTHY_S + CUTS[0][1] + 1.0  # into the recording (it starts with the encoder's 1st s)
-    assert all(gap_s <= MAX_GAP_S for at_s, gap_s in run.long_gaps if at_s > half_starts_s), run.line()
+    assert run.longest_gap_s <= MAX_GAP_S, run.line()
     assert run.recorded_s > 60, run.line()
