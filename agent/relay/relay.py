@@ -102,6 +102,7 @@ class Relay:
         self.destinations = [self._destination(urls, name) for urls, name in zip(groups, names, strict=True)]
         self._destination_tasks: dict[Destination, asyncio.Task[None]] = {}
         self._server: asyncio.Server | None = None
+        self._closing = False  # close() has begun: a connection it ends is no encoder lost mid-stream
         self.supervisor = Supervisor()  # the destinations' tasks (agent/supervise.py); the runtime adopts it
         self._tasks: set[asyncio.Task[None]] = set()
         # Each encoder connection is an EncoderLink (encoder_link.py); the work when one closes (ending its
@@ -195,6 +196,7 @@ class Relay:
 
     async def close(self) -> None:
         """Stop listening, stop forwarding, close every encoder connection."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -356,12 +358,16 @@ class Relay:
         session.publishing = False
         self._live = None
         self.ingress.stream_ended()
+        if self._closing:  # the agent is stopping and closed the connection itself: nothing to hold for
+            return
         protection = self.protection
         if protection.hold is not None:  # the encoder that took over was lost before its first keyframe
             protection.hold.switch = None
             log.warning("relay: the returning encoder was lost before its first keyframe; the slate goes on")
             return
         slate = await protection.slate_for(self.headers)
+        if self._closing:
+            return
         if slate is None or self._live is not None:
             why = protection.note() or "no slate"
             log.warning("relay: the encoder was lost mid-stream; %s: ending the stream", why)

@@ -146,6 +146,27 @@ async def test_a_lost_encoder_is_held_for_hold_s_then_the_stream_ends_with_times
     assert max(b - a for a, b in itertools.pairwise(video)) < 500
 
 
+async def test_closing_the_relay_under_a_live_stream_starts_no_hold_that_outlives_it() -> None:
+    """The agent stopping closes the encoder's connection itself: that is no encoder lost mid-stream (a hold
+    begun there ran on after the relay closed and ended a stream 120 s later, in a later run's log)."""
+    async with mini_ingest() as ingest:
+        async with running_relay(f"rtmp://127.0.0.1:{ingest.port}/live/k", hold_s=120) as relay:
+            process = await start_ffmpeg(ffmpeg_x264_defaults(f"rtmp://127.0.0.1:{relay.port}/live/x", 60))
+            try:
+                await until(lambda: relay.ingress.video_pictures_total >= 30, 30, "1 s of video")
+                await until(lambda: slate_ready(relay), 20, "the slate made")
+            except BaseException:
+                await stop(process)
+                raise
+        try:
+            await asyncio.sleep(1.0)  # a hold would have begun by now (it starts within a second of a loss)
+            assert not relay.holding and relay.protection.hold is None
+            assert relay.protection.frames_sent_total == 0
+            assert not [t for t in asyncio.all_tasks() if t.get_name() == "relay-hold" and not t.done()]
+        finally:
+            await stop(process)
+
+
 async def test_without_a_slate_for_the_stream_a_lost_encoder_ends_it_and_the_relay_says_why() -> None:
     async with mini_ingest() as ingest, running_relay(f"rtmp://127.0.0.1:{ingest.port}/live/k", hold_s=120) as relay:
         encoder = RtmpPublisher(f"rtmp://127.0.0.1:{relay.port}/live/anything")
