@@ -34,6 +34,8 @@ OBS_BACKLOG_CONGESTION_RATIO = 0.1
 # second, bursts included: the last this many readings make it, once this many of them agree (steady.py), and
 # it is held until they agree on another for seconds. The kernel's figure comes held by the uplink tracker.
 SENDER_READINGS_KEPT = 5
+# A stream's lower bound outlives the stream by this much (a hiccup's aftermath), and a hold by all of it.
+BOUND_KEPT_S = 600.0
 SENDER_READINGS_MIN = 3
 KERNEL_STEADY_RATIO = 0.1
 
@@ -75,6 +77,7 @@ class CapacityTracker:
         self._sender_source: CapacitySource | None = None  # the source of the readings below
         self._sender_readings: deque[float] = deque(maxlen=SENDER_READINGS_KEPT)
         self._sender_figure = HeldFigure()
+        self._last_bound: CapacityEstimate | None = None  # the latest sender-side lower bound, dated
 
     def update(self, snapshot: HealthSnapshot, now_s: float) -> CapacityEstimate | None:
         at = snapshot.taken_at
@@ -213,11 +216,21 @@ class CapacityTracker:
         if obs is not None and obs.streaming and obs.output_bitrate_bps:
             candidates.append((obs.output_bitrate_bps, "encoder_output", "at least what OBS sends"))
         if not candidates:
+            # A bound stays true of the link it was seen on: while the relay holds the broadcast with the slate
+            # (nothing of the stream is sent), and for a while after a stream, the last one stands, dated.
+            last = self._last_bound
+            if last is None:
+                return None
+            holding = relay is not None and relay.holding
+            if holding or (snapshot.taken_at - last.measured_at).total_seconds() <= BOUND_KEPT_S:
+                return last
+            self._last_bound = None
             return None
         bps, source, note = max(candidates, key=lambda candidate: candidate[0])
-        return CapacityEstimate(
+        self._last_bound = CapacityEstimate(
             bps=round(bps), source=source, lower_bound=True, measured_at=snapshot.taken_at, note=note
         )
+        return self._last_bound
 
 
 def _kernel_congested(snapshot: HealthSnapshot) -> bool:

@@ -127,3 +127,21 @@ def test_with_the_kernels_view_of_the_relays_link_the_relays_queue_measures_noth
     estimates = [tracker.update(snapshot(t, relay=relay, uplink=watched), float(t)) for t in range(5)]
     # The kernel says the link keeps up (the queue drains after a cut): what the relay sends is a bound.
     assert all(e is not None and e.lower_bound for e in estimates)
+
+
+def test_while_the_relay_holds_the_broadcast_the_streams_last_bound_stands_dated_then_expires() -> None:
+    """During a hold nothing of the stream is sent; the link carried what it carried a moment ago, and the
+    tile says so with its time instead of 'no evidence yet'. Long after a stream, the bound is gone."""
+    tracker = CapacityTracker()
+    live = RelaySample(taken_at=at(0), listen="127.0.0.1:1935", publishing=True, queue_ms=0, egress_bps=2.5e6)
+    before = tracker.update(snapshot(0, relay=live), 0.0)
+    assert before is not None and before.lower_bound and before.bps == 2_500_000
+    held = RelaySample(taken_at=at(700), listen="127.0.0.1:1935", publishing=False, holding=True, egress_bps=2e5)
+    during = tracker.update(snapshot(700, relay=held), 700.0)
+    assert during == before  # the same bound, with the time it was seen (700 s ago: a hold keeps it)
+    ended = RelaySample(taken_at=at(710), listen="127.0.0.1:1935", publishing=False)
+    assert tracker.update(snapshot(710, relay=ended), 710.0) is None  # the hold over, 710 s on: nothing is known
+    after = CapacityTracker()
+    after.update(snapshot(0, relay=live), 0.0)
+    short = RelaySample(taken_at=at(30), listen="127.0.0.1:1935", publishing=False)
+    assert after.update(snapshot(30, relay=short), 30.0) == before  # a short while after a stream, it stands
