@@ -86,7 +86,7 @@ def test_each_bad_variable_is_one_line_naming_it_and_the_cli_exits_2(tmp_path: P
         line.startswith(
             "  environment variable STREAMHEALTH_SOURCES__NETWORK__INTERVAL_S: sources.network.interval_s: "
         )
-        and "greater than or equal to 1" in line
+        and "greater than or equal to 0.25" in line
         for line in lines
     ), lines
     assert len(lines) == 3

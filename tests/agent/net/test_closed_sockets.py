@@ -133,7 +133,7 @@ def test_a_destination_reads_and_tunes_a_closed_socket_without_raising(runner: a
 
     def check(publisher: RtmpPublisher) -> object:
         destination.publisher = publisher
-        Destination._keep_kernel_buffer_small(publisher)  # setsockopt on the socket the session just got
+        destination._size_below_queue(publisher)  # setsockopt on the socket the session just got
         return destination.tcp_info()
 
     live, gone = _run(runner, check, closing)
