@@ -46,6 +46,7 @@ STAGES = ("handshake", "connect", "publish")
 STALL_S = 1.0
 FAILOVER_AFTER_S = 1.0
 BOUND_S = STALL_S + FAILOVER_AFTER_S + 1.0
+PROGRESS_GAP_S = 2.0  # ffmpeg reports progress every 0.25 s: a longer gap is an encoder that was held up
 KEY = "fm"
 
 
@@ -245,14 +246,17 @@ class _Run:
         await _until(lambda: self.faulted_at is not None, 15, "the fault's moment")
 
 
-async def run_case(fault: Fault, moment: Moment, folder: Path, seed: int | None = None) -> RunResult:
-    """One run of the matrix on the running event loop."""
+async def run_case(
+    fault: Fault, moment: Moment, folder: Path, seed: int | None = None, margin_s: float = 0.0
+) -> RunResult:
+    """One run of the matrix on the running event loop. `margin_s` widens the time bounds (the failover's and
+    the encoder's longest progress gap) for the suite on a loaded machine; the bench keeps the exact ones."""
     loop_name = type(asyncio.get_running_loop()).__module__.partition(".")[0]
     result = RunResult(fault, moment, loop_name)
     rng = random.Random(seed)
     run = await asyncio.to_thread(_Run, fault, moment, folder, rng)
     try:
-        await _run(run, result)
+        await _run(run, result, margin_s)
     except (TimeoutError, AssertionError) as exc:
         result.problems.append(str(exc))
     finally:
@@ -261,7 +265,7 @@ async def run_case(fault: Fault, moment: Moment, folder: Path, seed: int | None 
     return result
 
 
-async def _run(run: _Run, result: RunResult) -> None:
+async def _run(run: _Run, result: RunResult, margin_s: float) -> None:
     settings = RelaySettings.model_validate(
         {"listen": "127.0.0.1:0", "stall_s": STALL_S, "failover_after_s": FAILOVER_AFTER_S}
     )
@@ -294,13 +298,14 @@ async def _run(run: _Run, result: RunResult) -> None:
                     await ffmpeg.process.wait()
         if ffmpeg.stderr:
             result.problems.append(f"ffmpeg noticed: {ffmpeg.stderr.decode(errors='replace').strip()[:300]}")
-        if ffmpeg.longest_progress_gap_s > 2.0:
+        if ffmpeg.longest_progress_gap_s > PROGRESS_GAP_S + margin_s:
             result.problems.append(f"ffmpeg stalled {ffmpeg.longest_progress_gap_s:.2f} s between progress reports")
     finally:
         await relay.close()
-    late = [f"{seconds:.2f} s" for seconds in result.failover_s if seconds > BOUND_S]
+    bound_s = BOUND_S + margin_s
+    late = [f"{seconds:.2f} s" for seconds in result.failover_s if seconds > bound_s]
     if late:
-        result.problems.append(f"failover took {', '.join(late)} (bound {BOUND_S:g} s)")
+        result.problems.append(f"failover took {', '.join(late)} (bound {bound_s:g} s)")
     if result.failover_s:
         errors = await asyncio.to_thread(decode_errors, run.ingests[-1].recording)
         if errors:
