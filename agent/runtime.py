@@ -443,11 +443,14 @@ class Agent:
 
 
 def _relay_sources(settings: Settings) -> list[Source]:
-    """The relay's own source when it runs; its modules load only then."""
+    """The relay's own source when it runs; its modules load only then. Enabled with no ingest yet, a stand-in
+    that starts it once `relay point-obs` gives one (agent/relay/standby.py)."""
     from agent.relay.event_loop import relay_runs
 
     if not relay_runs(settings):
-        return []
+        from agent.relay.standby import StandbyRelaySource
+
+        return [StandbyRelaySource(settings)] if settings.relay.enabled else []
     from agent.relay.source import relay_sources
 
     return relay_sources(settings)

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from agent import paths
 from agent.errors import StreamHealthError
@@ -79,6 +79,10 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+# How long point-obs waits for a running agent's relay to start: three beats at the default 1 s sampling.
+STANDBY_START_S: Final = 3.0
+
+
 async def point_obs_at_relay(client: ObsClient, settings: Settings) -> PointResult:
     await _not_live(client)
     service = await client.request("GetStreamServiceSettings")
@@ -107,10 +111,14 @@ async def point_obs_at_relay(client: ObsClient, settings: Settings) -> PointResu
     if await _relay_listening(settings):
         # A running relay reads the layer and takes the new ingest between streams (agent/relay/ingest_layer.py).
         return PointResult(True, message + "; the running relay takes it from the next stream, no restart needed.")
+    # An agent running with no ingest starts its relay at its next beat (agent/relay/standby.py).
+    deadline = asyncio.get_running_loop().time() + STANDBY_START_S
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        if await _relay_listening(settings):
+            return PointResult(True, message + "; the running agent started its relay, no restart needed.")
     return PointResult(
-        True,
-        message + ". Start the agent so the relay listens (an agent already running without any ingest "
-        "has no relay: restart it once).",
+        True, message + ". Start the agent so the relay listens (with relay.enabled true, as by default)."
     )
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar
 
 from agent.beat import sleep_until_next_beat
 from agent.models import IngestSwitch, RelayDestinationSample, RelayDrops, RelaySample
@@ -22,11 +22,11 @@ from agent.relay.ingest_layer import IngestLayerWatch
 from agent.relay.queue import DropReason
 from agent.relay.relay import Relay, RelayUnavailable
 from agent.relay.settings import RelaySettings
+from agent.relay.standby import LISTEN_RETRY_S
 from agent.settings import IngestSettings, Settings
 from agent.sources.base import SampleSink, Source
 from agent.supervise import Supervisor
 
-LISTEN_RETRY_S: Final = 10.0
 log = logging.getLogger(__name__)
 
 

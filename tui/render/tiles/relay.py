@@ -28,7 +28,7 @@ def relay_tile(snapshot: HealthSnapshot | None, state: DashboardState) -> TileVi
     relay = snapshot.relay if snapshot else None
     series = state.series["relay.queue_ms"]
     if snapshot is None or relay is None or (status is not None and status.state == "error"):
-        if status is None:
+        if status is None or status.state == "starting":  # starting: no ingest yet (agent/relay/standby.py)
             return TileView("relay", TITLE, "nodata", "no relay", hidden=True)
         if status.state == "error":
             return TileView("relay", TITLE, "critical", "NOT LISTENING", notes=[status.error or "the relay failed"])

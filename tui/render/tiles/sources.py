@@ -28,9 +28,10 @@ _OBS_CONNECTION_LABELS = {
 }
 
 
-# Sources that wait for a peer to come to them (ffmpeg posts its progress): before it ever does, nobody uses
-# them; that is not a problem to flag, and such a source does not count against "ok".
-WAITS_FOR_PEER = frozenset({"ffmpeg"})
+# Sources that wait for a peer to come to them (ffmpeg posts its progress; the relay of an agent started with
+# no ingest waits for `relay point-obs`): before it ever does, nobody uses them; that is not a problem to
+# flag, and such a source does not count against "ok".
+WAITS_FOR_PEER = frozenset({"ffmpeg", "relay"})
 
 
 def in_use(status: SourceStatus) -> bool:
