@@ -120,8 +120,10 @@ audio_bitrate_kbps = {AUDIO_KBPS}
         elapsed = time.monotonic() - first_progress
         assert isinstance(alert, Alert)
         assert elapsed <= 3.0, f"the first warning took {elapsed:.1f} s: {alert.message}"
-        # The suggestion is at or below what the link carries (audio included) from the first warning on.
-        first = await async_wait_until(lambda: _bitrate_suggestion(agent.active_alerts()), 3, "a bitrate suggestion")
+        # The suggestion is at or below what the link carries (audio included) from the first warning on. It
+        # waits for 1.5 s of backlogged intervals that agree (agent/net/steady.py): 1.7-5.8 s after a cut with
+        # a real OBS (docs/rules.md); a CI run with a stray OBS rendering beside it took over 3 s here.
+        first = await async_wait_until(lambda: _bitrate_suggestion(agent.active_alerts()), 8, "a bitrate suggestion")
         assert isinstance(first, Suggestion)
         assert _suggested_kbps(first) + AUDIO_KBPS <= LINK_KBIT, first.text
         # The throughput it quotes is what gets out: once the socket buffer has filled, the link's rate.
