@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from agent.relay.relay import Relay
 from agent.relay.settings import RelaySettings
+from agent.runtime import Agent
+from tests.agent.helpers import make_settings
 
 
 @contextlib.asynccontextmanager
@@ -19,6 +22,20 @@ async def running_relay(ingest_url: str, **settings: object) -> AsyncIterator[Re
         yield relay
     finally:
         await relay.close()
+
+
+def relay_only_agent(tmp_path: Path, **environ: str) -> Agent:
+    """An agent whose only source is the relay (the others off), sampling every 0.2 s."""
+    settings = make_settings(
+        tmp_path,
+        sources__system__enabled="false",
+        sources__network__enabled="false",
+        sources__obs__enabled="false",
+        sources__ffmpeg__enabled="false",
+        sampling__interval_s="0.2",
+        **environ,
+    )
+    return Agent(settings)
 
 
 async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -16,22 +16,9 @@ from agent.runtime import Agent
 from agent.sessions.live import live_origins
 from agent.sources import build_sources
 from tests.agent.helpers import make_settings
-from tests.agent.relay.helpers import until
+from tests.agent.relay.helpers import relay_only_agent, until
 from tests.agent.rtmp.mini_ingest import mini_ingest
 from tests.peers.wait import free_port
-
-
-def _only_relay(tmp_path: Path, **environ: str) -> Agent:
-    settings = make_settings(
-        tmp_path,
-        sources__system__enabled="false",
-        sources__network__enabled="false",
-        sources__obs__enabled="false",
-        sources__ffmpeg__enabled="false",
-        sampling__interval_s="0.2",
-        **environ,
-    )
-    return Agent(settings)
 
 
 def test_no_relay_without_an_ingest_or_when_disabled(tmp_path: Path) -> None:
@@ -47,7 +34,7 @@ def test_no_relay_without_an_ingest_or_when_disabled(tmp_path: Path) -> None:
 async def test_agent_relays_and_its_snapshot_shows_the_stream(tmp_path: Path) -> None:
     port = free_port()
     async with mini_ingest() as ingest:
-        agent = _only_relay(
+        agent = relay_only_agent(
             tmp_path,
             ingest__primary=f"rtmp://127.0.0.1:{ingest.port}/live/sk_live_secret",
             relay__listen=f"127.0.0.1:{port}",
@@ -88,7 +75,9 @@ async def test_relay_port_taken_is_reported_and_the_agent_keeps_running(tmp_path
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        agent = _only_relay(tmp_path, ingest__primary="rtmp://127.0.0.1:1/live/k", relay__listen=f"127.0.0.1:{port}")
+        agent = relay_only_agent(
+            tmp_path, ingest__primary="rtmp://127.0.0.1:1/live/k", relay__listen=f"127.0.0.1:{port}"
+        )
         await agent.start()
         try:
             await until(lambda: agent.snapshot.sources.get("relay") is not None
@@ -105,7 +94,7 @@ async def test_relay_port_taken_is_reported_and_the_agent_keeps_running(tmp_path
 async def test_each_destination_shows_apart_in_the_snapshot_and_metrics_without_keys(tmp_path: Path) -> None:
     port = free_port()
     async with mini_ingest() as first, mini_ingest() as second:
-        agent = _only_relay(
+        agent = relay_only_agent(
             tmp_path,
             ingest__primary=f"rtmp://127.0.0.1:{first.port}/live/sk_live_first",
             relay__destinations=f'["rtmp://127.0.0.1:{second.port}/app/sk_live_second"]',

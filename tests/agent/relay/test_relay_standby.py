@@ -9,9 +9,7 @@ from pathlib import Path
 
 from agent.relay.standby import StandbyRelaySource
 from agent.rtmp.client import RtmpPublisher
-from agent.runtime import Agent
-from tests.agent.helpers import make_settings
-from tests.agent.relay.helpers import until
+from tests.agent.relay.helpers import relay_only_agent, until
 from tests.agent.relay.test_ingest_layer import published, write_layer
 from tests.agent.rtmp.mini_ingest import mini_ingest
 from tests.peers.wait import free_port
@@ -23,23 +21,10 @@ def _listens(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _agent(tmp_path: Path, **environ: str) -> Agent:
-    settings = make_settings(
-        tmp_path,
-        sources__system__enabled="false",
-        sources__network__enabled="false",
-        sources__obs__enabled="false",
-        sources__ffmpeg__enabled="false",
-        sampling__interval_s="0.2",
-        **environ,
-    )
-    return Agent(settings)
-
-
 async def test_an_agent_started_with_no_ingest_starts_its_relay_when_point_obs_gives_one(tmp_path: Path) -> None:
     port = free_port()
     async with mini_ingest() as ingest:
-        agent = _agent(tmp_path, relay__listen=f"127.0.0.1:{port}")
+        agent = relay_only_agent(tmp_path, relay__listen=f"127.0.0.1:{port}")
         assert [type(s) for s in agent.sources if s.name == "relay"] == [StandbyRelaySource]
         await agent.start()
         try:
@@ -62,4 +47,4 @@ async def test_an_agent_started_with_no_ingest_starts_its_relay_when_point_obs_g
 
 
 def test_with_the_relay_disabled_nothing_stands_in(tmp_path: Path) -> None:
-    assert "relay" not in {s.name for s in _agent(tmp_path, relay__enabled="false").sources}
+    assert "relay" not in {s.name for s in relay_only_agent(tmp_path, relay__enabled="false").sources}
