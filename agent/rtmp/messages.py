@@ -189,6 +189,8 @@ def decode_message(raw: RawMessage, *, budget: amf0.ValueBudget | None = None, d
     if type_id in (COMMAND_AMF0, COMMAND_AMF3):
         body = payload[1:] if type_id == COMMAND_AMF3 and payload[:1] == b"\x00" else payload
         values = amf0.decode_all(body, budget=budget)
+        if len(values) == 1 and isinstance(values[0], str):
+            values.append(0.0)  # FFmpeg's RTMP server sends onFCPublish with its name alone
         if len(values) < 2 or not isinstance(values[0], str) or not isinstance(values[1], float):
             raise ProtocolError("RTMP command without a name and transaction id")
         return Command(

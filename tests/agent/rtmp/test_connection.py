@@ -84,3 +84,13 @@ def test_any_message_type_with_any_body_decodes_or_raises_protocol_error_only(
     except ProtocolError:
         return
     assert all(isinstance(event, m.Event) for event in server.events_received())
+
+
+def test_a_command_with_its_name_alone_is_read_with_transaction_id_0_as_ffmpegs_rtmp_server_sends_onfcpublish() -> None:
+    from agent.rtmp.chunks import RawMessage
+
+    raw = RawMessage(3, 0, m.COMMAND_AMF0, 0, b"\x02\x00\x0bonFCPublish")  # bytes FFmpeg 8's listen mode sent
+    event = m.decode_message(raw)
+    assert isinstance(event, m.Command) and (event.name, event.transaction_id) == ("onFCPublish", 0.0)
+    with pytest.raises(ProtocolError, match="without a name"):
+        m.decode_message(RawMessage(3, 0, m.COMMAND_AMF0, 0, b"\x00\x3f\xf0\x00\x00\x00\x00\x00\x00"))  # a number
