@@ -17,6 +17,7 @@ from typing import Final
 
 from agent.errors import ProtocolError
 from agent.relay.frames import Frame, FrameKind, HeaderCache
+from agent.relay.hevc_shape import nal_units_at, parse_hevc_decoder_configuration, sequence_header_record
 from agent.relay.slate import Slate
 from agent.rtmp import messages as m
 from agent.rtmp.flv import parse_avc_decoder_configuration
@@ -58,7 +59,8 @@ class SlatePlayer:
     def opening(self, now_s: float) -> list[Frame]:
         """The slate's sequence headers, sent before its first frame: the decoders switch to its pictures."""
         slate, ts = self.slate, self.start_ms & TIMESTAMP_MASK
-        frames = [Frame(m.VIDEO, ts, slate.video_header, FrameKind.SEQUENCE_HEADER, "avc", now_s)]
+        codec = slate.shape.video.codec
+        frames = [Frame(m.VIDEO, ts, slate.video_header, FrameKind.SEQUENCE_HEADER, codec, now_s)]
         if slate.audio_header is not None:
             frames.append(Frame(m.AUDIO, ts, slate.audio_header, FrameKind.SEQUENCE_HEADER, "aac", now_s))
         return frames
@@ -82,6 +84,7 @@ class SlatePlayer:
         """The frames whose time has come, in timestamp order (video first on a tie, as encoders send)."""
         horizon_ms = self.start_ms + (now_s - self.started_at_s) * 1000
         slate = self.slate
+        codec = slate.shape.video.codec
         frames: list[Frame] = []
         while True:
             video_ms = self._video_ms(self._video_sent)
@@ -93,7 +96,7 @@ class SlatePlayer:
             elif video_ms <= horizon_ms:
                 index = self._video_sent % len(slate.gop)
                 kind = slate.gop_kinds[index]
-                frames.append(Frame(m.VIDEO, video_ms & TIMESTAMP_MASK, slate.gop[index], kind, "avc", now_s))
+                frames.append(Frame(m.VIDEO, video_ms & TIMESTAMP_MASK, slate.gop[index], kind, codec, now_s))
                 self._video_sent += 1
             else:
                 break
@@ -130,13 +133,17 @@ class SwitchBack:
 
 
 def with_parameter_sets(keyframe: bytes, sequence_header: bytes) -> bytes:
-    """An AVC keyframe body with its SPS and PPS in-band, ahead of its slices.
+    """A keyframe body with its parameter sets in-band, ahead of its slices: SPS and PPS for AVC, VPS, SPS
+    and PPS for HEVC (either FLV form).
 
     Why: a new sequence header mid-stream reaches a decoder as new extradata, but parsers along the way
     (FFmpeg's H.264 parser, which demuxers and remuxers run) read extradata once and would parse the new
     slices with the old parameter sets. In-band parameter sets are read by everyone. The slate carries
     them in each keyframe (slate_maker.py); an encoder coming back gets them here, on its first keyframe.
-    Anything but a legacy AVC keyframe and an AVC sequence header is returned unchanged."""
+    Anything but a legacy AVC or an HEVC keyframe with its sequence header is returned unchanged."""
+    hevc = sequence_header_record(sequence_header)
+    if hevc is not None:
+        return _with_hevc_parameter_sets(keyframe, hevc[0])
     if len(keyframe) < 5 or keyframe[0] != 0x17 or keyframe[1] != 1 or len(sequence_header) < 6:
         return keyframe
     if sequence_header[0] != 0x17 or sequence_header[1] != 0:
@@ -148,6 +155,19 @@ def with_parameter_sets(keyframe: bytes, sequence_header: bytes) -> bytes:
     size = config.nal_length_size
     units = b"".join(len(unit).to_bytes(size, "big") + unit for unit in (*config.sps, *config.pps))
     return keyframe[:5] + units + keyframe[5:]
+
+
+def _with_hevc_parameter_sets(keyframe: bytes, record: bytes) -> bytes:
+    at = nal_units_at(keyframe)
+    if at is None or (keyframe[0] >> 4) & 0x07 != 1:  # a keyframe (both forms: frame type 1)
+        return keyframe
+    try:
+        config = parse_hevc_decoder_configuration(record)
+    except ProtocolError:
+        return keyframe
+    size = config.nal_length_size
+    units = b"".join(len(unit).to_bytes(size, "big") + unit for unit in config.in_band())
+    return keyframe[:at] + units + keyframe[at:]
 
 
 class Hold:

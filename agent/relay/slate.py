@@ -5,6 +5,7 @@ the ingest has seen (stream_shape.py), so the platform keeps the broadcast. Maki
 and a fraction of a second, so it is made as soon as a stream's shape is known, not when the encoder is
 lost, in its own process (slate_maker.py), and the file is reused for every later stream of that shape.
 What the relay holds in memory is the file's few kB: one GOP of video and one frame of silence.
+H.264 slates are x264's, HEVC slates x265's (Main or Main 10), in the FLV form the stream came in.
 Not for deciding when to hold (relay.py) or pacing the frames (hold.py).
 """
 
@@ -31,7 +32,7 @@ from agent.rtmp.flv import TAG_AUDIO, TAG_VIDEO, read_flv
 log = logging.getLogger(__name__)
 
 MAKE_TIMEOUT_S: Final = 60.0
-SLATE_FORMAT: Final = "2"  # part of the cache key: bump when slate_maker's output changes
+SLATE_FORMAT: Final = "3"  # part of the cache key: bump when slate_maker's output changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +57,16 @@ class Slate:
 def load_slate(shape: StreamShape, data: bytes) -> Slate:
     """A slate from the FLV file slate_maker.py wrote. Raises ProtocolError if it is not one."""
     classifier = FrameClassifier()
+    codec = shape.video.codec
     video_header = audio_header = silence = None
     gop: list[bytes] = []
     kinds: list[FrameKind] = []
     for tag in read_flv(data):
         if tag.tag_type == TAG_VIDEO:
-            kind, codec = classifier.video(tag.data)
-            if kind is FrameKind.SEQUENCE_HEADER and codec == "avc":
+            kind, tag_codec = classifier.video(tag.data)
+            if tag_codec != codec:
+                raise ProtocolError(f"the slate file's video is {tag_codec}, the stream's {codec}")
+            if kind is FrameKind.SEQUENCE_HEADER:
                 video_header = tag.data
             elif kind.droppable:
                 gop.append(tag.data)
@@ -74,7 +78,7 @@ def load_slate(shape: StreamShape, data: bytes) -> Slate:
             else:
                 silence = tag.data  # the last one: the encoder has settled
     if video_header is None or not gop or kinds[0] is not FrameKind.VIDEO_KEY or FrameKind.VIDEO_KEY in kinds[1:]:
-        raise ProtocolError("the slate file holds no single GOP of H.264 with its sequence header")
+        raise ProtocolError(f"the slate file holds no single GOP of {codec} with its sequence header")
     if (shape.audio is not None) != (audio_header is not None and silence is not None):
         raise ProtocolError("the slate file's audio does not match the stream's")
     return Slate(shape, video_header, audio_header, tuple(gop), tuple(kinds), silence)

@@ -3,8 +3,9 @@
 Run in its own process (`python -m agent.relay.slate_maker SHAPE_JSON OUT [IMAGE]`, started by slate.py):
 PyAV's FFmpeg libraries cost tens of MB once loaded, and the agent's budget is 70 MB, so the agent itself
 never imports `av`; the memory is spent only while a slate is made, once per stream shape. PyAV rather
-than the ffmpeg command: its wheels carry FFmpeg's libraries (x264 and the AAC encoder included) on
-Windows and macOS too, where the ffmpeg command is often missing. Prints one JSON line: the file's size and
+than the ffmpeg command: its wheels carry FFmpeg's libraries (x264, x265 with its 10-bit build, the AAC
+encoder, an FLV muxer that writes enhanced FLV for HEVC) on Windows and macOS too, where the ffmpeg command
+is often missing or too old to put HEVC in FLV. Prints one JSON line: the file's size and
 the process's peak memory. Not for anything the agent does while forwarding.
 """
 
@@ -17,7 +18,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 
-from agent.relay.stream_shape import StreamShape
+from agent.relay.hevc_shape import to_legacy_form
+from agent.relay.stream_shape import StreamShape, VideoShape
+from agent.rtmp.flv import TAG_VIDEO, FlvTag, flv_header, read_flv, write_tag
 
 GOP_S: Final = 2.0  # one keyframe every 2 s, what every platform asks for
 AUDIO_S: Final = 1.0  # enough silence for the encoder to settle; the player repeats its last frame
@@ -74,10 +77,36 @@ def _text_picture(av: Any, width: int, height: int) -> Any:
     return frame
 
 
-def _image_picture(av: Any, image: Path, width: int, height: int) -> Any:
+def _image_picture(av: Any, image: Path, width: int, height: int, pix_fmt: str) -> Any:
     with av.open(str(image)) as source:
         picture = next(source.decode(video=0))
-    return picture.reformat(width=width, height=height, format="yuv420p")
+    return picture.reformat(width=width, height=height, format=pix_fmt)
+
+
+def _encoder_setup(video: VideoShape, frames: int) -> tuple[str, str, dict[str, str]]:
+    """The encoder, its pixel format and options for one GOP of a still picture, shaped like `video`.
+    Both: a keyframe only at the GOP's start, no B-frames (the relay sends the GOP over and over, so it
+    must not reorder), one reference, and the parameter sets in each keyframe (hold.py's
+    with_parameter_sets says why)."""
+    if video.codec == "hevc":
+        ten_bit = video.profile == "main10"
+        params = (
+            f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0:ref=1:open-gop=0:repeat-headers=1"
+            f":level-idc={video.level}:high-tier={video.tier}:log-level=error"
+            # a still picture: no lookahead to speak of, one frame thread (memory, and nothing to gain)
+            ":rc-lookahead=2:frame-threads=1:aq-mode=0"
+        )
+        options = {"profile": video.profile, "preset": "veryfast", "crf": "26", "x265-params": params}
+        return "libx265", "yuv420p10le" if ten_bit else "yuv420p", options
+    options = {
+        "profile": video.profile,
+        "level": video.level,
+        "preset": "veryfast",
+        "tune": "stillimage",
+        "crf": "23",
+        "x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0:ref=1:repeat-headers=1",
+    }
+    return "libx264", "yuv420p", options
 
 
 def make(shape: StreamShape, out: Path, image: Path | None = None) -> int:
@@ -87,25 +116,21 @@ def make(shape: StreamShape, out: Path, image: Path | None = None) -> int:
     video = shape.video
     rate = Fraction(video.fps_num, video.fps_den)
     frames = max(1, round(GOP_S * rate))
-    picture = (
-        _image_picture(av, image, video.width, video.height) if image else _text_picture(av, video.width, video.height)
-    )
+    encoder, pix_fmt, options = _encoder_setup(video, frames)
+    if image:
+        picture = _image_picture(av, image, video.width, video.height, pix_fmt)
+    else:
+        picture = _text_picture(av, video.width, video.height)
+        picture = picture.reformat(format=pix_fmt) if pix_fmt != "yuv420p" else picture
     partial = out.with_suffix(".partial")
     with av.open(str(partial), "w", format="flv") as container:
-        stream = container.add_stream("libx264", rate=rate)
+        stream = container.add_stream(encoder, rate=rate)
+        assert isinstance(stream, av.VideoStream)  # for mypy: the encoder's name is not a literal
         context = stream.codec_context
-        context.width, context.height, context.pix_fmt = video.width, video.height, "yuv420p"
+        context.width, context.height, context.pix_fmt = video.width, video.height, pix_fmt
         context.gop_size = frames
         context.max_b_frames = 0
-        context.options = {
-            "profile": video.profile,
-            "level": video.level,
-            "preset": "veryfast",
-            "tune": "stillimage",
-            "crf": "23",
-            # repeat-headers: SPS and PPS in each keyframe (hold.py's with_parameter_sets says why)
-            "x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0:ref=1:repeat-headers=1",
-        }
+        context.options = options
         audio_stream = None
         if shape.audio is not None:
             audio_stream = container.add_stream("aac", rate=shape.audio.sample_rate)
@@ -127,8 +152,21 @@ def make(shape: StreamShape, out: Path, image: Path | None = None) -> int:
                 silence.time_base = Fraction(1, shape.audio.sample_rate)
                 container.mux(audio_stream.encode(silence))
             container.mux(audio_stream.encode(None))
+    if video.legacy_form:
+        partial.write_bytes(legacy_hevc_file(partial.read_bytes()))
     os.replace(partial, out)
     return out.stat().st_size
+
+
+def legacy_hevc_file(data: bytes) -> bytes:
+    """The FLV file with its HEVC video tags in the legacy codec-id-12 form (FFmpeg writes enhanced FLV)."""
+    out = [flv_header()]
+    for tag in read_flv(data):
+        body = to_legacy_form(tag.data) if tag.tag_type == TAG_VIDEO else tag.data
+        if tag.tag_type == TAG_VIDEO and body[0] & 0x80:
+            continue  # E-RTMP's metadata packet (colour information) has no legacy form
+        out.append(write_tag(FlvTag(tag.tag_type, tag.timestamp, body)))
+    return b"".join(out)
 
 
 def peak_rss_bytes() -> int | None:

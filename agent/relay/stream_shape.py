@@ -2,9 +2,10 @@
 
 A decoder (the platform's, a viewer's) set up for one stream must be able to take the slate without a
 restart: the same codec and profile, the same picture size, the same frame rate, and audio in the same
-format and rate. All of it is in the AVC decoder configuration (its SPS) and the AAC AudioSpecificConfig;
-the frame rate, when the SPS carries no timing, comes from onMetaData. Nothing is decoded, no I/O; not for
-judging whether a stream is healthy (agent/relay/frames.py classifies frames).
+format and rate. All of it is in the AVC or HEVC decoder configuration (its SPS; hevc_shape.py reads
+HEVC's) and the AAC AudioSpecificConfig; the frame rate, when the SPS carries no timing, comes from
+onMetaData. Nothing is decoded, no I/O; not for judging whether a stream is healthy (agent/relay/frames.py
+classifies frames). AV1, VP9 and other codecs get no slate: NoSlate says so.
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ from fractions import Fraction
 from typing import Any, Final
 
 from agent.errors import ProtocolError
+from agent.relay.bitstream import Bits, unescape
 from agent.relay.frames import HeaderCache
+from agent.relay.hevc_shape import (
+    HEVC_SPS,
+    parse_hevc_decoder_configuration,
+    parse_hevc_sps,
+    sequence_header_record,
+)
 from agent.rtmp import amf0
 from agent.rtmp.flv import parse_avc_decoder_configuration
 
 # The profiles an x264 slate can match, by profile_idc (ITU-T H.264 A.2), as x264 names them.
 X264_PROFILES: Final = {66: "baseline", 77: "main", 100: "high"}
+# The HEVC profiles an x265 slate can match, by general_profile_idc (ITU-T H.265 A.3), as x265 names them.
+X265_PROFILES: Final = {1: "main", 2: "main10"}
 _HIGH_PROFILES: Final = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 AAC_RATES: Final = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 AAC_LC: Final = 2
@@ -31,14 +41,17 @@ MAX_DIMENSION: Final = 8192  # an 8K picture; anything above is not a stream we 
 
 @dataclass(frozen=True, slots=True)
 class VideoShape:
-    codec: str  # "avc"
+    codec: str  # "avc" or "hevc"
     profile_idc: int
-    constraint_flags: int
+    constraint_flags: int  # H.264's constraint_set flags; 0 for HEVC (x265 sets the profile's own)
     level_idc: int
     width: int
     height: int
     fps_num: int
     fps_den: int
+    tier: int = 0  # HEVC's general_tier_flag: 1 for the High tier
+    bit_depth: int = 8
+    legacy_form: bool = False  # HEVC as FLV codec id 12, not enhanced RTMP's FourCC hvc1
 
     @property
     def fps(self) -> Fraction:
@@ -46,11 +59,14 @@ class VideoShape:
 
     @property
     def profile(self) -> str:
-        return X264_PROFILES[self.profile_idc]
+        return X265_PROFILES[self.profile_idc] if self.codec == "hevc" else X264_PROFILES[self.profile_idc]
 
     @property
     def level(self) -> str:
-        """x264's level option: "4.1" for level_idc 41 (level 1b, idc 9 or 11 with flags, is taken as 1.1)."""
+        """x264's and x265's level option: "4.1" for H.264's level_idc 41 (level 1b, idc 9 or 11 with flags,
+        is taken as 1.1) and for HEVC's general_level_idc 123 (30 times the level)."""
+        if self.codec == "hevc":
+            return f"{self.level_idc // 30}.{self.level_idc % 30 // 3}"
         return f"{self.level_idc // 10}.{self.level_idc % 10}"
 
 
@@ -80,12 +96,14 @@ class StreamShape:
         """A file name for the slate of this shape (and this picture): the cache is per shape."""
         digest = hashlib.sha256((self.to_json() + image_digest).encode()).hexdigest()[:16]
         video = self.video
-        return f"slate-{video.profile}-{video.width}x{video.height}-{digest}"
+        return f"slate-{video.codec}-{video.profile}-{video.width}x{video.height}-{digest}"
 
     def describe(self) -> str:
         video, audio = self.video, self.audio
         fps = float(video.fps)
-        text = f"H.264 {video.profile} {video.width}x{video.height} {fps:g} fps"
+        codec = "HEVC" if video.codec == "hevc" else "H.264"
+        tier = " high tier" if video.tier else ""
+        text = f"{codec} {video.profile}{tier} {video.width}x{video.height} {fps:g} fps"
         if audio is not None:
             text += f", AAC {audio.sample_rate} Hz {audio.channels} ch"
         return text
@@ -104,10 +122,14 @@ def shape_of(headers: HeaderCache) -> StreamShape:
     if video_header is None:
         raise NoSlate("the encoder sent no video sequence header")
     body = video_header.payload
-    if video_header.codec != "avc" or len(body) < 6 or body[0] & 0x80:
-        raise NoSlate(f"the stream's video is {video_header.codec}; a slate can be made for H.264 only")
-    metadata = _metadata(headers)
-    video = avc_shape(body[5:], metadata.get("framerate"))
+    metadata_fps = _metadata(headers).get("framerate")
+    hevc = sequence_header_record(body) if video_header.codec == "hevc" else None
+    if hevc is not None:
+        video = hevc_shape(hevc[0], metadata_fps, legacy_form=hevc[1])
+    elif video_header.codec != "avc" or len(body) < 6 or body[0] & 0x80:
+        raise NoSlate(f"the stream's video is {video_header.codec}; a slate can be made for H.264 and HEVC only")
+    else:
+        video = avc_shape(body[5:], metadata_fps)
     audio_header = headers.audio_sequence_header
     audio = None
     if audio_header is not None:
@@ -142,10 +164,7 @@ def avc_shape(record: bytes, metadata_fps: object = None) -> VideoShape:
         raise NoSlate("the stream is not 8-bit 4:2:0 H.264")
     if not (16 <= sps.width <= MAX_DIMENSION and 16 <= sps.height <= MAX_DIMENSION) or not sps.frame_mbs_only:
         raise NoSlate(f"a {sps.width}x{sps.height} {'progressive' if sps.frame_mbs_only else 'interlaced'} picture")
-    fps = sps.fps
-    if fps is None and isinstance(metadata_fps, int | float) and 1 <= metadata_fps <= 240:
-        fps = Fraction(metadata_fps).limit_denominator(1001)
-    fps = fps if fps is not None and 1 <= fps <= 240 else DEFAULT_FPS
+    fps = _frame_rate(sps.fps, metadata_fps)
     return VideoShape(
         "avc",
         sps.profile_idc,
@@ -158,9 +177,49 @@ def avc_shape(record: bytes, metadata_fps: object = None) -> VideoShape:
     )
 
 
+def hevc_shape(record: bytes, metadata_fps: object = None, *, legacy_form: bool = False) -> VideoShape:
+    """From an HEVCDecoderConfigurationRecord: what x265 can make, Main or Main 10, 4:2:0, progressive."""
+    try:
+        config = parse_hevc_decoder_configuration(record)
+        sps_units = config.parameter_sets.get(HEVC_SPS, ())
+        if not sps_units:
+            raise NoSlate("the HEVC sequence header holds no SPS")
+        sps = parse_hevc_sps(sps_units[0])
+    except (ProtocolError, IndexError) as exc:
+        raise NoSlate(f"the HEVC sequence header cannot be read ({exc})") from exc
+    if sps.profile_idc not in X265_PROFILES:
+        raise NoSlate(f"HEVC profile {sps.profile_idc} (only Main and Main 10 have a slate)")
+    if sps.chroma_format_idc != 1 or sps.bit_depth != (10 if sps.profile_idc == 2 else 8):
+        raise NoSlate(f"the stream is {sps.bit_depth}-bit HEVC with chroma format {sps.chroma_format_idc}, not 4:2:0")
+    if not (16 <= sps.width <= MAX_DIMENSION and 16 <= sps.height <= MAX_DIMENSION):
+        raise NoSlate(f"a {sps.width}x{sps.height} picture")
+    fps = _frame_rate(sps.fps, metadata_fps)
+    return VideoShape(
+        "hevc",
+        sps.profile_idc,
+        0,
+        sps.level_idc,
+        sps.width,
+        sps.height,
+        fps.numerator,
+        fps.denominator,
+        tier=sps.tier,
+        bit_depth=sps.bit_depth,
+        legacy_form=legacy_form,
+    )
+
+
+def _frame_rate(sps_fps: Fraction | None, metadata_fps: object) -> Fraction:
+    """The SPS's timing if it has one, else onMetaData's framerate, else 30."""
+    fps = sps_fps
+    if fps is None and isinstance(metadata_fps, int | float) and 1 <= metadata_fps <= 240:
+        fps = Fraction(metadata_fps).limit_denominator(1001)
+    return fps if fps is not None and 1 <= fps <= 240 else DEFAULT_FPS
+
+
 def aac_shape(config: bytes) -> AudioShape:
     """From an AudioSpecificConfig (ISO 14496-3 1.6.2.1)."""
-    bits = _Bits(config)
+    bits = Bits(config)
     try:
         object_type = bits.u(5)
         if object_type == 31:
@@ -193,42 +252,9 @@ class Sps:
     fps: Fraction | None
 
 
-class _Bits:
-    """A big-endian bit reader with Exp-Golomb codes; IndexError past the end."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def u(self, count: int) -> int:
-        value = 0
-        for _ in range(count):
-            byte = self._data[self._pos >> 3]
-            value = (value << 1) | ((byte >> (7 - (self._pos & 7))) & 1)
-            self._pos += 1
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.u(1) == 0:
-            zeros += 1
-            if zeros > 31:
-                raise IndexError("Exp-Golomb code longer than 32 bits")
-        return (1 << zeros) - 1 + self.u(zeros)
-
-    def se(self) -> int:
-        code = self.ue()
-        return (code + 1) // 2 if code & 1 else -(code // 2)
-
-
-def _unescape(nal: bytes) -> bytes:
-    """The RBSP: emulation prevention bytes (00 00 03) removed."""
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
 def parse_sps(nal: bytes) -> Sps:
     """The fields of an H.264 SPS NAL unit (7.3.2.1.1 and E.1.1) a slate must match."""
-    bits = _Bits(_unescape(nal[1:]))
+    bits = Bits(unescape(nal[1:]))
     profile_idc, constraint_flags, level_idc = bits.u(8), bits.u(8), bits.u(8)
     bits.ue()  # seq_parameter_set_id
     chroma_format_idc, bit_depth = 1, 8
@@ -271,7 +297,7 @@ def parse_sps(nal: bytes) -> Sps:
     )
 
 
-def _skip_scaling_list(bits: _Bits, size: int) -> None:
+def _skip_scaling_list(bits: Bits, size: int) -> None:
     last, following = 8, 8
     for _ in range(size):
         if following:
@@ -279,7 +305,7 @@ def _skip_scaling_list(bits: _Bits, size: int) -> None:
         last = following or last
 
 
-def _vui_fps(bits: _Bits) -> Fraction | None:
+def _vui_fps(bits: Bits) -> Fraction | None:
     try:
         if bits.u(1) and bits.u(8) == 255:  # aspect_ratio_info_present_flag, then Extended_SAR
             bits.u(32)

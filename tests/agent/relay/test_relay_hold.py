@@ -17,7 +17,7 @@ from agent.relay.relay import Relay
 from agent.rtmp import messages as m
 from agent.rtmp.client import RtmpPublisher
 from tests.agent.relay.helpers import running_relay, until
-from tests.agent.relay.test_frames import CTS, HEVC_IDR, HEVC_RECORD, ex_video
+from tests.agent.relay.test_frames import ex_video
 from tests.agent.relay.test_relay_nginx import recorded_file, recording_ingest
 from tests.agent.rtmp.mini_ingest import mini_ingest
 from tests.peers.nginx_rtmp import NginxRtmp
@@ -171,15 +171,15 @@ async def test_without_a_slate_for_the_stream_a_lost_encoder_ends_it_and_the_rel
     async with mini_ingest() as ingest, running_relay(f"rtmp://127.0.0.1:{ingest.port}/live/k", hold_s=120) as relay:
         encoder = RtmpPublisher(f"rtmp://127.0.0.1:{relay.port}/live/anything")
         await encoder.start()
-        await encoder.send_video(0, ex_video(1, 0, b"hvc1", HEVC_RECORD))
-        await encoder.send_video(0, ex_video(1, 1, b"hvc1", CTS + HEVC_IDR + b"\x00" * 500))
+        await encoder.send_video(0, ex_video(1, 0, b"av01", b"\x81\x08\x0c\x00"))  # AV1: no slate for it
+        await encoder.send_video(0, ex_video(1, 1, b"av01", b"\x12\x00" + b"\x00" * 500))
         await until(lambda: relay.protection.note() is not None, 5, "the relay to judge the stream's shape")
         encoder.abort()
         await encoder.close()
         await until(lambda: ingest.closed_sessions == 1, 10, "the relay to end the stream")
         assert not relay.holding
     note = relay.protection.note()
-    assert note is not None and "hevc" in note and "ends the stream" in note
+    assert note is not None and "av1" in note and "ends the stream" in note
 
 
 def test_the_relay_says_at_start_up_when_disconnect_protection_is_off() -> None:

@@ -144,15 +144,18 @@ def test_aac_lc_rates_are_read_from_the_audio_specific_config(rate: int) -> None
     assert aac_shape(config) == AudioShape("aac", 2, rate, 2)
 
 
-def test_no_slate_for_he_aac_hevc_or_a_stream_without_video_and_the_reason_says_which() -> None:
+def test_no_slate_for_he_aac_av1_unreadable_hevc_or_a_stream_without_video_and_the_reason_says_which() -> None:
     he_aac = ((5 << 11) | (3 << 7) | (2 << 3)).to_bytes(2, "big")
     with pytest.raises(NoSlate, match="object type 5"):
         aac_shape(he_aac)
     headers = HeaderCache()
     with pytest.raises(NoSlate, match="no video sequence header"):
         shape_of(headers)
+    headers.update(Frame(m.VIDEO, 0, b"\x90av01" + b"\x81" * 30, FrameKind.SEQUENCE_HEADER, "av1"))
+    with pytest.raises(NoSlate, match=r"video is av1; a slate can be made for H\.264 and HEVC only"):
+        shape_of(headers)
     headers.update(Frame(m.VIDEO, 0, b"\x90hvc1" + b"\x01" * 30, FrameKind.SEQUENCE_HEADER, "hevc"))
-    with pytest.raises(NoSlate, match="hevc"):
+    with pytest.raises(NoSlate, match="HEVC sequence header cannot be read"):
         shape_of(headers)
 
 
