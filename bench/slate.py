@@ -1,9 +1,9 @@
 """Disconnect protection's costs: making a slate, and the relay's CPU while it holds a broadcast with one.
 
-Run: `uv run python bench/slate.py [--runs 3] [--hold-seconds 15]`
+Run: `uv run python bench/slate.py [--runs 3] [--hold-seconds 15] [--making-only]`
 
-- Making: the slate for 720p30 and 1080p60 (H.264 high, AAC 48 kHz stereo), each --runs times into an empty
-  folder: wall time and the maker process's peak RSS (it is the only process that loads PyAV), and this
+- Making: the slate for 720p30 and 1080p60, H.264 high (x264) and HEVC Main (x265; 1080p60 in Main 10
+  too), AAC 48 kHz stereo, each --runs times into an empty folder: wall time and the maker process's peak RSS (it is the only process that loads PyAV), and this
   process's RSS before and after (what the agent pays: the loaded slate).
 - Holding: ffmpeg publishes 1280x720 30 fps through the relay to nginx-rtmp, is killed with -9, and the relay
   holds with the slate for --hold-seconds; the relay's CPU is this process's CPU time over that window (the
@@ -36,6 +36,11 @@ from tests.peers.nginx_rtmp import nginx_rtmp
 SHAPES = {
     "720p30": StreamShape(VideoShape("avc", 100, 0, 31, 1280, 720, 30, 1), AudioShape("aac", 2, 48000, 2)),
     "1080p60": StreamShape(VideoShape("avc", 100, 0, 42, 1920, 1080, 60, 1), AudioShape("aac", 2, 48000, 2)),
+    "HEVC 720p30": StreamShape(VideoShape("hevc", 1, 0, 93, 1280, 720, 30, 1), AudioShape("aac", 2, 48000, 2)),
+    "HEVC 1080p60": StreamShape(VideoShape("hevc", 1, 0, 123, 1920, 1080, 60, 1), AudioShape("aac", 2, 48000, 2)),
+    "HEVC Main 10 1080p60": StreamShape(
+        VideoShape("hevc", 2, 0, 123, 1920, 1080, 60, 1, bit_depth=10), AudioShape("aac", 2, 48000, 2)
+    ),
 }
 
 
@@ -117,9 +122,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--hold-seconds", type=float, default=15.0)
+    parser.add_argument("--making-only", action="store_true", help="skip the holding part (it needs nginx-rtmp)")
     args = parser.parse_args()
     await making(args.runs)
-    await holding(args.runs, args.hold_seconds)
+    if not args.making_only:
+        await holding(args.runs, args.hold_seconds)
 
 
 if __name__ == "__main__":
