@@ -31,6 +31,7 @@ REASONS: dict[int, str] = {
     415: "unsupported media type",
     422: "bad request",
     429: "too many requests",
+    431: "request header fields too large",
     503: "service unavailable",
 }
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

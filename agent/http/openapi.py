@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
 from agent import os_features
+from agent.http.header_limits import HEADER_DEADLINE_S, MAX_HEADER_BYTES
 from agent.models import ErrorBody
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -22,10 +23,12 @@ DESCRIPTIONS: dict[int, str] = {
     401: "No or a wrong `Authorization: Bearer <token>`",
     403: "The token is known but may not do this (the detail says which token it needs)",
     404: "Not found (the detail says what is missing and how to get it)",
+    408: f"The request's headers did not arrive within {HEADER_DEADLINE_S:g} s of its first byte; the connection is closed",
     409: "The service's state does not allow it now (the detail says why)",
     413: "The request body is too large",
     415: "The body is not in a media type this operation takes",
     422: "A parameter or the body does not match this document (the detail names it)",
+    431: f"The request line and headers add up to more than {MAX_HEADER_BYTES} bytes; the connection is closed",
     503: "The service cannot answer now (the detail says why); try again after Retry-After",
 }
 _FASTAPI_OWN = ("HTTPValidationError", "ValidationError")
@@ -40,14 +43,15 @@ def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict
 
 
 def declare_common_errors(document: dict[str, Any], *, forbidden_too: bool = False) -> None:
-    """On every operation, what any request to it may get: 400 for a body that cannot be read, 422 where
+    """On every operation, what any request to it may get: 408 and 431 for headers too slow or too large
+    (agent/http/header_limits.py, before any route is known), 400 for a body that cannot be read, 422 where
     there is something to validate, 413 where a body is taken, 401 (and 403 where tokens have kinds) where
     a token is asked for (FastAPI writes `security` on an operation whose dependencies ask for one)."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
     for methods in document.get("paths", {}).values():
         for method, operation in methods.items():
-            common = []
+            common = [408, 431]
             if "requestBody" in operation:
                 common.append(400)
             if operation.get("parameters") or "requestBody" in operation:

@@ -123,7 +123,7 @@ async def test_the_document_declares_every_error_as_an_error_body_and_is_built_o
         await http.get("/openapi.json")
     assert built == 1
     post = document["paths"]["/items/{item_id}"]["post"]
-    assert set(post["responses"]) == {"201", "400", "401", "409", "413", "422"}
+    assert set(post["responses"]) == {"201", "400", "401", "408", "409", "413", "422", "431"}
     assert post["responses"]["409"]["description"] == "Busy"
     assert all(
         response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
