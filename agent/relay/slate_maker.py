@@ -132,6 +132,13 @@ def make(shape: StreamShape, out: Path, image: Path | None = None) -> int:
         context.gop_size = frames
         context.max_b_frames = 0
         context.options = options
+        try:
+            context.open()
+        except av.error.FFmpegError as exc:  # x265 refuses a level too low for the picture size and rate
+            partial.unlink(missing_ok=True)
+            raise SystemExit(
+                f"{encoder} cannot encode {shape.describe()} at level {video.level}: {exc.strerror}"
+            ) from None
         audio_stream = None
         if shape.audio is not None:
             audio_stream = container.add_stream("aac", rate=shape.audio.sample_rate)

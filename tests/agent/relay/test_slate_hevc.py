@@ -7,7 +7,9 @@ shapes and slates are checked against. The system's ffmpeg 5.1 cannot read HEVC 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -164,3 +166,12 @@ def test_a_returning_hevc_encoders_first_keyframe_gets_its_vps_sps_and_pps_in_ba
     assert nal_types(joined) == [32, 33, 34, *nal_types(keyframe)]
     assert config.in_band()[1] in joined and joined.endswith(keyframe[nal_units_at(keyframe) :])
     assert with_parameter_sets(inter, header) == inter
+
+
+async def test_a_shape_x265_refuses_leaves_no_slate_and_the_reason_names_the_encoder_and_level(tmp_path: Path) -> None:
+    """Level 2.1 is too low for 854x480 at 25 fps: x265 will not encode it, and says why in one line."""
+    shape = StreamShape(VideoShape("hevc", 1, 0, 63, 854, 480, 25, 1), None)
+    cache = SlateCache(tmp_path)
+    assert await cache.get(shape, timeout_s=120) is None
+    assert "libx265 cannot encode HEVC main 854x480 25 fps at level 2.1" in cache.failures[shape]
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []  # no slate file, no partial one
