@@ -5,10 +5,13 @@ Run: `uv run python bench/slate.py [--runs 3] [--hold-seconds 15] [--making-only
 - Making: the slate for 720p30 and 1080p60, H.264 high (x264) and HEVC Main (x265; 1080p60 in Main 10
   too), AAC 48 kHz stereo, each --runs times into an empty folder: wall time and the maker process's peak RSS (it is the only process that loads PyAV), and this
   process's RSS before and after (what the agent pays: the loaded slate).
-- Holding: ffmpeg publishes 1280x720 30 fps through the relay to nginx-rtmp, is killed with -9, and the relay
-  holds with the slate for --hold-seconds; the relay's CPU is this process's CPU time over that window (the
-  relay runs in it). Side by side, what a user would otherwise run: ffmpeg sending a still picture and
-  silence to the same nginx-rtmp (`-loop 1 -i brb.png`, libx264 veryfast, AAC), its CPU over the same time.
+- Holding: an encoder publishes 1280x720 30 fps through the relay, is killed with -9, and the relay holds
+  with the slate for --hold-seconds; the relay's CPU is this process's CPU time over that window (the relay
+  runs in it). H.264: ffmpeg (libx264) to nginx-rtmp. HEVC: x265 over enhanced RTMP (PyAV,
+  tests/peers/hevc_publisher.py) to FFmpeg's own RTMP server (Debian's nginx-rtmp cannot take HEVC). Side by
+  side, what a user would otherwise run: ffmpeg sending a still picture and silence (`-loop 1 -i brb.png`,
+  AAC) with libx264 veryfast to the same nginx-rtmp, or with libx265 ultrafast to `-f null` (Debian's
+  ffmpeg 5.1 cannot put HEVC in FLV): its CPU over the same time.
 Timings on a shared 2-core machine are noisy: mean and min-max over --runs.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import statistics
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,6 +37,7 @@ from agent.relay.settings import RelaySettings
 from agent.relay.slate import SlateCache
 from agent.relay.stream_shape import AudioShape, StreamShape, VideoShape
 from tests.peers.nginx_rtmp import nginx_rtmp
+from tests.peers.pyav_ingest import pyav_ingest
 
 SHAPES = {
     "720p30": StreamShape(VideoShape("avc", 100, 0, 31, 1280, 720, 30, 1), AudioShape("aac", 2, 48000, 2)),
@@ -55,7 +61,7 @@ def spread(values: list[float], unit: str, digits: int = 2) -> str:
 
 async def making(runs: int) -> None:
     for name, shape in SHAPES.items():
-        seconds, peaks, growth = [], [], []
+        seconds, peaks, growth, slate_bytes = [], [], [], 0
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as folder:
                 before = rss_bytes()
@@ -66,9 +72,10 @@ async def making(runs: int) -> None:
                 assert slate is not None and cache.last_report is not None, cache.failures
                 peaks.append((cache.last_report.peak_rss_bytes or 0) / 1e6)
                 growth.append((rss_bytes() - before) / 1e6)
+                slate_bytes = slate.size_bytes
         print(
             f"making the {name} slate: {spread(seconds, 's')}; the maker's peak RSS {spread(peaks, 'MB', 0)}; "
-            f"this process's RSS grew {spread(growth, 'MB', 1)} (slate in memory: {slate.size_bytes} bytes)"
+            f"this process's RSS grew {spread(growth, 'MB', 1)} (slate in memory: {slate_bytes} bytes)"
         )
 
 
@@ -78,19 +85,49 @@ def ffmpeg_publish(url: str, seconds: float) -> list[str]:
             "-b:v", "3000k", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-f", "flv", url]  # fmt: skip
 
 
-async def holding(runs: int, hold_seconds: float) -> None:
+def hevc_publish(url: str, seconds: float) -> list[str]:
+    """OBS-style HEVC over enhanced RTMP (x265 in PyAV's FFmpeg 8: the system's ffmpeg 5.1 cannot send it)."""
+    return [sys.executable, "-m", "tests.peers.hevc_publisher", url, str(seconds), "--size", "1280x720"]
+
+
+def still_picture(picture: Path, url: str | None, seconds: float, codec: str) -> list[str]:
+    """What a user would otherwise run: ffmpeg sending a still picture and silence. For HEVC to `-f null`
+    (ffmpeg 5.1 cannot put HEVC in FLV): the encoding, which is nearly all of its cost, without the network."""
+    encoder = ["-c:v", "libx264", "-preset", "veryfast"] if codec == "avc" else ["-c:v", "libx265", "-preset",
+               "ultrafast", "-x265-params", "log-level=error"]  # fmt: skip
+    out = ["-f", "flv", url] if url else ["-f", "null", "-"]
+    return ["ffmpeg", "-nostdin", "-v", "error", "-re", "-loop", "1", "-i", str(picture), "-f", "lavfi", "-i",
+            "anullsrc=r=48000:cl=stereo", "-t", str(seconds), "-r", "30", *encoder, "-g", "60", "-pix_fmt",
+            "yuv420p", "-c:a", "aac", *out]  # fmt: skip
+
+
+@contextlib.contextmanager
+def ingest_for(codec: str, folder: Path) -> Iterator[tuple[str, str | None]]:
+    """(the relay's ingest URL, where ffmpeg's still picture goes): nginx-rtmp for H.264; for HEVC, which
+    Debian's nginx-rtmp cannot take (tests/peers/pyav_ingest.py), FFmpeg's own RTMP server."""
+    if codec == "avc":
+        with nginx_rtmp() as server:
+            yield server.url("held"), server.url("still")
+    else:
+        with pyav_ingest(folder) as ingest:
+            yield ingest.url(), None
+
+
+async def holding(runs: int, hold_seconds: float, codec: str) -> None:
     relay_cpu, ffmpeg_cpu = [], []
-    picture = Path(tempfile.mkdtemp()) / "brb.png"
+    folder = Path(tempfile.mkdtemp())
+    picture = folder / "brb.png"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x202020:s=1280x720", "-frames:v", "1",
                     "-y", str(picture)], check=True)  # fmt: skip
+    publish = ffmpeg_publish if codec == "avc" else hevc_publish
     for _ in range(runs):
-        with nginx_rtmp() as server:
-            relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0"}), [server.url("held")],
+        with ingest_for(codec, folder) as (ingest_url, still_url):
+            relay = Relay(RelaySettings.model_validate({"listen": "127.0.0.1:0"}), [ingest_url],
                           slate_dir=Path(tempfile.mkdtemp()))  # fmt: skip
             await relay.start()
             try:
                 encoder = await asyncio.create_subprocess_exec(
-                    *ffmpeg_publish(f"rtmp://127.0.0.1:{relay.port}/live/x", 60)
+                    *publish(f"rtmp://127.0.0.1:{relay.port}/live/x", 60), stdout=asyncio.subprocess.DEVNULL
                 )
                 slates = relay.protection.slates
                 assert slates is not None
@@ -100,22 +137,27 @@ async def holding(runs: int, hold_seconds: float) -> None:
                 await encoder.wait()
                 while not relay.holding:  # noqa: ASYNC110 - timing the hold's start
                     await asyncio.sleep(0.01)
+                hold = relay.protection.hold
+                assert hold is not None and hold.player.slate.shape.video.codec == codec
                 cpu_before = time.process_time()
                 await asyncio.sleep(hold_seconds)
                 relay_cpu.append((time.process_time() - cpu_before) / hold_seconds * 100)
                 assert relay.holding
             finally:
                 await relay.close()
-            still = subprocess.Popen(
-                ["ffmpeg", "-nostdin", "-v", "error", "-re", "-loop", "1", "-i", str(picture), "-f", "lavfi", "-i",
-                 "anullsrc=r=48000:cl=stereo", "-t", str(hold_seconds), "-r", "30", "-c:v", "libx264", "-preset",
-                 "veryfast", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", server.url("still")],
-            )  # fmt: skip
+            still = subprocess.Popen(still_picture(picture, still_url, hold_seconds, codec))
             _, _, usage = await asyncio.to_thread(os.wait4, still.pid, 0)  # that one process's CPU
             still.returncode = 0
             ffmpeg_cpu.append((usage.ru_utime + usage.ru_stime) / hold_seconds * 100)
-    print(f"holding with the 720p30 slate: the relay's CPU {spread(relay_cpu, '% of a core')} over {hold_seconds:g} s")
-    print(f"ffmpeg sending a still picture and silence instead: {spread(ffmpeg_cpu, '% of a core')}")
+    name = "H.264" if codec == "avc" else "HEVC"
+    print(
+        f"holding with the {name} 720p30 slate: the relay's CPU {spread(relay_cpu, '% of a core')} "
+        f"over {hold_seconds:g} s"
+    )
+    print(
+        f"ffmpeg sending a still picture and silence instead ({'libx264' if codec == 'avc' else 'libx265'}"
+        f"{'' if codec == 'avc' else ', to -f null'}): {spread(ffmpeg_cpu, '% of a core')}"
+    )
 
 
 async def main() -> None:
@@ -126,7 +168,8 @@ async def main() -> None:
     args = parser.parse_args()
     await making(args.runs)
     if not args.making_only:
-        await holding(args.runs, args.hold_seconds)
+        await holding(args.runs, args.hold_seconds, "avc")
+        await holding(args.runs, args.hold_seconds, "hevc")
 
 
 if __name__ == "__main__":
