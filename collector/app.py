@@ -46,7 +46,7 @@ from collector.ingest import STATE_RANK, BatchError
 from collector.metrics import CollectorMetrics
 from collector.models import AgentView, MinuteView, SessionDetail, SessionView, StoredRecord, WorstState
 from collector.notify import FleetNotifier, watching
-from collector.params import AgentIdPath, AgentQuery, IsoTime, SessionIdPath, TextQuery
+from collector.params import AgentIdPath, AgentQuery, Rfc3339Time, SessionIdPath, TextQuery
 from collector.prometheus import FleetExposition
 from collector.store import SessionFilter, Store, StoreError
 from collector.views import agent_view, minute_view, session_detail, session_view
@@ -179,11 +179,11 @@ def create_app(
     )
     async def minutes(
         agent_id: AgentIdPath,
-        since: Annotated[IsoTime | None, Query(description="ISO 8601; default: 24 h ago")] = None,
-        until: Annotated[IsoTime | None, Query(description="ISO 8601; default: now")] = None,
+        since: Annotated[Rfc3339Time | None, Query(description="RFC 3339 with a zone; default: 24 h ago")] = None,
+        until: Annotated[Rfc3339Time | None, Query(description="RFC 3339 with a zone; default: now")] = None,
     ) -> list[MinuteView]:
         until = until or datetime.now(UTC)
-        since = since or until - timedelta(hours=24)
+        since = since or _day_before(until)
         return [minute_view(row) for row in await store.minutes(agent_id, since, until)]
 
     @app.get(
@@ -195,8 +195,12 @@ def create_app(
     )
     async def sessions(
         agent: AgentQuery = None,
-        since: Annotated[IsoTime | None, Query(description="Sessions still running at or after (ISO 8601)")] = None,
-        until: Annotated[IsoTime | None, Query(description="Sessions started at or before (ISO 8601)")] = None,
+        since: Annotated[
+            Rfc3339Time | None, Query(description="Sessions still running at or after (RFC 3339 with a zone)")
+        ] = None,
+        until: Annotated[
+            Rfc3339Time | None, Query(description="Sessions started at or before (RFC 3339 with a zone)")
+        ] = None,
         platform: TextQuery = None,
         worst_state: Annotated[WorstState | None, Query(description="Sessions at least this bad")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -253,6 +257,14 @@ def create_app(
     # Every route but ingest, whose fast path has its own (larger) batch limit and answers before this runs.
     app.add_middleware(BodyLimitMiddleware, exempt_paths=frozenset({INGEST_PATH}))
     return IngestFastPath(app, ingest_handler)
+
+
+def _day_before(until: datetime) -> datetime:
+    """`minutes`' default `since`; a valid `until` in the first day of year 1 has no day before it to take."""
+    try:
+        return until - timedelta(hours=24)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 async def _agent_changes(store: Store, poll_s: float) -> AsyncIterator[dict[str, str]]:

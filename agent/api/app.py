@@ -11,7 +11,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
@@ -28,6 +28,7 @@ from agent.http.auth import token_check
 from agent.http.errors import install_error_handlers
 from agent.http.limits import BodyLimitMiddleware
 from agent.http.openapi import error_responses, serve_documents
+from agent.http.times import Rfc3339Time
 from agent.logs.sessions import RunIndex
 from agent.models import AlertsView, HealthSnapshot, HistorySeries, MetricNames, RunDetail, RunList, TickRecord
 from agent.redact import redact
@@ -38,11 +39,13 @@ SSE_PING_S = 15
 
 
 def _since_of(since: float | datetime | None) -> float | None:
-    """`since` as Unix time (a time without a zone is UTC); a number that is not finite is a 422."""
+    """`since` as Unix time (a time always has its zone: Rfc3339Time); a number that is not finite is a 422."""
     if isinstance(since, datetime):
-        return (since if since.tzinfo is not None else since.replace(tzinfo=UTC)).timestamp()
+        return since.timestamp()
     if since is not None and not math.isfinite(since):  # pydantic's allow_inf_nan cannot apply to a union
-        raise HTTPException(422, "query.since: must be a finite number of Unix seconds or an ISO 8601 time")
+        raise HTTPException(
+            422, "query.since: must be a finite number of Unix seconds or an RFC 3339 time with its zone"
+        )
     return since
 
 
@@ -122,8 +125,8 @@ def add_core_routes(router: APIRouter, agent: Agent, prefix: str) -> None:
     async def history(
         metric: Annotated[str | None, Query(description="e.g. system.cpu_usage_ratio")] = None,
         since: Annotated[
-            float | datetime | None,
-            Query(description="Unix seconds or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z"),
+            float | Rfc3339Time | None,
+            Query(description="Unix seconds or an RFC 3339 time with its zone, e.g. 2026-11-25T08:00:00Z"),
         ] = None,
         last_s: Annotated[
             float | None,
