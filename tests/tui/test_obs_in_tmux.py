@@ -390,7 +390,12 @@ hold_s = 90
             # into the hold, three newer ones may have pushed the hold's line off to the History screen.)
             assert watch.glances > 20 and not watch.out_of_order, watch.out_of_order[:1]
             said = "encoder lost: the relay holds the broadcast for up to"
-            shown = [row for row in watch.seen if said.startswith(row.text) and len(row.text) >= len("encoder")]
+            # Its whole line, or its first words where a toast covered the rest.
+            shown = [
+                row
+                for row in watch.seen
+                if (row.text.startswith(said) or said.startswith(row.text)) and len(row.text) >= len("encoder")
+            ]
             assert shown and all(second_of(row.shown, killed_at) >= killed_at.replace(microsecond=0) for row in shown)
             rows = strip_rows(screen)
             lost = index_of(rows, said)
