@@ -1,7 +1,7 @@
 """The relay against nginx-rtmp's `push`, side by side in the same run: CPU, peak RSS, added latency, and RSS
 when the uplink is ten times too slow.
 
-Run: `uv run python bench/relay.py [--runs 3] [--seconds 20] [--bitrates 6,50]` (needs ffmpeg, nginx with
+Run: `uv run python bench/relay.py [--runs 3] [--seconds 20] [--bitrates 6,50] [--read-batch-ms 0]` (needs ffmpeg, nginx with
 libnginx-mod-rtmp; the slow-uplink part needs root for a network namespace shaped with tc tbf).
 
 One pre-encoded stream (ffmpeg testsrc2, x264 CBR, 2 s GOP, AAC) is published in real time, frame by frame,
@@ -136,10 +136,13 @@ def sink_process() -> Iterator[tuple[int, Callable[[], dict[str, dict[tuple[int,
 
 
 @contextlib.contextmanager
-def agent_relay(relay_port: int, ingest_url: str, workdir: Path, api_port: int = 0) -> Iterator[psutil.Process]:
+def agent_relay(
+    relay_port: int, ingest_url: str, workdir: Path, api_port: int = 0, read_batch_ms: float | None = None
+) -> Iterator[psutil.Process]:
     config = workdir / "agent.toml"
+    batch = "" if read_batch_ms is None else f"read_batch_ms = {read_batch_ms}\n"
     config.write_text(
-        f'[ingest]\nprimary = "{ingest_url}"\n[relay]\nlisten = "127.0.0.1:{relay_port}"\n'
+        f'[ingest]\nprimary = "{ingest_url}"\n[relay]\nlisten = "127.0.0.1:{relay_port}"\n{batch}'
         f"[api]\nport = {api_port}\n[logs]\nenabled = false\n"
         "[sources.system]\nenabled = false\n[sources.network]\nenabled = false\n"
         "[sources.obs]\nenabled = false\n[sources.ffmpeg]\nenabled = false\n"
@@ -246,7 +249,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-async def one_run(seconds: int, tags: list[flv.FlvTag]) -> dict[str, dict[str, float]]:
+async def one_run(seconds: int, tags: list[flv.FlvTag], read_batch_ms: float | None) -> dict[str, dict[str, float]]:
     workdir = Path(tempfile.mkdtemp(prefix="streamhealth-bench-relay-"))
     relay_port = free_port()
     figures: dict[str, dict[str, float]] = {}
@@ -255,7 +258,9 @@ async def one_run(seconds: int, tags: list[flv.FlvTag]) -> dict[str, dict[str, f
             push = f"push rtmp://127.0.0.1:{sink_port}/live;"
             api_port = free_port()
             with (
-                agent_relay(relay_port, f"rtmp://127.0.0.1:{sink_port}/live/relay", workdir, api_port) as agent,
+                agent_relay(
+                    relay_port, f"rtmp://127.0.0.1:{sink_port}/live/relay", workdir, api_port, read_batch_ms
+                ) as agent,
                 nginx_rtmp(extra_application_config=push) as nginx,
             ):
                 processes = {"relay": agent, "nginx": psutil.Process(nginx.process.pid)}
@@ -334,11 +339,14 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--bitrates", default="6,50", help="Mbit/s, comma-separated")
     parser.add_argument("--no-slow", action="store_true", help="skip the 10x too slow uplink")
+    parser.add_argument(
+        "--read-batch-ms", type=float, default=None, help="the relay's relay.read_batch_ms (default: its own, 15)"
+    )
     args = parser.parse_args()
     print(f"relay vs nginx-rtmp push, {args.runs} runs of {args.seconds} s; median (min-max); CPU in % of one core")
     for bitrate in (int(b) for b in args.bitrates.split(",")):
         tags = encoded_stream(bitrate, args.seconds)
-        runs = [await one_run(args.seconds, tags) for _ in range(args.runs)]
+        runs = [await one_run(args.seconds, tags, args.read_batch_ms) for _ in range(args.runs)]
         print(f"\n{bitrate} Mbit/s")
         print(f"  {'':8} {'CPU':>22} {'peak RSS':>22} {'added p50':>24} {'added p99':>24}")
         for path in PATHS:

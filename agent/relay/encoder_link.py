@@ -27,6 +27,7 @@ from agent.relay.fast_lane import FastLane
 from agent.relay.frames import Frame
 from agent.relay.peer_log import PeerLog
 from agent.relay.publisher import PublisherEvent, PublisherSession, PublishRequested, PublishStopped
+from agent.relay.read_batching import ReadBatching
 from agent.relay.settings import RelaySettings
 from agent.rtmp.chunks import ReadLimits
 
@@ -107,6 +108,12 @@ class EncoderLink(asyncio.BufferedProtocol):
         self._lost = False
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self._read_view = memoryview(bytearray(SMALL_READ_BUFFER_BYTES))
+        self._batching: ReadBatching | None = None  # the socket's low-water mark while the stream is live
+
+    @property
+    def read_mark_bytes(self) -> int:
+        """The socket's receive low-water mark the relay set: how much must arrive before it reads."""
+        return 1 if self._batching is None else self._batching.mark_bytes
 
     # ---------------------------------------------------------------------------------- asyncio's calls
 
@@ -117,6 +124,9 @@ class EncoderLink(asyncio.BufferedProtocol):
         if isinstance(peer, tuple):
             self.where, self.peer_host = f"{peer[0]}:{peer[1]}", str(peer[0])
         self._silence = _SilenceWatch(self._relay.settings, self.session, self.transport)
+        self._batching = ReadBatching(
+            transport.get_extra_info("socket"), self._relay.settings.read_batch_ms / 1000, self._loop
+        )
         self._relay.link_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -133,13 +143,19 @@ class EncoderLink(asyncio.BufferedProtocol):
             self.data_received(self._read_view[:nbytes])
             return
         # The live stream's steady state (fast_lane.py): media forwarded here, anything else as below.
+        now_s = self._loop.time()
         if self._silence is not None:
-            self._silence.last_data_s = self._loop.time()
+            self._silence.last_data_s = now_s
         try:
             rest = lane.forward(self._read_view[:nbytes])
         except ProtocolError as exc:
             self._drop(str(exc))
             return
+        batching = self._batching
+        if batching is not None and not rest:  # a frame's worth per wake-up (read_batching.py)
+            batching.after_read(nbytes, now_s)
+        elif batching is not None:  # a command or a header came: read every message as it comes
+            batching.stop()
         if rest:
             self._relay.settle()
             try:
@@ -155,6 +171,8 @@ class EncoderLink(asyncio.BufferedProtocol):
         """Bytes from the encoder (`buffer_updated` passes a view of the read buffer: nothing may keep it)."""
         if self._silence is not None:
             self._silence.last_data_s = self._loop.time()  # one store per read, no timer per read
+        if self._batching is not None:
+            self._batching.stop()  # off the live stream's lane: every message read as it comes
         self._relay.settle()  # frames the fast lane forwarded come first, for the classifier too
         try:
             self.session.receive_data(data)
@@ -183,6 +201,8 @@ class EncoderLink(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._batching is not None:
+            self._batching.close()
         if self._answer_timer is not None:
             self._answer_timer.cancel()
         silence = self._silence

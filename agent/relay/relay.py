@@ -220,6 +220,11 @@ class Relay:
 
     # ------------------------------------------------------------------------------- connections
 
+    @property
+    def encoder_links(self) -> list[EncoderLink]:
+        """The encoder connections open now, oldest first."""
+        return list(self._links)
+
     def link_opened(self, link: EncoderLink) -> None:
         if link.transport is not None:
             self._transports.add(link.transport)
