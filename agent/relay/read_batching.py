@@ -6,8 +6,8 @@ Python of a read. Most of the relay's CPU was that fixed cost per wake-up, not t
 77 wake-ups a second and about 2.9x nginx-rtmp's CPU; with this, 32 and about 1.5x). So while a stream is
 live the relay sets SO_RCVLOWAT on the encoder's socket to the bytes the stream brings in
 `relay.read_batch_ms` (15 ms by default, half a frame interval at 30 fps): the kernel wakes the relay when
-that much has arrived. A video frame is larger, so it is read the moment it is whole, as before; an audio
-frame waits in the kernel for the next video frame, at most a frame interval. The bytes, their order and
+that much has arrived. Most video frames are larger, so they are read the moment they are whole, as before;
+an audio frame or a small B-frame waits in the kernel for the next message, at most a frame interval. The bytes, their order and
 what the relay does with them are unchanged; only when they are read.
 
 The mark follows the stream: the link counts its bytes and sets the mark from the last second's rate, so a
