@@ -154,8 +154,8 @@ class EncoderLink(asyncio.BufferedProtocol):
         batching = self._batching
         if batching is not None and not rest:  # a frame's worth per wake-up (read_batching.py)
             batching.after_read(nbytes, now_s)
-        elif batching is not None:  # a command or a header came: read every message as it comes
-            batching.stop()
+        elif batching is not None:  # a command or a header came: what follows it is read as it comes
+            batching.lower()
         if rest:
             self._relay.settle()
             try:

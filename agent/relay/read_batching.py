@@ -3,19 +3,20 @@
 Why: at 6 Mbit/s an encoder sends about 77 messages a second (30 video frames of tens of kilobytes and 47 AAC
 frames of a few hundred bytes), and each one woke the relay: a context switch, an event-loop turn and the
 Python of a read. Most of the relay's CPU was that fixed cost per wake-up, not the bytes (bench/relay.py:
-77 wake-ups a second and about 2.9x nginx-rtmp's CPU; with this, 32 and about 1.5x). So while a stream is
+77 wake-ups a second and about 3x nginx-rtmp's CPU; with this, 32 and about 1.9x). So while a stream is
 live the relay sets SO_RCVLOWAT on the encoder's socket to the bytes the stream brings in
 `relay.read_batch_ms` (15 ms by default, half a frame interval at 30 fps): the kernel wakes the relay when
 that much has arrived. Most video frames are larger, so they are read the moment they are whole, as before;
-an audio frame or a small B-frame waits in the kernel for the next message, at most a frame interval. The bytes, their order and
-what the relay does with them are unchanged; only when they are read.
+an audio frame or a small B-frame waits in the kernel for the next message, at most a frame interval. The
+bytes, their order and what the relay does with them are unchanged; only when they are read.
 
 The mark follows the stream: the link counts its bytes and sets the mark from the last second's rate, so a
 slow or audio-only stream is read message by message, as before. A guard bounds the wait whatever the
 stream does: when no read has come `GUARD_S` after the last one (a slow frame rate, or the stream paused),
 the mark drops to one byte, so what waits is read at once, and the read after sets it again: nothing waits
-longer than that. Commands are never held
-back for long either: the mark goes back to one byte as soon as a read takes the general path.
+longer than that. A command waits at most that long too, and what follows one is read as it comes: the
+mark goes back to one byte until the stream's next read as soon as a read brings a command, or takes the
+general path.
 
 An end of the connection (FIN, reset) wakes the relay whatever the mark, so a lost encoder is noticed as
 fast as before. Where the system has no SO_RCVLOWAT (Windows refuses it), the relay reads every message as
@@ -84,6 +85,11 @@ class ReadBatching:
         if self.mark_bytes != 1:
             self._set_mark(1)
 
+    def lower(self) -> None:
+        """One byte until the next read of the stream: a command or a header came, and what follows it
+        (the end of the stream, say) is read as it comes. The stream's rate is still counted."""
+        self._guard_expired()
+
     def close(self) -> None:
         """The connection is gone: no guard may fire on its socket."""
         self._usable = False
@@ -92,7 +98,9 @@ class ReadBatching:
             self._guard = None
 
     def _guard_expired(self) -> None:
-        self._guard = None
+        if self._guard is not None:
+            self._guard.cancel()  # (when called by `lower`, before it fired)
+            self._guard = None
         if self.mark_bytes != 1:
             self._set_mark(1)  # whatever waits below the mark is read now; the next read raises it again
 

@@ -81,6 +81,23 @@ async def test_stop_and_close_leave_the_socket_as_the_kernel_has_it(socket_pair:
     assert _mark(sock) == 1
 
 
+@linux_only
+async def test_a_command_lowers_the_mark_until_the_next_read_of_the_stream(
+    socket_pair: tuple[socket.socket, ...],
+) -> None:
+    sock = socket_pair[0]
+    loop = asyncio.get_running_loop()
+    batching = ReadBatching(sock, 0.015, loop)
+    now = loop.time()
+    batching.after_read(1, now)
+    batching.after_read(750_000, now + RETUNE_S)
+    batching.lower()  # FCUnpublish came: deleteStream may follow, alone
+    assert batching.mark_bytes == _mark(sock) == 1
+    batching.after_read(30_000, now + RETUNE_S + 0.03)  # no: the stream goes on, at its own mark
+    assert batching.mark_bytes == _mark(sock) == 11_250
+    batching.stop()
+
+
 async def test_zero_and_a_refusing_system_read_every_message(socket_pair: tuple[socket.socket, ...]) -> None:
     loop = asyncio.get_running_loop()
     now = loop.time()
