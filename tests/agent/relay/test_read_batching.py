@@ -38,6 +38,15 @@ def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         right.close()
 
 
+def _tuned_to_6_mbit(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> tuple[ReadBatching, float]:
+    """A batching that has counted a second of a 6 Mbit/s stream (mark 11,250 bytes), and its clock then."""
+    batching = ReadBatching(sock, 0.015, loop)
+    now = loop.time()
+    batching.after_read(1, now)
+    batching.after_read(750_000, now + RETUNE_S)
+    return batching, now
+
+
 def test_the_mark_is_what_the_stream_brings_in_the_batch_time() -> None:
     assert low_water_bytes(750_000, 0.015) == 11_250  # 6 Mbit/s, 15 ms
     assert low_water_bytes(20_000, 0.015) == 300  # audio only: below one AAC frame, read as it comes
@@ -66,11 +75,7 @@ async def test_the_mark_follows_the_rate_and_drops_when_reads_stop(socket_pair: 
 @linux_only
 async def test_stop_and_close_leave_the_socket_as_the_kernel_has_it(socket_pair: tuple[socket.socket, ...]) -> None:
     sock = socket_pair[0]
-    loop = asyncio.get_running_loop()
-    batching = ReadBatching(sock, 0.015, loop)
-    now = loop.time()
-    batching.after_read(1, now)
-    batching.after_read(750_000, now + RETUNE_S)
+    batching, now = _tuned_to_6_mbit(sock, asyncio.get_running_loop())
     assert _mark(sock) > 1
     batching.stop()
     assert batching.mark_bytes == _mark(sock) == 1
@@ -86,11 +91,7 @@ async def test_a_command_lowers_the_mark_until_the_next_read_of_the_stream(
     socket_pair: tuple[socket.socket, ...],
 ) -> None:
     sock = socket_pair[0]
-    loop = asyncio.get_running_loop()
-    batching = ReadBatching(sock, 0.015, loop)
-    now = loop.time()
-    batching.after_read(1, now)
-    batching.after_read(750_000, now + RETUNE_S)
+    batching, now = _tuned_to_6_mbit(sock, asyncio.get_running_loop())
     batching.lower()  # FCUnpublish came: deleteStream may follow, alone
     assert batching.mark_bytes == _mark(sock) == 1
     batching.after_read(30_000, now + RETUNE_S + 0.03)  # no: the stream goes on, at its own mark
