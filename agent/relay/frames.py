@@ -247,6 +247,22 @@ def never_cached(type_id: int, body: bytes) -> bool:
     return False
 
 
+def composition_offset_of(body: bytes) -> int:
+    """A video picture's display time minus its timestamp (the composition time offset, ms): read where an
+    H.264 or HEVC body carries one (the legacy codec ids and E-RTMP CodedFrames), 0 elsewhere. With
+    B-frames a picture is shown after pictures sent later: its offset says by how much."""
+    if len(body) < 5:
+        return 0
+    b0 = body[0]
+    if b0 & 0x80:  # E-RTMP: the offset follows the FourCC in CodedFrames (multitrack bodies: not read)
+        if (b0 & 0x0F) == EX_CODED_FRAMES and bytes(body[1:5]) in (b"avc1", b"hvc1") and len(body) >= 8:
+            return composition_offset_ms(body, 5)
+        return 0
+    if (b0 & 0x0F) in (CODEC_AVC, CODEC_HEVC_LEGACY) and body[1] == AVC_NALU:
+        return composition_offset_ms(body, 2)
+    return 0
+
+
 def audio_kind(body: bytes) -> tuple[FrameKind, str]:
     if not body:
         return FrameKind.AUDIO, "unknown"

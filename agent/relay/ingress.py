@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from agent.relay.frames import PICTURE_KINDS, Frame, FrameKind
+from agent.relay.failover import ms_before
+from agent.relay.frames import PICTURE_KINDS, Frame, FrameKind, composition_offset_of
 from agent.rtmp import messages as m
 
 
@@ -28,6 +29,9 @@ class IngressStats:
         self.audio_codec: str | None = None
         self.last_video_ts_ms: int | None = None
         self.last_audio_ts_ms: int | None = None
+        # The latest display time of the stream's pictures (timestamp plus composition offset): with B-frames,
+        # a picture already sent may be shown up to several frames after the last one's timestamp.
+        self.latest_display_ms: int | None = None
         self.last_keyframe_ts_ms: int | None = None
         self.keyframe_interval_s: float | None = None
         self.last_media_at_s: float | None = None
@@ -43,6 +47,9 @@ class IngressStats:
             if kind in PICTURE_KINDS:
                 self.video_pictures_total += 1
                 self.last_video_ts_ms = frame.timestamp_ms
+                display_ms = (frame.timestamp_ms + composition_offset_of(frame.payload)) & 0xFFFFFFFF
+                if self.latest_display_ms is None or ms_before(self.latest_display_ms, display_ms):
+                    self.latest_display_ms = display_ms
             if kind is FrameKind.VIDEO_KEY:
                 if self.last_keyframe_ts_ms is not None and frame.timestamp_ms > self.last_keyframe_ts_ms:
                     self.keyframe_interval_s = (frame.timestamp_ms - self.last_keyframe_ts_ms) / 1000
@@ -78,7 +85,7 @@ class IngressStats:
         self.publishing = True
         self.publishes_total += 1
         self.encoder = encoder
-        self.last_video_ts_ms = self.last_audio_ts_ms = self.last_keyframe_ts_ms = None
+        self.last_video_ts_ms = self.last_audio_ts_ms = self.last_keyframe_ts_ms = self.latest_display_ms = None
         self.keyframe_interval_s = None
         self.last_media_at_s = None
         self._in_stall = False

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
 
+from agent.relay.failover import ms_before
 from agent.relay.frames import Frame, HeaderCache
 from agent.relay.hold import Hold
 from agent.relay.settings import RelaySettings
@@ -24,7 +25,9 @@ log = logging.getLogger("agent.relay.relay")
 
 SHAPE_SETTLE_S: Final = 0.5  # after a video sequence header, the audio one and metadata follow: then make the slate
 SLATE_WAIT_S: Final = 3.0  # an encoder lost while its slate is still being made: wait this long for it
-SLATE_GAP_FRAMES: Final = 3  # the slate starts this many frame times after the last frame (B-frames' PTS)
+# The slate's first picture is shown a frame time after the latest picture the encoder sent, and comes at
+# least this many frame times after its last timestamp (for pictures whose display time is not read).
+SLATE_GAP_FRAMES: Final = 3
 
 
 class Protection:
@@ -100,12 +103,24 @@ class Protection:
         return slate
 
     @staticmethod
-    def continue_at_ms(slate: Slate, last_ms: list[int | None]) -> int:
-        """Where the slate starts: after the last frame the encoder sent (a few frame times on, so no
-        picture's presentation time, B-frames' included, comes after the slate's first)."""
-        last = max((ts for ts in last_ms if ts is not None), default=0)
+    def continue_at_ms(slate: Slate, last_ms: list[int | None], latest_display_ms: int | None) -> int:
+        """Where the slate starts (on the 32-bit RTMP clock): after the last frame the encoder sent
+        (`last_ms`: its video and audio timestamps) and a frame time after the latest display time of its
+        pictures. With B-frames a picture sent last can be shown several frames after its timestamp (OBS:
+        up to 5 at 30 fps); a slate shown in the same frame time would be a second picture in that slot,
+        which a decoder re-timing to the frame rate refuses ("non monotonically increasing dts")."""
         video = slate.shape.video
-        return last + round(SLATE_GAP_FRAMES * 1000 * video.fps_den / video.fps_num)
+        frame_ms = 1000 * video.fps_den / video.fps_num
+        candidates = [(ts + round(SLATE_GAP_FRAMES * frame_ms)) & 0xFFFFFFFF for ts in last_ms if ts is not None]
+        if latest_display_ms is not None:
+            candidates.append((latest_display_ms + round(frame_ms)) & 0xFFFFFFFF)
+        if not candidates:
+            return round(SLATE_GAP_FRAMES * frame_ms)
+        latest = candidates[0]
+        for ts in candidates[1:]:
+            if ms_before(latest, ts):
+                latest = ts
+        return latest
 
     # ------------------------------------------------------------------------------------- holds
 

@@ -378,8 +378,11 @@ class Relay:
             log.warning("relay: the encoder was lost mid-stream; %s: ending the stream", why)
             await self._end_broadcast()
             return
-        last_ms = [self.ingress.last_video_ts_ms, self.ingress.last_audio_ts_ms]
-        task = protection.start(slate, protection.continue_at_ms(slate, last_ms), self._send_slate, self._run_hold)
+        ingress = self.ingress
+        start_ms = protection.continue_at_ms(
+            slate, [ingress.last_video_ts_ms, ingress.last_audio_ts_ms], ingress.latest_display_ms
+        )
+        task = protection.start(slate, start_ms, self._send_slate, self._run_hold)
         self._tasks.add(task)  # cancelled by close()
         task.add_done_callback(self._tasks.discard)
         log.warning(

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.relay.frames import Frame, FrameClassifier, FrameKind, HeaderCache, never_cached
+from agent.relay.frames import Frame, FrameClassifier, FrameKind, HeaderCache, composition_offset_of, never_cached
 from agent.rtmp import messages as m
 
 KEY, INTER, DISP, SEQ, OTHER, AUD, META = (
@@ -131,3 +131,16 @@ def test_what_the_fast_lane_takes_never_teaches_the_classifier_or_fills_the_head
         kind, _ = classifier.classify(type_id, body)
         assert kind not in CACHED_OR_TEACHING
         assert classifier.nal_length_size == 3
+
+
+def test_a_pictures_composition_offset_is_read_where_its_body_carries_one() -> None:
+    late = (166).to_bytes(3, "big")
+    early = (-33 & 0xFFFFFF).to_bytes(3, "big")
+    assert composition_offset_of(bytes([0x27, 0x01]) + late + b"\x00") == 166  # legacy AVC picture
+    assert composition_offset_of(bytes([0x2C, 0x01]) + early + b"\x00") == -33  # legacy HEVC (codec id 12)
+    assert composition_offset_of(ex_video(2, 1, b"hvc1", late + HEVC_TRAIL_R)) == 166  # E-RTMP CodedFrames
+    assert composition_offset_of(ex_video(2, 1, b"avc1", early + b"\x00")) == -33
+    assert composition_offset_of(ex_video(2, 3, b"hvc1", HEVC_TRAIL_N)) == 0  # CodedFramesX: none carried
+    assert composition_offset_of(ex_video(2, 1, b"av01", late)) == 0  # AV1 has no offset field
+    assert composition_offset_of(bytes([0x17, 0x00]) + late) == 0  # a sequence header, not a picture
+    assert composition_offset_of(bytes([0x22, 0x00, 0x00])) == 0  # H.263, and too short to carry one

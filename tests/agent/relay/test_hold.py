@@ -6,6 +6,7 @@ import itertools
 
 from agent.relay.frames import Frame, FrameKind
 from agent.relay.hold import SlatePlayer, SwitchBack, with_parameter_sets
+from agent.relay.protection import Protection
 from agent.relay.slate import Slate
 from agent.relay.stream_shape import AudioShape, StreamShape, VideoShape
 from agent.rtmp import messages as m
@@ -119,3 +120,16 @@ def test_parameter_sets_go_in_band_only_on_a_legacy_avc_keyframe() -> None:
     assert with_parameter_sets(b"\x17\x01\x00\x00\x00k", b"\x17\x00\x00") == b"\x17\x01\x00\x00\x00k"
     hevc = b"\x91hvc1\x00\x00\x00k"
     assert with_parameter_sets(hevc, AVC_HEADER) == hevc
+
+
+def test_the_slate_is_shown_a_frame_after_the_latest_picture_the_encoder_sent() -> None:
+    at_30 = slate()
+    # OBS (x264, 2 B-frames): its last P-frame at 8266 ms is shown at 8399 ms, after the last timestamps.
+    assert Protection.continue_at_ms(at_30, [8266, 8258], 8399) == 8399 + 33
+    # Without B-frames the timestamps rule: three frame times after the last one.
+    assert Protection.continue_at_ms(at_30, [8266, 8258], 8266) == 8266 + 100
+    assert Protection.continue_at_ms(at_30, [8266, None], None) == 8266 + 100
+    assert Protection.continue_at_ms(at_30, [None, None], None) == 100
+    # Across the 32-bit RTMP clock's wrap, the later time is the one past it.
+    assert Protection.continue_at_ms(at_30, [2**32 - 40, 2**32 - 50], 100) == 133
+    assert Protection.continue_at_ms(at_30, [2**32 - 40, 2**32 - 50], 2**32 - 10) == 60
